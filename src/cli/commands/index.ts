@@ -1,0 +1,11 @@
+import type { CommandModule } from '../command-module.js';
+
+/** Every command the CLI knows; each file registers itself on yargs. */
+export async function loadCommands(): Promise<CommandModule[]> {
+  const modules = await Promise.all([
+    import('./run.js'),
+    import('./datasets.js'),
+    import('./engine.js'),
+  ]);
+  return modules.map((module) => module.command);
+}
