@@ -1,4 +1,4 @@
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { isEvalpipeError } from '../util/errors.js';
 import { loadCommands } from './commands/index.js';
 import { log } from '../util/log.js';
@@ -10,7 +10,7 @@ import { log } from '../util/log.js';
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   try {
-    let cli = yargs(argv)
+    let cli: Argv = yargs(argv)
       .scriptName('evalpipe')
       .usage('$0 <command> [options]\n\nEvaluate a code LLM: perplexity, HumanEval pass@k (Docker sandbox), latency and memory.')
       .option('verbose', { type: 'boolean', default: false, describe: 'Print stack traces and debug logs on stderr' })

@@ -1,0 +1,60 @@
+import { EngineProcess } from '../engine/engine-process.js';
+import type { EngineInfo, LoadParams, LoadResult } from '../engine/protocol.js';
+import { RunStoreError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import type { RunConfig } from './run-config.js';
+import type { RunDirectory } from './run-directory.js';
+
+/**
+ * Starts the engine and loads the model only when a stage needs it, records what it ran on in the manifest, and
+ * refuses to resume a run on different weights than it started with.
+ */
+export class EngineSession {
+  private engine: EngineProcess | undefined;
+
+  constructor(
+    private readonly run: RunDirectory,
+    private readonly config: RunConfig,
+    private readonly options: { signal?: AbortSignal; verbose: boolean },
+  ) {}
+
+  async get(): Promise<EngineProcess> {
+    if (this.engine?.alive) return this.engine;
+    log.info('engine: starting');
+    const engine = await EngineProcess.start({ signal: this.options.signal, echoStderr: this.options.verbose });
+    this.engine = engine;
+    const loadParams: LoadParams = {
+      model: this.config.model,
+      quant: this.config.quant,
+      attn: this.config.attn,
+      device: this.config.device,
+      seed: this.config.seed,
+      ...(this.config.revision ? { revision: this.config.revision } : {}),
+      ...(this.config.computeDtype ? { compute_dtype: this.config.computeDtype } : {}),
+    };
+    log.info(`engine: loading ${this.config.model} (${this.config.quant}, ${this.config.attn})`);
+    const model = await engine.request<LoadResult>('load', { ...loadParams }, { signal: this.options.signal });
+    const info = await engine.request<EngineInfo>('info', {}, { signal: this.options.signal, timeoutMs: 60_000 });
+    const previous = this.run.manifest.model;
+    if (previous?.weights_sha256 && model.weights_sha256 && previous.weights_sha256 !== model.weights_sha256) {
+      await engine.shutdown();
+      throw new RunStoreError(
+        `the model's weights changed since this run started (sha256 ${previous.weights_sha256.slice(0, 12)} → ${model.weights_sha256.slice(0, 12)})`,
+        { hint: 'resume with the original checkpoint, or pass --fresh to start the run over' },
+      );
+    }
+    const { model: _loaded, ...engineFacts } = info;
+    await this.run.updateManifest({
+      model,
+      engine: engineFacts,
+      hardware: { ...this.run.manifest.hardware, device: info.device },
+    });
+    log.info(`engine: ready on ${info.device.name} (${model.n_params.toLocaleString('en-US')} parameters, ${model.dtype})`);
+    return engine;
+  }
+
+  async close(): Promise<void> {
+    await this.engine?.shutdown();
+    this.engine = undefined;
+  }
+}

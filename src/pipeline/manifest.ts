@@ -1,0 +1,23 @@
+import type { DatasetProvenance } from '../datasets/load.js';
+import type { EngineInfo, LoadResult } from '../engine/protocol.js';
+import type { RunConfig } from './run-config.js';
+
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+/** manifest.json: what was asked for and what it ran on. Written atomically; never partial. */
+export interface Manifest {
+  schema_version: number;
+  run_id: string;
+  created_at: string;
+  updated_at: string;
+  config: RunConfig;
+  config_hash: string;
+  tool: { name: 'evalpipe'; version: string; node: string };
+  engine: Omit<EngineInfo, 'model'> | null;
+  model: LoadResult | null;
+  datasets: Record<string, DatasetProvenance>;
+  hardware: { host_cpu: string; host_cores: number; host_memory_gib: number; device: EngineInfo['device'] | null };
+  seeds: { run: number };
+  stop_sequences: string[];
+  prompt_handling: { strip_prompt: boolean };
+}
