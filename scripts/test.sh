@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set-up, Docker + sandbox image, type check, vitest, pytest, ruff.
+# This is the README's test command; .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf 'test: %s\n' "$*" >&2; }
+
+bash scripts/setup.sh
+log "starting Docker and building the sandbox image"
+bash scripts/start-docker.sh
+node bin/evalpipe.js sandbox build >&2
+
+log "type check"
+npx tsc --noEmit -p tsconfig.test.json
+log "ruff"
+.venv/bin/ruff check cuda bench
+.venv/bin/ruff format --check cuda bench
+log "pytest (engine, CPU)"
+TRITON_INTERPRET=1 .venv/bin/python -m pytest -q cuda/tests
+log "vitest (CLI, pipeline, sandbox with the real Docker daemon, engine process)"
+npx vitest run
