@@ -1,0 +1,339 @@
+"""evalpipe sandbox runner: the long-lived process inside each sandbox container.
+
+It runs as the container's PID 1 under a non-root user and speaks JSON lines:
+  stdin   one job per line:  {"id": "j1", "program": "...", "timeout_s": 3.0, "memory_mb": 1024,
+                              "max_output_bytes": 4096}
+  stdout  first a ready line {"event": "ready", "protocol": 1, "python": "3.11.2", "pid": 1, "uid": 10001},
+          then one result line per job, in order:
+          {"id": "j1", "status": "passed"|"failed"|"timeout"|"oom"|"sandbox_error",
+           "exception_type": str|None, "message": str|None, "duration_ms": float,
+           "stdout": str, "stderr": str, "stdout_bytes": int, "stderr_bytes": int,
+           "exit_code": int|None, "signal": str|None, "clean": bool}
+
+Each job runs in a fresh process forked from this one (so the standard library is already imported),
+in its own session, with its own address-space, CPU-time and file-size limits and a wall-clock timeout.
+After every job the runner SIGKILLs every other process in the container (it is PID 1 of the container's
+PID namespace, so nothing a candidate starts survives, whatever process group it moved to), reaps them,
+and empties /tmp. `clean: false` means that clean-up did not finish: the caller must replace the container.
+Candidates cannot signal the runner (PID 1 ignores signals it has no handler for) nor read its memory or
+file descriptors (it makes itself non-dumpable).
+"""
+
+from __future__ import annotations
+
+import bisect  # noqa: F401  (pre-imported so candidates start warm)
+import collections  # noqa: F401
+import contextlib
+import ctypes
+import fractions  # noqa: F401
+import functools  # noqa: F401
+import hashlib  # noqa: F401
+import heapq  # noqa: F401
+import itertools  # noqa: F401
+import json
+import math
+import os
+import platform
+import random  # noqa: F401
+import re  # noqa: F401
+import resource
+import selectors
+import shutil
+import signal
+import stat
+import string  # noqa: F401
+import sys
+import time
+import traceback
+import typing  # noqa: F401
+from typing import Any
+
+PROTOCOL = 1
+WORK_ROOT = "/tmp"
+CHILD_FILE_SIZE_LIMIT = 16 * 1024 * 1024
+CLEANUP_SECONDS = 2.0
+
+
+def make_undumpable() -> None:
+    """PR_SET_DUMPABLE=0: /proc/1/{fd,mem,environ} and ptrace become off-limits to the same user."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
+
+
+def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, job: dict[str, Any]) -> None:
+    """Runs in the forked child: isolate, limit, execute the program, report on res_w, exit."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.closerange(3, res_w)
+    os.closerange(res_w + 1, 65536)
+    try:  # make the kernel's OOM killer pick a candidate before the runner
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("1000")
+    except OSError:
+        pass
+    memory = int(job["memory_mb"]) * 1024 * 1024
+    cpu_seconds = math.ceil(float(job["timeout_s"])) + 1
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (CHILD_FILE_SIZE_LIMIT, CHILD_FILE_SIZE_LIMIT))
+    os.chdir(work_dir)
+    sys.argv = [""]
+    report: dict[str, Any]
+    try:
+        code = compile(program, "<candidate>", "exec")
+        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+        report = {"outcome": "ok"}
+    except BaseException as error:
+        report = {"outcome": "exception", "type": type(error).__name__, "message": str(error)[:1000]}
+        with contextlib.suppress(BaseException):
+            traceback.print_exc(limit=-3)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    report["pid"] = os.getpid()
+    with contextlib.suppress(BaseException):
+        os.write(res_w, (json.dumps(report) + "\n").encode())
+    os._exit(0)
+
+
+def kill_others(child_pid: int, statuses: dict[int, int]) -> bool:
+    """SIGKILL everything but the runner and reap it; record wait statuses. True when nothing is left."""
+    deadline = time.monotonic() + CLEANUP_SECONDS
+    as_init = os.getpid() == 1
+    while True:
+        try:
+            if as_init:
+                os.kill(-1, signal.SIGKILL)
+            else:  # outside a container (development only): the candidate's own group is all we may touch
+                os.killpg(child_pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            while True:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                statuses[pid] = status
+        except ChildProcessError:
+            return True
+        if not as_init and child_pid in statuses:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)
+
+
+def empty_work_root() -> bool:
+    def force(function: Any, path: str, _info: Any) -> None:
+        os.chmod(os.path.dirname(path), stat.S_IRWXU)
+        with contextlib.suppress(OSError):
+            os.chmod(path, stat.S_IRWXU)
+        function(path)
+
+    ok = True
+    for entry in os.scandir(WORK_ROOT):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.path, stat.S_IRWXU)
+                shutil.rmtree(entry.path, onerror=force)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            ok = False
+    return ok
+
+
+def decode(data: bytearray) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    job_id = job.get("id")
+    program = job["program"]
+    if not isinstance(program, str):
+        raise TypeError("program must be a string")
+    timeout_s = float(job.get("timeout_s", 3.0))
+    max_output = int(job.get("max_output_bytes", 4096))
+    job.setdefault("memory_mb", 1024)
+    job["timeout_s"] = timeout_s
+    work_dir = os.path.join(WORK_ROOT, "job")
+    os.mkdir(work_dir, 0o700)
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child_main(program, work_dir, out_w, err_w, res_w, job)
+        finally:
+            os._exit(121)
+    for fd in (out_w, err_w, res_w):
+        os.close(fd)
+
+    captured = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
+    totals = {out_r: 0, err_r: 0, res_r: 0}
+    limits = {out_r: max_output, err_r: max_output, res_r: 1 << 20}
+
+    def read_from(fd: int) -> bool:
+        data = os.read(fd, 65536)
+        if not data:
+            return False
+        totals[fd] += len(data)
+        room = limits[fd] - len(captured[fd])
+        if room > 0:
+            captured[fd] += data[:room]
+        return True
+
+    pidfd = os.pidfd_open(pid)
+    selector = selectors.DefaultSelector()
+    for fd in (out_r, err_r, res_r, pidfd):
+        selector.register(fd, selectors.EVENT_READ)
+    statuses: dict[int, int] = {}
+    timed_out = False
+    deadline = started + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        exited = False
+        for key, _ in selector.select(remaining):
+            fd = int(key.fd)
+            if fd == pidfd:
+                exited = True
+            elif not read_from(fd):
+                selector.unregister(fd)
+        if exited:
+            break
+    duration_ms = (time.monotonic() - started) * 1000.0
+    if not timed_out:
+        _, status = os.waitpid(pid, 0)
+        statuses[pid] = status
+    clean = kill_others(pid, statuses)
+    selector.close()
+    os.close(pidfd)
+    for fd in (out_r, err_r, res_r):  # every writer is dead now, so these reads end
+        if clean:
+            while read_from(fd):
+                pass
+        os.close(fd)
+    clean = empty_work_root() and clean
+
+    report: dict[str, Any] | None = None
+    for line in captured[res_r].decode("utf-8", errors="replace").splitlines():
+        try:
+            candidate = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(candidate, dict) and candidate.get("pid") == pid:
+            report = candidate
+            break
+
+    status = statuses.get(pid)
+    exit_code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
+    killed_by = signal_name(os.WTERMSIG(status)) if status is not None and os.WIFSIGNALED(status) else None
+    result: dict[str, Any] = {"id": job_id, "exception_type": None, "message": None}
+    if timed_out:
+        result.update(status="timeout", message=f"still running after {timeout_s:g} s")
+    elif report is not None and report.get("outcome") == "ok":
+        result.update(status="passed")
+    elif report is not None:
+        kind = str(report.get("type"))
+        result.update(
+            status="oom" if kind == "MemoryError" else "failed", exception_type=kind, message=report.get("message")
+        )
+    elif killed_by == "SIGKILL":
+        result.update(status="oom", exception_type="SIGKILL", message="killed by the kernel (out of memory)")
+    elif killed_by == "SIGXCPU":
+        result.update(status="timeout", exception_type="SIGXCPU", message="CPU time limit exceeded")
+    elif killed_by is not None:
+        result.update(status="failed", exception_type=killed_by, message=f"the process died from {killed_by}")
+    else:
+        result.update(
+            status="failed", exception_type="EarlyExit", message=f"exited with code {exit_code} before the tests ran"
+        )
+    result.update(
+        duration_ms=round(duration_ms, 3),
+        stdout=decode(captured[out_r]),
+        stderr=decode(captured[err_r]),
+        stdout_bytes=totals[out_r],
+        stderr_bytes=totals[err_r],
+        exit_code=exit_code,
+        signal=killed_by,
+        clean=clean,
+    )
+    return result
+
+
+def reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    if os.getuid() == 0:
+        reply({"event": "fatal", "message": "the sandbox runner refuses to run as root"})
+        return 1
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    make_undumpable()
+    reply(
+        {
+            "event": "ready",
+            "protocol": PROTOCOL,
+            "python": platform.python_version(),
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+        }
+    )
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job_id = None
+        try:
+            job = json.loads(line)
+            if not isinstance(job, dict):
+                raise TypeError("a job must be a JSON object")
+            job_id = job.get("id")
+            result = run_job(job)
+        except Exception as error:
+            clean = kill_others(-1, {}) and empty_work_root()
+            result = {
+                "id": job_id,
+                "status": "sandbox_error",
+                "exception_type": type(error).__name__,
+                "message": f"runner: {error}"[:1000],
+                "duration_ms": 0.0,
+                "stdout": "",
+                "stderr": "",
+                "stdout_bytes": 0,
+                "stderr_bytes": 0,
+                "exit_code": None,
+                "signal": None,
+                "clean": clean,
+            }
+        reply(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
