@@ -6,6 +6,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./run.js'),
     import('./datasets.js'),
     import('./engine.js'),
+    import('./bench.js'),
   ]);
   return modules.map((module) => module.command);
 }

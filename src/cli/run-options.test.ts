@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { buildRunConfig } from './run-options.js';
+import { UsageError } from '../util/errors.js';
+
+describe('buildRunConfig', () => {
+  it('smoke preset: tiny model, built-in texts, CPU fp32; flags override the preset', () => {
+    const { config } = buildRunConfig({ preset: 'smoke', rows: 3 });
+    expect(config).toMatchObject({ model: 'preset:tiny-starcoder2', device: 'cpu', quant: 'fp32', tasks: ['perplexity'] });
+    expect(config.perplexity).toMatchObject({ dataset: 'builtin:smoke', rows: 3, addBos: true });
+  });
+
+  it('defaults follow the study: 512 rows of flytech/python-codes-25k, greedy pass@1, the 3x3 latency matrix', () => {
+    const { config } = buildRunConfig({});
+    expect(config.perplexity).toMatchObject({ dataset: 'flytech/python-codes-25k', rows: 512 });
+    expect(config.humaneval).toMatchObject({ n: 1, temperature: 0, stripPrompt: true, timeoutS: 3 });
+    expect(config.humaneval.stop).toContain('\ndef');
+    expect(config.latency).toMatchObject({ batches: [2, 4, 8], contexts: [4096, 8192, 16384], warmup: 2, iters: 4, repeats: 4 });
+  });
+
+  it.each([
+    [{ rows: 0 }, /--rows must be a positive whole number, got 0/],
+    [{ rows: -3 }, /--rows must be a positive whole number, got -3/],
+    [{ rows: 1.5 }, /--rows/],
+    [{ tasks: 'perplexity,bogus' }, /--tasks: unknown value "bogus"/],
+    [{ stages: '' }, /--stages is empty/],
+    [{ 'top-p': 0 }, /--top-p must be in/],
+    [{ 'max-length': 8, stride: 9 }, /--stride \(9\) must not exceed --max-length \(8\)/],
+    [{ batches: '2,x' }, /--batches must be a comma list/],
+    [{ model: ' ' }, /--model is empty/],
+  ])('rejects %j with a clear message', (raw, message) => {
+    expect(() => buildRunConfig(raw)).toThrow(UsageError);
+    expect(() => buildRunConfig(raw)).toThrow(message);
+  });
+});

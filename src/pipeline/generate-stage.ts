@@ -1,0 +1,101 @@
+import type { EngineProcess } from '../engine/engine-process.js';
+import type { GeneratedSample } from '../engine/protocol.js';
+import { Progress } from '../util/progress.js';
+import type { HumanEvalConfig } from './run-config.js';
+import type { RunDirectory } from './run-directory.js';
+
+export const GENERATE_STAGE = 'generate';
+
+export interface PromptProblem {
+  task_id: string;
+  prompt: string;
+}
+
+export interface GenerationRecord {
+  key: string;
+  task_id: string;
+  sample_index: number;
+  /** The exact prompt the model continued (after optional stripping): the program is prompt_used + completion. */
+  prompt_used: string;
+  completion: string;
+  finish_reason: GeneratedFinish;
+  n_new_tokens: number;
+  stop_sequence: string | null;
+}
+type GeneratedFinish = GeneratedSample['finish_reason'];
+
+export function generationKey(taskId: string, sampleIndex: number): string {
+  return `gen:${taskId}:${sampleIndex}`;
+}
+
+/** bigcode-evaluation-harness feeds HumanEval prompts as `prompt.strip()`; recorded in the manifest. */
+export function promptForGeneration(prompt: string, strip: boolean): string {
+  return strip ? prompt.trim() : prompt;
+}
+
+/** Problems per engine request: small, so a crash loses little and progress moves. */
+const PROBLEMS_PER_REQUEST = 4;
+
+/**
+ * n completions per problem through the engine. Each finished sample is one record; a problem whose n samples
+ * are all recorded is skipped on resume, a partial one is generated again (the engine's per-(task, sample) seeds
+ * make the samples identical) and only its missing samples are written.
+ */
+export async function runGenerateStage(options: {
+  run: RunDirectory;
+  engine: () => Promise<EngineProcess>;
+  problems: PromptProblem[];
+  config: HumanEvalConfig;
+  seed: number;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { config } = options;
+  const records = await options.run.stage(GENERATE_STAGE);
+  const total = options.problems.length * config.n;
+  const todo = options.problems.filter((problem) =>
+    Array.from({ length: config.n }, (_, index) => index).some((index) => !records.has(generationKey(problem.task_id, index))),
+  );
+  if (todo.length === 0) return;
+  const engine = await options.engine();
+  const progress = new Progress('generate', total, 'samples', process.stderr, records.size);
+  for (let start = 0; start < todo.length; start += PROBLEMS_PER_REQUEST) {
+    options.signal?.throwIfAborted();
+    const group = todo.slice(start, start + PROBLEMS_PER_REQUEST);
+    const prompts = new Map(group.map((problem) => [problem.task_id, promptForGeneration(problem.prompt, config.stripPrompt)]));
+    const writes: Promise<void>[] = [];
+    await engine.request(
+      'generate',
+      {
+        requests: group.map((problem) => ({ key: problem.task_id, prompt: prompts.get(problem.task_id)! })),
+        n: config.n,
+        temperature: config.temperature,
+        top_p: config.topP,
+        max_new_tokens: config.maxNewTokens,
+        seed: options.seed,
+        stop: config.stop,
+      },
+      {
+        signal: options.signal,
+        onEvent: (event, data) => {
+          if (event !== 'partial') return;
+          const sample = data as GeneratedSample;
+          const key = generationKey(sample.key, sample.sample_index);
+          if (records.has(key)) return;
+          const record: GenerationRecord = {
+            key,
+            task_id: sample.key,
+            sample_index: sample.sample_index,
+            prompt_used: prompts.get(sample.key) ?? '',
+            completion: sample.completion,
+            finish_reason: sample.finish_reason,
+            n_new_tokens: sample.n_new_tokens,
+            stop_sequence: sample.stop_sequence,
+          };
+          writes.push(records.append({ ...record }).then(() => progress.tick()));
+        },
+      },
+    );
+    await Promise.all(writes);
+  }
+  progress.finish();
+}

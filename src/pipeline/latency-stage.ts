@@ -1,0 +1,93 @@
+import type { EngineProcess } from '../engine/engine-process.js';
+import type { BenchResult } from '../engine/protocol.js';
+import { log } from '../util/log.js';
+import type { LatencyConfig, RunConfig } from './run-config.js';
+import type { RunDirectory } from './run-directory.js';
+
+export const LATENCY_STAGE = 'latency';
+
+export interface LatencyCell {
+  model: string;
+  quant: string;
+  attn: string;
+  batch: number;
+  ctx: number;
+  status: 'ok' | 'oom';
+  seconds_per_minibatch: number | null;
+  tokens_per_s: number | null;
+  peak_gib: number | null;
+}
+
+export function latencyKey(quant: string, attn: string, batch: number, ctx: number): string {
+  return `lat:${quant}:${attn}:${batch}x${ctx}`;
+}
+
+/**
+ * The study's protocol, one cell per batch × context: 2 warm-up minibatches, then 4 timed minibatches repeated
+ * 4 times; time per minibatch is the median. An out-of-memory cell is recorded as OOM and the run carries on.
+ */
+export async function runLatencyCells(options: {
+  engine: EngineProcess;
+  model: string;
+  quant: string;
+  attn: string;
+  latency: LatencyConfig;
+  isDone?: (key: string) => boolean;
+  onCell: (key: string, cell: LatencyCell, times: number[]) => Promise<void>;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { latency } = options;
+  for (const batch of latency.batches) {
+    for (const ctx of latency.contexts) {
+      options.signal?.throwIfAborted();
+      const key = latencyKey(options.quant, options.attn, batch, ctx);
+      if (options.isDone?.(key)) continue;
+      const result = await options.engine.request<BenchResult>(
+        'bench',
+        { batch, ctx, warmup: latency.warmup, iters: latency.iters, repeats: latency.repeats },
+        { signal: options.signal },
+      );
+      const cell: LatencyCell = {
+        model: options.model,
+        quant: options.quant,
+        attn: options.attn,
+        batch,
+        ctx,
+        status: result.status,
+        seconds_per_minibatch: result.seconds_per_minibatch,
+        tokens_per_s: result.tokens_per_s,
+        peak_gib: result.peak_gib,
+      };
+      log.info(
+        `latency ${options.quant}/${options.attn} ${batch}x${ctx}: ${
+          cell.status === 'oom' ? 'OOM' : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${cell.peak_gib?.toFixed(1)} GiB`
+        }`,
+      );
+      await options.onCell(key, cell, result.times ?? []);
+    }
+  }
+}
+
+export async function runLatencyStage(options: {
+  run: RunDirectory;
+  engine: () => Promise<EngineProcess>;
+  config: RunConfig;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const records = await options.run.stage(LATENCY_STAGE);
+  const { config } = options;
+  const pending = config.latency.batches.some((batch) =>
+    config.latency.contexts.some((ctx) => !records.has(latencyKey(config.quant, config.attn, batch, ctx))),
+  );
+  if (!pending) return;
+  await runLatencyCells({
+    engine: await options.engine(),
+    model: config.model,
+    quant: config.quant,
+    attn: config.attn,
+    latency: config.latency,
+    isDone: (key) => records.has(key),
+    onCell: (key, cell, times) => records.append({ key, ...cell, times }),
+    signal: options.signal,
+  });
+}
