@@ -1,0 +1,137 @@
+"""The latency experiment for one cell {batch, ctx} on the loaded model (the `bench` op).
+
+Protocol (the study's): `warmup` minibatches (default 2), then `repeats` (default 4) rounds of `iters` (default 4)
+timed minibatches. A minibatch is `batch` rows of `ctx` random token ids, scored exactly as perplexity scoring
+does (full prefill plus the chunked head's target log-probabilities). Each minibatch is timed on its own (CUDA
+events on GPU, a monotonic clock on CPU); `seconds_per_minibatch` is the median of all timed minibatches.
+`peak_gib` is torch's peak allocated GPU memory during the cell (GiB), null on CPU.
+
+An out-of-memory cell returns status "oom" with the memory released; the engine carries on.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from .backend import CausalLMBackend
+from .errors import BadRequest
+
+Emit = Callable[[str, dict[str, Any]], None]
+BENCH_PARAMS: dict[str, int] = {"batch": 0, "ctx": 0, "warmup": 2, "iters": 4, "repeats": 4, "seed": 0}
+
+
+def _int_param(params: Mapping[str, Any], key: str, lo: int) -> int:
+    value = params.get(key, BENCH_PARAMS[key])
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        raise BadRequest(f"bench: {key} must be an integer >= {lo}, got {value!r}")
+    return value
+
+
+def _device_of(backend: CausalLMBackend) -> torch.device:
+    return torch.device(backend.facts.device)
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | None = None) -> dict[str, Any]:
+    """One latency cell. params: {batch, ctx, warmup?, iters?, repeats?, seed?}. Returns
+    {status, batch, ctx, seconds_per_minibatch, tokens_per_s, peak_gib, times} (times: one list per repeat)."""
+    unknown = sorted(set(params) - set(BENCH_PARAMS))
+    if unknown:
+        raise BadRequest(f"bench: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(BENCH_PARAMS)}")
+    batch = _int_param(params, "batch", 1)
+    ctx = _int_param(params, "ctx", 2)
+    warmup = _int_param(params, "warmup", 0)
+    iters = _int_param(params, "iters", 1)
+    repeats = _int_param(params, "repeats", 1)
+    seed = _int_param(params, "seed", 0)
+    facts = backend.facts
+    if ctx > facts.max_position_embeddings:
+        raise BadRequest(
+            f"bench: ctx {ctx} exceeds the model's maximum context of {facts.max_position_embeddings}",
+            hint=f"use ctx <= {facts.max_position_embeddings}",
+        )
+    device = _device_of(backend)
+    cuda = device.type == "cuda"
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    ids_cpu = torch.randint(0, facts.vocab_size, (batch, ctx), generator=gen, dtype=torch.int64)
+    base: dict[str, Any] = {"batch": batch, "ctx": ctx, "warmup": warmup, "iters": iters, "repeats": repeats}
+
+    _free(device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    ids: torch.Tensor | None = None
+    try:
+        ids = ids_cpu.to(device)
+        score_minibatch = getattr(backend, "score_minibatch", None)
+        if callable(score_minibatch):
+            dev_ids = ids
+
+            def step() -> object:
+                return score_minibatch(dev_ids)
+        else:
+            rows = list(ids_cpu)
+
+            def step() -> object:
+                return backend.target_logprobs(rows)
+
+        for _ in range(warmup):
+            step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        times: list[list[float]] = []
+        total = repeats * iters
+        for r in range(repeats):
+            round_times: list[float] = []
+            for _ in range(iters):
+                if cuda:
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    step()
+                    end.record()
+                    end.synchronize()
+                    round_times.append(start.elapsed_time(end) / 1000.0)
+                else:
+                    t0 = time.perf_counter()
+                    step()
+                    round_times.append(time.perf_counter() - t0)
+            times.append(round_times)
+            if emit is not None:
+                emit("progress", {"done": (r + 1) * iters, "total": total, "unit": "minibatches"})
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    except torch.OutOfMemoryError:
+        ids = None
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+        _free(device)
+        return {
+            **base,
+            "status": "oom",
+            "seconds_per_minibatch": None,
+            "tokens_per_s": None,
+            "peak_gib": peak,
+            "times": [],
+        }
+    finally:
+        ids = None
+    _free(device)
+    spm = statistics.median(t for rt in times for t in rt)
+    return {
+        **base,
+        "status": "ok",
+        "seconds_per_minibatch": spm,
+        "tokens_per_s": batch * ctx / spm,
+        "peak_gib": peak,
+        "times": times,
+    }

@@ -1,0 +1,43 @@
+"""The LM head without waste: log p(target) per position, computed in row chunks so that full-vocabulary float32
+logits never exist for more than `chunk_rows` positions at once (a 16384-token row at vocab 49152 would otherwise
+need 3.2 GB of float32 logits; a 2048-row chunk needs 0.4 GB)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+DEFAULT_CHUNK_ROWS = 2048
+
+
+def chunk_rows_for(vocab_size: int, budget_bytes: int = 512 * 2**20) -> int:
+    """Rows per chunk so that one chunk's float32 logits stay under `budget_bytes` (at least 16 rows)."""
+    return max(16, min(DEFAULT_CHUNK_ROWS * 4, budget_bytes // (4 * max(vocab_size, 1))))
+
+
+def target_logprobs_chunked(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    head: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    chunk_rows: int | None = None,
+) -> torch.Tensor:
+    """hidden [M, H] (already final-normed), targets [M] int64 -> float32 [M] of log softmax(head(h))[target].
+
+    Each chunk's logits are computed in the head's dtype, upcast to float32 (as HF does before its loss), reduced
+    to logsumexp and the target logit, and dropped before the next chunk."""
+    if hidden.shape[0] != targets.shape[0]:
+        raise ValueError(f"target_logprobs_chunked: {hidden.shape[0]} hidden rows but {targets.shape[0]} targets")
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    if hidden.shape[0] == 0:
+        return out
+    rows = chunk_rows or DEFAULT_CHUNK_ROWS
+    for a in range(0, hidden.shape[0], rows):
+        b = min(a + rows, hidden.shape[0])
+        logits = head(hidden[a:b]).float()
+        lse = torch.logsumexp(logits, dim=-1)
+        tgt = logits.gather(1, targets[a:b, None]).squeeze(1)
+        out[a:b] = tgt - lse
+        del logits
+    return out
