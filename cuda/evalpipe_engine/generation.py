@@ -1,0 +1,315 @@
+"""The `generate` op: n completions per prompt with temperature / top_p sampling or greedy decoding.
+
+Each (key, sample_index) draws from its own torch.Generator seeded from sha256(seed, key, sample_index), so a sample
+is reproducible whatever else is in the request. Stop strings are checked incrementally on the decoded new text;
+the completion is the decoded new tokens cut at the first stop string. EOS stops (the EOS text is not included);
+`max_new_tokens` (or the model's last position) stops with finish_reason "length".
+
+The decoding loop talks to the backend through `open_decoder(prompt, n)` (prefill once, then one token per sample
+per step) when the backend has it, else through `next_token_logits` on the whole sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from .errors import BadRequest
+
+if TYPE_CHECKING:
+    from .backend import CausalLMBackend
+    from .loading import LoadedModel
+
+GENERATE_PARAMS: tuple[str, ...] = (
+    "requests",
+    "n",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "seed",
+    "stop",
+    "add_bos",
+)
+# bigcode-evaluation-harness HumanEval stop list (EOS always stops as well).
+DEFAULT_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
+DEFAULT_MAX_NEW_TOKENS = 512
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+class Decoder(Protocol):
+    first_logits: torch.Tensor  # [n, vocab] float32: logits after the prompt
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per live sample ([n] int64); return the next logits ([n, vocab] float32)."""
+        ...
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows of the batch (finished samples leave)."""
+        ...
+
+
+class RecomputeDecoder:
+    """Fallback for backends without a KV-cache decoder: recompute the whole sequence each step."""
+
+    def __init__(self, backend: CausalLMBackend, prompt: torch.Tensor, n: int) -> None:
+        self._backend = backend
+        self._seqs = [prompt.clone() for _ in range(n)]
+        self.first_logits = backend.next_token_logits(self._seqs[:1]).expand(n, -1).contiguous()
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self._seqs = [torch.cat([s, t.view(1).cpu()]) for s, t in zip(self._seqs, tokens, strict=True)]
+        return self._backend.next_token_logits(self._seqs)
+
+    def keep(self, rows: list[int]) -> None:
+        self._seqs = [self._seqs[r] for r in rows]
+
+
+def open_decoder(backend: CausalLMBackend, prompt: torch.Tensor, n: int) -> Decoder:
+    opener = getattr(backend, "open_decoder", None)
+    if callable(opener):
+        return opener(prompt, n)  # type: ignore[no-any-return]
+    return RecomputeDecoder(backend, prompt, n)
+
+
+def sample_seed(seed: int, key: str, sample_index: int) -> int:
+    """A stable 63-bit seed for one (key, sample_index): sha256 of "seed\\0key\\0index"."""
+    digest = hashlib.sha256(f"{seed}\0{key}\0{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def choose_token(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None) -> int:
+    """logits: [vocab] float32 on CPU. temperature 0 -> argmax; else softmax(logits / T) restricted to the
+    smallest set of most likely tokens whose mass reaches top_p, then one draw from `gen`."""
+    if temperature == 0.0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = (torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+@dataclass
+class _Sample:
+    index: int
+    gen: torch.Generator | None
+    tokens: list[int]
+    done: bool = False
+    finish_reason: str = ""
+    stop_sequence: str | None = None
+    completion: str = ""
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    n: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int
+    stop: tuple[str, ...]
+    add_bos: bool
+
+
+def _number(params: dict[str, Any], key: str, default: float) -> float:
+    value = params.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest(f"generate: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _integer(params: dict[str, Any], key: str, default: int, low: int) -> int:
+    value = params.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"generate: {key} must be an integer, got {value!r}")
+    if value < low:
+        raise BadRequest(f"generate: {key} = {value} is out of range", hint=f"use a value >= {low}")
+    return value
+
+
+def parse_settings(params: dict[str, Any]) -> GenerateSettings:
+    unknown = sorted(set(params) - set(GENERATE_PARAMS))
+    if unknown:
+        raise BadRequest(
+            f"generate: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(GENERATE_PARAMS)}"
+        )
+    n = _integer(params, "n", 1, 1)
+    temperature = _number(params, "temperature", 0.0)
+    if temperature < 0:
+        raise BadRequest(f"generate: temperature {temperature} is negative", hint="use 0 (greedy) or more")
+    top_p = _number(params, "top_p", 1.0)
+    if not 0.0 < top_p <= 1.0:
+        raise BadRequest(f"generate: top_p {top_p} is out of range", hint="use a value in (0, 1]")
+    if temperature == 0.0 and n != 1:
+        raise BadRequest(
+            f"generate: temperature 0 is greedy and gives one completion, but n = {n}",
+            hint="use n = 1 with temperature 0, or a temperature above 0 for n samples",
+        )
+    max_new = _integer(params, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, 1)
+    seed = _integer(params, "seed", 0, 0)
+    stop_raw = params.get("stop", list(DEFAULT_STOP))
+    if stop_raw is None:
+        stop_raw = list(DEFAULT_STOP)
+    if not isinstance(stop_raw, list) or not all(isinstance(s, str) and s for s in stop_raw):
+        raise BadRequest("generate: stop must be a list of non-empty strings", hint="pass [] for EOS only")
+    add_bos = params.get("add_bos", False)
+    if not isinstance(add_bos, bool):
+        raise BadRequest(f"generate: add_bos must be true or false, got {add_bos!r}")
+    return GenerateSettings(n, temperature, top_p, max_new, seed, tuple(stop_raw), add_bos)
+
+
+def _requests(params: dict[str, Any], settings: GenerateSettings) -> list[tuple[str, str, list[int]]]:
+    reqs = params.get("requests")
+    if not isinstance(reqs, list):
+        raise BadRequest("generate: requests must be a list of {key, prompt}", hint='e.g. [{"key":"t0","prompt":"x"}]')
+    out: list[tuple[str, str, list[int]]] = []
+    seen: set[str] = set()
+    for pos, req in enumerate(reqs):
+        if not isinstance(req, dict):
+            raise BadRequest(f"generate: requests[{pos}] must be an object {{key, prompt}}")
+        extra = sorted(set(req) - {"key", "prompt", "samples"})
+        if extra:
+            raise BadRequest(
+                f"generate: requests[{pos}] has unknown field(s) {', '.join(extra)}",
+                hint="use key, prompt and optionally samples",
+            )
+        key = req.get("key")
+        if not isinstance(key, str) or not key:
+            raise BadRequest(f"generate: requests[{pos}].key must be a non-empty string")
+        if key in seen:
+            raise BadRequest(f"generate: key {key!r} appears twice", hint="give each request a unique key")
+        seen.add(key)
+        prompt = req.get("prompt")
+        if not isinstance(prompt, str):
+            raise BadRequest(f"generate: prompt of {key!r} must be a string")
+        samples = req.get("samples")
+        if samples is None:
+            indices = list(range(settings.n))
+        else:
+            if (
+                not isinstance(samples, list)
+                or not samples
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples)
+                or len(set(samples)) != len(samples)
+            ):
+                raise BadRequest(f"generate: samples of {key!r} must be a non-empty list of distinct indices >= 0")
+            if settings.temperature == 0.0 and samples != [0]:
+                raise BadRequest(f"generate: greedy decoding has only sample 0, {key!r} asks for {samples}")
+            indices = list(samples)
+        out.append((key, prompt, indices))
+    return out
+
+
+def _find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
+    best: tuple[int, str] | None = None
+    for s in stops:
+        at = text.find(s)
+        if at >= 0 and (best is None or at < best[0]):
+            best = (at, s)
+    return best
+
+
+def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    settings = parse_settings(params)
+    requests = _requests(params, settings)
+    facts = loaded.facts
+    if settings.add_bos and facts.bos_token_id is None:
+        raise BadRequest("generate: add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
+    tokenizer = loaded.tokenizer
+    eos_ids = set(loaded.eos_token_ids)
+    stops = settings.stop
+    tail_tokens = max((len(s.encode("utf-8")) for s in stops), default=0) + 4
+    model_max = facts.max_position_embeddings or (1 << 62)
+
+    prompts: list[torch.Tensor] = []
+    for key, prompt, _ in requests:
+        ids = tokenizer.encode(prompt, add_special_tokens=False).ids if prompt else []
+        if settings.add_bos:
+            ids = [int(facts.bos_token_id), *ids]  # type: ignore[arg-type]
+        if not ids:
+            raise BadRequest(f"generate: prompt of {key!r} is empty", hint="give a prompt or pass add_bos: true")
+        if len(ids) >= model_max:
+            raise BadRequest(
+                f"generate: prompt of {key!r} has {len(ids)} tokens, the model's maximum is {model_max}",
+                hint="shorten the prompt",
+            )
+        prompts.append(torch.tensor(ids, dtype=torch.long))
+
+    count = 0
+    for (key, _, indices), prompt_ids in zip(requests, prompts, strict=True):
+        budget = min(settings.max_new_tokens, model_max - len(prompt_ids))
+        samples = [
+            _Sample(
+                index=i,
+                gen=None
+                if settings.temperature == 0.0
+                else torch.Generator().manual_seed(sample_seed(settings.seed, key, i)),
+                tokens=[],
+            )
+            for i in indices
+        ]
+        decoder = open_decoder(loaded.backend, prompt_ids, len(samples))
+        logits = decoder.first_logits.cpu()
+        active = list(range(len(samples)))  # sample positions still decoding; row r of logits is active[r]
+        while active:
+            fed: list[int] = []
+            still: list[int] = []
+            for row, pos in enumerate(active):
+                s = samples[pos]
+                token = choose_token(logits[row], settings.temperature, settings.top_p, s.gen)
+                if token in eos_ids:
+                    s.done, s.finish_reason = True, "eos"
+                else:
+                    s.tokens.append(token)
+                    if stops:
+                        hit = _find_stop(tokenizer.decode(s.tokens[-tail_tokens:], skip_special_tokens=False), stops)
+                        if hit is not None:
+                            s.done, s.finish_reason = True, "stop"
+                    if not s.done and len(s.tokens) >= budget:
+                        s.done, s.finish_reason = True, "length"
+                if s.done:
+                    _finish(s, tokenizer, stops)
+                    emit("partial", _partial(key, s, len(prompt_ids)))
+                    count += 1
+                else:
+                    still.append(row)
+                    fed.append(token)
+            if not still:
+                break
+            if len(still) != len(active):
+                decoder.keep(still)
+                active = [active[r] for r in still]
+            logits = decoder.step(torch.tensor(fed, dtype=torch.long)).cpu()
+    return {"count": count}
+
+
+def _finish(s: _Sample, tokenizer: Any, stops: tuple[str, ...]) -> None:
+    text = tokenizer.decode(s.tokens, skip_special_tokens=False)
+    hit = _find_stop(text, stops) if stops else None
+    if hit is not None:
+        text = text[: hit[0]]
+        s.finish_reason, s.stop_sequence = "stop", hit[1]
+    s.completion = text
+
+
+def _partial(key: str, s: _Sample, n_prompt: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "sample_index": s.index,
+        "completion": s.completion,
+        "finish_reason": s.finish_reason,
+        "stop_sequence": s.stop_sequence,
+        "n_new_tokens": len(s.tokens),
+        "n_prompt_tokens": n_prompt,
+    }

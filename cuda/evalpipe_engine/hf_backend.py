@@ -1,0 +1,187 @@
+"""The HF transformers backend: any causal LM transformers can load, run through `AutoModelForCausalLM`.
+
+It is the parity reference for the native StarCoder2 and the fallback for architectures we have not written.
+Dense precisions only (fp32/fp16/bf16) and eager/sdpa attention; int8/nf4/fp8 and flash attention are the native
+engine's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backend import ModelFacts
+from .errors import Unsupported
+from .quant.modes import DENSE_DTYPES
+
+log = logging.getLogger(__name__)
+
+# Rows of the head computed at once: keeps the float32 logits block near 256 MiB whatever the vocabulary size.
+_HEAD_BLOCK_ELEMENTS = 1 << 26
+# Config fields that change logits after the head; when any is set we use the model's own full forward.
+_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+class HfDecoder:
+    """Incremental decoding of n samples that share one prompt, with the HF KV cache. The prompt is prefilled once
+    and its cache repeated n times."""
+
+    def __init__(self, backend: HfBackend, prompt: torch.Tensor, n: int) -> None:
+        from transformers import DynamicCache
+
+        self._model = backend.model
+        self._device = backend.device
+        self._cache = DynamicCache(config=self._model.config)
+        ids = prompt.to(self._device).view(1, -1)
+        with torch.inference_mode():
+            out = self._model(input_ids=ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+        self._cache = out.past_key_values
+        if n > 1:
+            self._cache.batch_repeat_interleave(n)
+        self.first_logits = out.logits[:, -1, :].float().expand(n, -1).contiguous()
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per sample ([n] int64); return the next logits ([n, vocab] float32)."""
+        ids = tokens.to(self._device).view(-1, 1)
+        with torch.inference_mode():
+            out = self._model(input_ids=ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+        self._cache = out.past_key_values
+        return out.logits[:, -1, :].float()
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows of the batch (finished samples leave)."""
+        self._cache.batch_select_indices(torch.tensor(rows, dtype=torch.long, device=self._device))
+
+
+class HfBackend:
+    """`CausalLMBackend` over an HF `PreTrainedModel` (see backend.py for the contract)."""
+
+    def __init__(self, model: Any, facts: ModelFacts, device: torch.device) -> None:
+        self.model = model
+        self.facts = facts
+        self.device = device
+        config = model.config
+        self._base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+        head = model.get_output_embeddings()
+        plain_head = isinstance(head, nn.Linear) and not any(
+            getattr(config, name, None) not in (None, 1, 1.0) for name in _LOGIT_POSTPROCESSING
+        )
+        self._head: nn.Linear | None = head if plain_head and self._base is not None else None
+
+    # -- scoring -------------------------------------------------------------------------------------------------
+    def _padded(self, sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        longest = max(int(s.numel()) for s in sequences)
+        ids = torch.zeros((len(sequences), longest), dtype=torch.long)
+        mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            ids[i, : seq.numel()] = seq
+            mask[i, : seq.numel()] = 1
+        # Right padding: real tokens keep positions 0..L-1 and, under the causal mask, never see the pad.
+        attention = None if bool(mask.all()) else mask.to(self.device)
+        return ids.to(self.device), attention
+
+    def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
+        if not sequences:
+            return []
+        for seq in sequences:
+            if seq.dim() != 1 or seq.numel() < 1:
+                raise ValueError("target_logprobs needs non-empty 1-D id tensors")
+        ids, attention = self._padded(sequences)
+        lengths = [int(s.numel()) for s in sequences]
+        with torch.inference_mode():
+            if self._head is not None:
+                hidden = self._base(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
+                rows = torch.cat([hidden[i, : n - 1] for i, n in enumerate(lengths)])
+                targets = torch.cat([ids[i, 1:n] for i, n in enumerate(lengths)])
+                flat = self._blocked_head_logprobs(rows, targets)
+            else:
+                logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits
+                parts = []
+                for i, n in enumerate(lengths):
+                    lp = torch.log_softmax(logits[i, : n - 1].float(), dim=-1)
+                    parts.append(lp.gather(-1, ids[i, 1:n, None]).squeeze(-1))
+                flat = torch.cat(parts)
+        out = list(torch.split(flat.float().cpu(), [n - 1 for n in lengths]))
+        return out
+
+    def _blocked_head_logprobs(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        assert self._head is not None
+        block = max(1, _HEAD_BLOCK_ELEMENTS // max(1, self.facts.vocab_size))
+        out = torch.empty(rows.shape[0], dtype=torch.float32, device=rows.device)
+        for start in range(0, rows.shape[0], block):
+            logits = self._head(rows[start : start + block]).float()
+            lse = torch.logsumexp(logits, dim=-1)
+            picked = logits.gather(-1, targets[start : start + block, None]).squeeze(-1)
+            out[start : start + block] = picked - lse
+        return out
+
+    # -- generation ----------------------------------------------------------------------------------------------
+    def next_token_logits(self, sequences: list[torch.Tensor]) -> torch.Tensor:
+        ids, attention = self._padded(sequences)
+        lengths = torch.tensor([int(s.numel()) for s in sequences], device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits
+            last = logits[torch.arange(len(sequences), device=self.device), lengths - 1]
+        return last.float()
+
+    def open_decoder(self, prompt: torch.Tensor, n: int) -> HfDecoder:
+        return HfDecoder(self, prompt, n)
+
+
+def build_hf_backend(
+    model_dir: Path, config: dict[str, Any], quant: str, attn: str, device: torch.device, architecture: str
+) -> HfBackend:
+    """Load `model_dir` with transformers in the dense dtype of `quant` and the requested attention."""
+    if quant not in DENSE_DTYPES:
+        raise Unsupported(
+            f"quant {quant} is not available for {architecture} on the HF transformers backend",
+            hint="use fp32, fp16 or bf16 (the native StarCoder2 engine provides int8, nf4 and fp8)",
+        )
+    if attn == "flash":
+        raise Unsupported(
+            f"attn flash is not available for {architecture} on the HF transformers backend",
+            hint="use --attn sdpa or eager (the native StarCoder2 engine provides flash attention)",
+        )
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    dtype = DENSE_DTYPES[quant]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=dtype, attn_implementation=attn, low_cpu_mem_usage=True
+        )
+    except ValueError as exc:
+        text = str(exc)
+        if "Unrecognized configuration class" in text or "does not support" in text:
+            raise Unsupported(
+                f"transformers cannot load {architecture} from {model_dir} as a causal LM: {text.splitlines()[0]}",
+                hint="evalpipe scores and generates with causal (decoder-only) language models",
+            ) from exc
+        raise
+    model.to(device)
+    model.eval()
+    params = {id(p): p for p in model.parameters()}
+    buffers = {id(b): b for b in model.buffers()}
+    weight_bytes = sum(p.numel() * p.element_size() for p in params.values())
+    weight_bytes += sum(b.numel() * b.element_size() for b in buffers.values() if b.is_floating_point())
+    vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else 0
+    eos = config.get("eos_token_id")
+    facts = ModelFacts(
+        architecture=architecture,
+        vocab_size=int(vocab or config.get("vocab_size", 0)),
+        max_position_embeddings=int(config.get("max_position_embeddings") or config.get("n_positions") or 0),
+        sliding_window=config.get("sliding_window"),
+        bos_token_id=config.get("bos_token_id"),
+        eos_token_id=eos[0] if isinstance(eos, list) and eos else eos,
+        n_params=sum(p.numel() for p in params.values()),
+        weight_bytes=int(weight_bytes),
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(device),
+    )
+    log.info("loaded %s with transformers (%s, attn %s) on %s", architecture, facts.dtype, attn, device)
+    return HfBackend(model, facts, device)

@@ -1,0 +1,385 @@
+"""Resolve a model reference (preset, local directory, hub id), validate the checkpoint, pick a backend, load.
+
+`load_model(params)` is what the `load` op calls; `select_backend(...)` is the one place that decides which
+implementation serves a model (today: HF transformers for everything).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+
+from .backend import CausalLMBackend, ModelFacts
+from .errors import BadRequest, NotFound, Unsupported
+from .presets import PRESET_PREFIX, PRESETS, parse_preset, write_preset_dir
+from .quant.modes import QUANT_MODES, QuantError, check_mode
+
+log = logging.getLogger(__name__)
+
+ATTN_MODES: tuple[str, ...] = ("eager", "sdpa", "flash")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+LOAD_PARAMS: tuple[str, ...] = ("model", "revision", "quant", "attn", "device", "compute_dtype", "seed")
+HUB_PATTERNS: list[str] = [
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Provenance:
+    source: str  # "preset" | "local" | "hub"
+    model_id: str
+    revision: str | None
+    weights_sha256: str
+    directory: str
+    seed: int | None
+
+
+@dataclass
+class LoadedModel:
+    backend: CausalLMBackend
+    tokenizer: Tokenizer
+    facts: ModelFacts
+    provenance: Provenance
+    quant: str
+    attn: str
+    compute_dtype: str | None
+    eos_token_ids: tuple[int, ...]
+    load_seconds: float
+
+    def describe(self) -> dict[str, Any]:
+        """The `load` op's result (also `info.model`)."""
+        f, p = self.facts, self.provenance
+        return {
+            "model_id": p.model_id,
+            "source": p.source,
+            "architecture": f.architecture,
+            "revision": p.revision,
+            "seed": p.seed,
+            "weights_sha256": p.weights_sha256,
+            "n_params": f.n_params,
+            "vocab_size": f.vocab_size,
+            "max_position_embeddings": f.max_position_embeddings,
+            "sliding_window": f.sliding_window,
+            "bos_token_id": f.bos_token_id,
+            "eos_token_id": f.eos_token_id,
+            "quant": self.quant,
+            "attn": self.attn,
+            "compute_dtype": self.compute_dtype,
+            "device": f.device,
+            "dtype": f.dtype,
+            "backend": type(self.backend).__name__,
+            "load_seconds": round(self.load_seconds, 3),
+            "weight_bytes": f.weight_bytes,
+        }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Parameters
+
+
+def _opt_str(params: dict[str, Any], key: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"load: {key} must be a string, got {type(value).__name__}")
+    if allowed is not None and value not in allowed:
+        raise BadRequest(f"load: unknown {key} {value!r}", hint=f"use one of {', '.join(allowed)}")
+    return value
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Unsupported("device cuda was requested but torch sees no CUDA device", hint="use device cpu or auto")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding the checkpoint
+
+_preset_dirs: dict[tuple[str, int], Path] = {}
+
+
+def _preset_dir(name: str, seed: int) -> Path:
+    """Materialise a preset once per engine process into a temporary directory removed at exit."""
+    key = (name, seed)
+    if key not in _preset_dirs:
+        tmp = Path(tempfile.mkdtemp(prefix=f"evalpipe-{name}-seed{seed}-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        _preset_dirs[key] = write_preset_dir(tmp, seed, name)
+    return _preset_dirs[key]
+
+
+def _looks_like_path(model: str) -> bool:
+    """Absolute, relative-with-dot or home paths are always local; anything else may be a hub id."""
+    return model.startswith(("/", "./", "../", "~")) or model in (".", "..")
+
+
+def _download_from_hub(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
+    """snapshot_download into the standard HF cache (HF_HOME / HF_HUB_CACHE); honours HF_TOKEN, HF_HUB_OFFLINE."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency of transformers
+        raise Unsupported("huggingface_hub is not installed", hint="pip install huggingface_hub") from exc
+    hint = (
+        f"check the id and revision, or use a local directory (config.json + *.safetensors + tokenizer.json) "
+        f"or {PRESET_PREFIX}{PRESETS[0]}"
+    )
+    try:
+        path = snapshot_download(
+            repo_id=repo_id,
+            revision=revision,
+            allow_patterns=HUB_PATTERNS,
+            token=os.environ.get("HF_TOKEN") or None,
+        )
+    except Exception as exc:
+        kind = type(exc).__name__
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        where = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline else ""
+        if kind in ("GatedRepoError",):
+            hint = "accept the model's licence on the hub and set HF_TOKEN"
+        raise NotFound(
+            f"model {repo_id!r}{'@' + revision if revision else ''} could not be fetched from the HF hub{where}: "
+            f"{kind}: {first}",
+            hint=hint,
+        ) from exc
+    snapshot = Path(path)
+    return snapshot, snapshot.name if snapshot.parent.name == "snapshots" else revision
+
+
+def resolve_model(model: str, revision: str | None, seed: int) -> tuple[Path, str, str, str | None]:
+    """-> (directory, source, model_id, revision)."""
+    preset = parse_preset(model)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise NotFound(
+                f"unknown preset {model!r}", hint=f"use one of {', '.join(PRESET_PREFIX + p for p in PRESETS)}"
+            )
+        if revision is not None:
+            raise BadRequest("load: revision applies to hub ids only, not to presets", hint="drop revision")
+        return _preset_dir(preset, seed), "preset", model, None
+    local = Path(model).expanduser()
+    if local.exists() or _looks_like_path(model):
+        if not local.exists():
+            raise NotFound(
+                f"model directory {model} does not exist",
+                hint=f"give a directory with config.json, *.safetensors and tokenizer.json, a hub id, "
+                f"or {PRESET_PREFIX}{PRESETS[0]}",
+            )
+        if not local.is_dir():
+            raise NotFound(f"model path {model} is not a directory", hint="give the checkpoint's directory")
+        if revision is not None:
+            raise BadRequest("load: revision applies to hub ids only, not to local directories", hint="drop revision")
+        resolved = local.resolve()
+        return resolved, "local", str(resolved), None
+    if not _HUB_ID.match(model):
+        raise NotFound(
+            f"model {model!r} is neither an existing directory nor a valid hub id",
+            hint=f"give a local directory, a hub id such as bigcode/starcoder2-3b, or {PRESET_PREFIX}{PRESETS[0]}",
+        )
+    directory, resolved_revision = _download_from_hub(model, revision)
+    return directory, "hub", model, resolved_revision
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validating the checkpoint
+
+
+def _check_safetensors(path: Path) -> None:
+    """Read the header and check that the file holds every byte the header promises; errors name the file."""
+    hint = "re-download or re-export the checkpoint"
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise NotFound(f"checkpoint file {path} is not a safetensors file (only {size} bytes)", hint=hint)
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > size - 8 or header_len > 100 << 20:
+                raise NotFound(f"checkpoint file {path} is corrupt: bad safetensors header length", hint=hint)
+            header = json.loads(fh.read(header_len))
+    except OSError as exc:
+        raise NotFound(f"checkpoint file {path} cannot be read: {exc.strerror or exc}", hint=hint) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotFound(f"checkpoint file {path} is corrupt: its safetensors header is not JSON", hint=hint) from exc
+    if not isinstance(header, dict):
+        raise NotFound(f"checkpoint file {path} is corrupt: unexpected safetensors header", hint=hint)
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise NotFound(f"checkpoint file {path} is corrupt: tensor {name} has no valid data_offsets", hint=hint)
+        end = max(end, offsets[1])
+    if 8 + header_len + end > size:
+        raise NotFound(
+            f"checkpoint file {path} is truncated: the header promises {8 + header_len + end} bytes, "
+            f"the file has {size}",
+            hint=hint,
+        )
+
+
+def validate_model_dir(directory: Path) -> tuple[dict[str, Any], list[Path]]:
+    """-> (config.json contents, safetensors files). Raises NotFound/Unsupported naming the offending file."""
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise NotFound(f"{config_path} is missing", hint="a model directory needs config.json from the checkpoint")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotFound(f"{config_path} cannot be read as JSON: {exc}", hint="re-download the checkpoint") from exc
+    if not isinstance(config, dict):
+        raise NotFound(f"{config_path} is not a JSON object", hint="re-download the checkpoint")
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        raise Unsupported(f"{config_path} has no model_type", hint="a transformers checkpoint names its model_type")
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        import transformers
+
+        raise Unsupported(
+            f"model_type {model_type!r} in {config_path} is not known to transformers {transformers.__version__}",
+            hint="upgrade transformers or use a supported architecture",
+        )
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise NotFound(
+            f"no *.safetensors weights in {directory}",
+            hint="evalpipe loads safetensors only (convert .bin weights with transformers' save_pretrained)",
+        )
+    for f in files:
+        _check_safetensors(f)
+    if not (directory / "tokenizer.json").is_file():
+        raise NotFound(f"{directory / 'tokenizer.json'} is missing", hint="the model directory needs tokenizer.json")
+    return config, files
+
+
+def weights_sha256(files: list[Path]) -> str:
+    """sha256 of the weights, streamed: one file -> that file's sha256; several -> sha256 over the lines
+    `<file name> <file sha256>\\n` in name order."""
+    digests: list[tuple[str, str]] = []
+    for f in sorted(files, key=lambda p: p.name):
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                h.update(chunk)
+        digests.append((f.name, h.hexdigest()))
+    if len(digests) == 1:
+        return digests[0][1]
+    return hashlib.sha256("".join(f"{n} {d}\n" for n, d in digests).encode()).hexdigest()
+
+
+def load_tokenizer(directory: Path) -> Tokenizer:
+    path = directory / "tokenizer.json"
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:
+        raise NotFound(f"{path} cannot be read as a tokenizer: {exc}", hint="re-download the checkpoint") from exc
+
+
+def architecture_of(config: dict[str, Any]) -> str:
+    archs = config.get("architectures")
+    if isinstance(archs, list) and archs and isinstance(archs[0], str):
+        return archs[0]
+    return str(config.get("model_type"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Backend choice and loading
+
+BackendBuilder = Callable[[Path, dict[str, Any], str, str, torch.device, str], CausalLMBackend]
+
+
+def select_backend(config: dict[str, Any], quant: str, attn: str, device: torch.device) -> BackendBuilder:
+    """Which implementation serves this model. Today: HF transformers for every architecture and mode (it raises
+    `unsupported` for modes it lacks). The native StarCoder2 (model.py) will be chosen here for model_type
+    starcoder2."""
+    from .hf_backend import build_hf_backend
+
+    return build_hf_backend
+
+
+def load_model(params: dict[str, Any]) -> LoadedModel:
+    unknown = sorted(set(params) - set(LOAD_PARAMS))
+    if unknown:
+        raise BadRequest(f"load: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(LOAD_PARAMS)}")
+    model = params.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest(
+            "load: model is required (a string)",
+            hint=f"give a local directory, a hub id or {PRESET_PREFIX}{PRESETS[0]}",
+        )
+    revision = _opt_str(params, "revision")
+    attn = _opt_str(params, "attn", ATTN_MODES) or "sdpa"
+    device = resolve_device(_opt_str(params, "device", DEVICES) or "auto")
+    quant = _opt_str(params, "quant", QUANT_MODES) or ("bf16" if device.type == "cuda" else "fp32")
+    compute_dtype = _opt_str(params, "compute_dtype", ("fp32", "fp16", "bf16"))
+    try:
+        check_mode(quant)
+    except QuantError as exc:
+        raise BadRequest(str(exc)) from exc
+    seed = params.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise BadRequest(f"load: seed must be a non-negative integer, got {seed!r}")
+
+    started = time.perf_counter()
+    directory, source, model_id, resolved_revision = resolve_model(model.strip(), revision, seed)
+    config, files = validate_model_dir(directory)
+    tokenizer = load_tokenizer(directory)
+    architecture = architecture_of(config)
+    builder = select_backend(config, quant, attn, device)
+    try:
+        backend = builder(directory, config, quant, attn, device, architecture)
+    except QuantError as exc:
+        raise (Unsupported if exc.error_type == "unsupported" else BadRequest)(str(exc)) from exc
+    except OSError as exc:
+        raise NotFound(f"cannot load the checkpoint in {directory}: {exc}", hint="re-download the checkpoint") from exc
+    eos = config.get("eos_token_id")
+    eos_ids = tuple(int(e) for e in (eos if isinstance(eos, list) else [eos]) if isinstance(e, int))
+    provenance = Provenance(
+        source=source,
+        model_id=model_id,
+        revision=resolved_revision,
+        weights_sha256=weights_sha256(files),
+        directory=str(directory),
+        seed=seed if source == "preset" else None,
+    )
+    return LoadedModel(
+        backend=backend,
+        tokenizer=tokenizer,
+        facts=backend.facts,
+        provenance=provenance,
+        quant=quant,
+        attn=attn,
+        compute_dtype=compute_dtype,
+        eos_token_ids=eos_ids,
+        load_seconds=time.perf_counter() - started,
+    )

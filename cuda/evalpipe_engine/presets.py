@@ -1,0 +1,199 @@
+"""Built-in models for smoke runs and tests: `preset:tiny-starcoder2`.
+
+A tiny StarCoder2 (hidden 64, 2 layers, 4 heads / 2 KV heads, sliding window 64 so windows are exercised, tied
+embeddings) with random weights drawn from `torch.Generator().manual_seed(seed)`, and a byte-level BPE tokenizer
+trained offline on a small Python text written for this file. Same seed => byte-identical weights and tokenizer,
+whatever the transformers version's own init scheme is.
+
+`write_preset_dir(path, seed)` materialises it as a local HF directory (config.json, model.safetensors,
+tokenizer.json, tokenizer_config.json) that transformers loads like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+PRESET_PREFIX = "preset:"
+TINY_STARCODER2 = "tiny-starcoder2"
+PRESETS: tuple[str, ...] = (TINY_STARCODER2,)
+
+EOS_TOKEN = "<|endoftext|>"
+FILE_SEP_TOKEN = "<file_sep>"
+SPECIAL_TOKENS: tuple[str, ...] = (EOS_TOKEN, FILE_SEP_TOKEN)
+VOCAB_SIZE = 512  # upper bound; the trained tokenizer may stop earlier and the config takes its real size
+MAX_POSITIONS = 512
+SLIDING_WINDOW = 64
+
+# Training text for the tokenizer's merges: plain Python in the style of HumanEval prompts, written for this file.
+_TRAINING_TEXT = '''
+def add(a: int, b: int) -> int:
+    """Return the sum of a and b.
+    >>> add(2, 3)
+    5
+    """
+    return a + b
+
+
+def is_palindrome(text: str) -> bool:
+    """Check whether the given string reads the same backwards."""
+    cleaned = [c.lower() for c in text if c.isalnum()]
+    return cleaned == cleaned[::-1]
+
+
+def count_vowels(word: str) -> int:
+    total = 0
+    for ch in word:
+        if ch in "aeiouAEIOU":
+            total += 1
+    return total
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.items: list[int] = []
+
+    def push(self, value: int) -> None:
+        self.items.append(value)
+
+    def pop(self) -> int:
+        if not self.items:
+            raise IndexError("pop from an empty stack")
+        return self.items.pop()
+
+
+def fibonacci(n: int) -> list[int]:
+    """Return the first n Fibonacci numbers."""
+    result = []
+    a, b = 0, 1
+    while len(result) < n:
+        result.append(a)
+        a, b = b, a + b
+    return result
+
+
+import os
+import sys
+
+if __name__ == "__main__":
+    values = [int(x) for x in sys.argv[1:]]
+    print(sum(values), max(values, default=0))
+    for key, value in sorted(os.environ.items()):
+        print(f"{key}={value}")
+'''
+
+
+def parse_preset(model: str) -> str | None:
+    """`preset:NAME` -> NAME, anything else -> None."""
+    return model[len(PRESET_PREFIX) :] if model.startswith(PRESET_PREFIX) else None
+
+
+def build_tokenizer() -> Tokenizer:
+    """Byte-level BPE: special tokens <|endoftext|> (id 0) and <file_sep> (id 1), all 256 bytes, then merges
+    learned from the built-in text up to VOCAB_SIZE entries. Works offline; deterministic."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([_TRAINING_TEXT], trainer=trainer)
+    return tok
+
+
+def tiny_starcoder2_config_dict(vocab_size: int) -> dict[str, object]:
+    eos_id = 0
+    return {
+        "architectures": ["Starcoder2ForCausalLM"],
+        "model_type": "starcoder2",
+        "vocab_size": vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "hidden_act": "gelu_pytorch_tanh",
+        "max_position_embeddings": MAX_POSITIONS,
+        "initializer_range": 0.02,
+        "norm_epsilon": 1e-5,
+        "use_cache": True,
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "rope_theta": 10000.0,
+        "sliding_window": SLIDING_WINDOW,
+        "attention_dropout": 0.0,
+        "residual_dropout": 0.0,
+        "embedding_dropout": 0.0,
+        "use_bias": True,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+    }
+
+
+def _param_shapes(config_dict: dict[str, object]) -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of the HF Starcoder2ForCausalLM for this config (built on the meta device)."""
+    from transformers import Starcoder2Config, Starcoder2ForCausalLM
+
+    config = Starcoder2Config(**{k: v for k, v in config_dict.items() if k not in ("architectures", "model_type")})
+    with torch.device("meta"):
+        model = Starcoder2ForCausalLM(config)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    if config_dict.get("tie_word_embeddings"):
+        shapes.pop("lm_head.weight", None)
+    return shapes
+
+
+def tiny_starcoder2_weights(config_dict: dict[str, object], seed: int) -> dict[str, torch.Tensor]:
+    """Random weights, drawn in sorted-name order from one generator: embeddings N(0, 0.5) (peaked logits through
+    the tied head), other matrices N(0, 0.1), biases N(0, 0.02), LayerNorm weights 1 + N(0, 0.1)."""
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name, shape in sorted(_param_shapes(config_dict).items()):
+        noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+        if "norm" in name and name.endswith(".weight"):
+            tensor = 1.0 + 0.1 * noise
+        elif name.endswith(".bias"):
+            tensor = 0.02 * noise
+        elif "embed_tokens" in name:
+            tensor = 0.5 * noise
+        else:
+            tensor = 0.1 * noise
+        out[name] = tensor.contiguous()
+    return out
+
+
+def write_preset_dir(path: str | Path, seed: int = 0, name: str = TINY_STARCODER2) -> Path:
+    """Write the preset as a local HF model directory; returns the directory."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer()
+    config = tiny_starcoder2_config_dict(tok.get_vocab_size())
+    weights = tiny_starcoder2_weights(config, seed)
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tok.save(str(out / "tokenizer.json"))
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": EOS_TOKEN,
+        "eos_token": EOS_TOKEN,
+        "unk_token": EOS_TOKEN,
+        "pad_token": None,
+        "additional_special_tokens": [FILE_SEP_TOKEN],
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "model_max_length": MAX_POSITIONS,
+        "clean_up_tokenization_spaces": False,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")
+    (out / "evalpipe_preset.json").write_text(json.dumps({"preset": name, "seed": seed}) + "\n")
+    return out
