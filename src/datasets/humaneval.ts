@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { DataError, UsageError } from '../util/errors.js';
+import { loadDatasetRows, type DatasetProvenance, type LoadOptions } from './load.js';
+
+/** One HumanEval problem, in the original data set's field names. */
+export interface HumanEvalProblem {
+  task_id: string;
+  prompt: string;
+  entry_point: string;
+  canonical_solution: string;
+  test: string;
+}
+
+export interface HumanEvalSet {
+  problems: HumanEvalProblem[];
+  /** Where the problems came from: a local file (path + sha256) or the hub (repo + revision). */
+  provenance: DatasetProvenance;
+}
+
+export const HUMANEVAL_HUB_ID = 'openai/openai_humaneval';
+export const HUMANEVAL_FIELDS = ['task_id', 'prompt', 'entry_point', 'canonical_solution', 'test'] as const;
+
+const FORMAT_HINT =
+  'each line must be a JSON object with string fields task_id, prompt, entry_point, canonical_solution and test (the openai/human-eval HumanEval.jsonl format)';
+
+/** Check one row; `where` names it in errors ("HumanEval.jsonl.gz line 7"). */
+export function parseHumanEvalRow(value: unknown, where: string): HumanEvalProblem {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new DataError(`${where} is not a JSON object`, { hint: FORMAT_HINT });
+  }
+  const row = value as Record<string, unknown>;
+  for (const field of HUMANEVAL_FIELDS) {
+    if (!(field in row)) throw new DataError(`${where} has no "${field}" field`, { hint: FORMAT_HINT });
+    if (typeof row[field] !== 'string') throw new DataError(`${where}: "${field}" is not a string`, { hint: FORMAT_HINT });
+  }
+  const problem = Object.fromEntries(HUMANEVAL_FIELDS.map((field) => [field, row[field] as string])) as unknown as HumanEvalProblem;
+  if (problem.task_id.trim() === '') throw new DataError(`${where}: "task_id" is empty`, { hint: FORMAT_HINT });
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(problem.entry_point)) {
+    throw new DataError(`${where}: entry_point "${problem.entry_point}" is not a Python identifier`, { hint: FORMAT_HINT });
+  }
+  return problem;
+}
+
+function rejectDuplicates(problems: HumanEvalProblem[], describe: (index: number) => string): void {
+  const seen = new Map<string, number>();
+  problems.forEach((problem, index) => {
+    const first = seen.get(problem.task_id);
+    if (first !== undefined) {
+      throw new DataError(`${describe(index)} repeats task_id "${problem.task_id}" (first at ${describe(first)})`, {
+        hint: 'each HumanEval problem must appear once',
+      });
+    }
+    seen.set(problem.task_id, index);
+  });
+}
+
+/** Read HumanEval from a local .jsonl or .jsonl.gz file in the original format; errors name the line. */
+export async function loadHumanEvalFile(path: string, options: { signal?: AbortSignal } = {}): Promise<HumanEvalSet> {
+  const absolute = resolve(path);
+  if (!absolute.endsWith('.jsonl') && !absolute.endsWith('.jsonl.gz')) {
+    throw new UsageError(`cannot read HumanEval from ${path}: not a .jsonl or .jsonl.gz file`, {
+      hint: 'pass --humaneval with HumanEval.jsonl or HumanEval.jsonl.gz (the openai/human-eval format)',
+    });
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(absolute, { signal: options.signal });
+  } catch (error) {
+    options.signal?.throwIfAborted();
+    throw new DataError(`cannot read HumanEval file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: 'check the --humaneval path',
+      cause: error,
+    });
+  }
+  const fileHash = createHash('sha256').update(bytes).digest('hex');
+  let text: string;
+  try {
+    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
+  } catch (error) {
+    throw new DataError(`${path} is not a valid gzip file (${(error as Error).message})`, {
+      hint: 'pass the original HumanEval.jsonl.gz, or an uncompressed .jsonl',
+      cause: error,
+    });
+  }
+  const problems: HumanEvalProblem[] = [];
+  const lineOf: number[] = [];
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '') return;
+    const where = `${path} line ${index + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new DataError(`${where} is not valid JSON (${(error as Error).message})`, { hint: FORMAT_HINT });
+    }
+    problems.push(parseHumanEvalRow(value, where));
+    lineOf.push(index + 1);
+  });
+  if (problems.length === 0) throw new DataError(`${path} holds no HumanEval problems`, { hint: FORMAT_HINT });
+  rejectDuplicates(problems, (index) => `${path} line ${lineOf[index]}`);
+  return {
+    problems,
+    provenance: {
+      source: 'local',
+      id: absolute,
+      files: [{ path: absolute, sha256: fileHash, bytes: bytes.length }],
+      contentSha256: createHash('sha256').update(text).digest('hex'),
+      rowCount: problems.length,
+    },
+  };
+}
+
+/**
+ * HumanEval problems from a local file (`source` ending in .jsonl / .jsonl.gz), or, with no source,
+ * from the hub data set openai/openai_humaneval (split `test`) through src/datasets/load.ts.
+ */
+export async function loadHumanEval(source?: string, options: Omit<LoadOptions, 'rows' | 'split' | 'config'> = {}): Promise<HumanEvalSet> {
+  if (source !== undefined && source !== HUMANEVAL_HUB_ID) return loadHumanEvalFile(source, { signal: options.signal });
+  const loaded = await loadDatasetRows(HUMANEVAL_HUB_ID, { ...options, split: 'test', config: 'openai_humaneval', rows: 100_000 });
+  const problems = loaded.rows.map((row, index) => parseHumanEvalRow(row, `${HUMANEVAL_HUB_ID} row ${index}`));
+  if (problems.length === 0) throw new DataError(`${HUMANEVAL_HUB_ID} returned no rows`, { hint: 'pass --humaneval PATH to a local HumanEval.jsonl.gz' });
+  rejectDuplicates(problems, (index) => `${HUMANEVAL_HUB_ID} row ${index}`);
+  return { problems, provenance: loaded.provenance };
+}
+
+/** The program human-eval runs for a completion: prompt + completion + "\n" + test + "\n" + check(entry_point). */
+export function humanEvalProgram(problem: HumanEvalProblem, completion: string, prompt: string = problem.prompt): string {
+  return `${prompt}${completion}\n${problem.test}\ncheck(${problem.entry_point})`;
+}

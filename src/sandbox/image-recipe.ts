@@ -1,0 +1,27 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The files whose contents name the image: sorted as `sha256sum` lists them in sandbox/build-image.sh. */
+export const RECIPE_FILES = ['sandbox/Dockerfile', 'sandbox/build-image.sh', 'sandbox/packages.txt', 'sandbox/runner.py'] as const;
+
+export const IMAGE_REPOSITORY = 'evalpipe-sandbox';
+
+/** The repository root (works from src/sandbox and from dist/sandbox alike). */
+export function repoRoot(): string {
+  return dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+}
+
+/**
+ * The image tag for the recipe on disk: `evalpipe-sandbox:<12 hex digits>`, the first 12 hex digits of the sha256
+ * of `sha256sum`'s output over RECIPE_FILES (so the shell script and this function always agree).
+ */
+export async function recipeImageTag(root: string = repoRoot()): Promise<string> {
+  let listing = '';
+  for (const path of RECIPE_FILES) {
+    const bytes = await readFile(join(root, path));
+    listing += `${createHash('sha256').update(bytes).digest('hex')}  ${path}\n`;
+  }
+  return `${IMAGE_REPOSITORY}:${createHash('sha256').update(listing).digest('hex').slice(0, 12)}`;
+}
