@@ -1,0 +1,76 @@
+/** Standard errors for the metrics we publish. Pure functions; see run-summary.ts for where the inputs come from. */
+
+export interface Estimate {
+  value: number;
+  /** Standard error; null when it is not defined (fewer than two units). */
+  se: number | null;
+  n: number;
+}
+
+/**
+ * A ratio of sums Σa / Σb over n units (rows), with its delta-method standard error:
+ * Var(r) ≈ Σ (a_i − r·b_i)² / ((n − 1) · n · b̄²).
+ */
+export function ratioEstimate(units: readonly { a: number; b: number }[]): Estimate {
+  const n = units.length;
+  let sumA = 0;
+  let sumB = 0;
+  for (const unit of units) {
+    sumA += unit.a;
+    sumB += unit.b;
+  }
+  const ratio = sumB > 0 ? sumA / sumB : Number.NaN;
+  if (n < 2 || !(sumB > 0)) return { value: ratio, se: null, n };
+  const meanB = sumB / n;
+  let squares = 0;
+  for (const unit of units) squares += (unit.a - ratio * unit.b) ** 2;
+  const variance = squares / ((n - 1) * n * meanB * meanB);
+  return { value: ratio, se: Math.sqrt(variance), n };
+}
+
+/** Token perplexity exp(Σ NLL / Σ tokens) over rows; its s.e. by the delta method, exp(r) · se(r). */
+export function perplexityEstimate(rows: readonly { nll_sum: number; n_scored_tokens: number }[]): Estimate {
+  const ratio = ratioEstimate(rows.map((row) => ({ a: row.nll_sum, b: row.n_scored_tokens })));
+  const value = Math.exp(ratio.value);
+  return { value, se: ratio.se === null ? null : value * ratio.se, n: ratio.n };
+}
+
+/** Bits per UTF-8 byte Σ NLL / (ln 2 · Σ bytes) over rows, with the delta-method s.e. */
+export function bitsPerByteEstimate(rows: readonly { nll_sum: number; n_bytes: number }[]): Estimate {
+  const ratio = ratioEstimate(rows.map((row) => ({ a: row.nll_sum / Math.LN2, b: row.n_bytes })));
+  return ratio;
+}
+
+/** Unbiased pass@k for one problem with n samples of which c passed (Chen et al. 2021): 1 − C(n−c, k) / C(n, k). */
+export function passAtK(n: number, c: number, k: number): number {
+  if (k > n) return Number.NaN;
+  if (n - c < k) return 1;
+  let product = 1;
+  for (let i = n - c + 1; i <= n; i += 1) product *= 1 - k / i;
+  return 1 - product;
+}
+
+/**
+ * Mean pass@k over problems and its standard error across problems: sd(pass@k_i) / √P. With one sample per
+ * problem this is the binomial s.e. √(p(1−p)/(P−1)).
+ */
+export function passAtKEstimate(problems: readonly { n: number; c: number }[], k: number): Estimate {
+  const values = problems.filter((problem) => problem.n >= k).map((problem) => passAtK(problem.n, problem.c, k));
+  return meanEstimate(values);
+}
+
+export function meanEstimate(values: readonly number[]): Estimate {
+  const n = values.length;
+  if (n === 0) return { value: Number.NaN, se: null, n };
+  const mean = values.reduce((sum, value) => sum + value, 0) / n;
+  if (n < 2) return { value: mean, se: null, n };
+  const variance = values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / (n - 1);
+  return { value: mean, se: Math.sqrt(variance / n), n };
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
