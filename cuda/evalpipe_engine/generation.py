@@ -49,9 +49,8 @@ class Decoder(Protocol):
         """Feed one token per live sample ([n] int64); return the next logits ([n, vocab] float32)."""
         ...
 
-    def keep(self, rows: list[int]) -> None:
-        """Keep only these rows of the batch (finished samples leave)."""
-        ...
+    # Optional: `keep(rows: list[int]) -> None` keeps only these rows of the batch (finished samples leave);
+    # without it finished samples stay in the batch and their logits are ignored.
 
 
 class RecomputeDecoder:
@@ -260,13 +259,16 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
             for i in indices
         ]
         decoder = open_decoder(loaded.backend, prompt_ids, len(samples))
+        can_drop = callable(getattr(decoder, "keep", None))
         logits = decoder.first_logits.cpu()
-        active = list(range(len(samples)))  # sample positions still decoding; row r of logits is active[r]
-        while active:
+        active = list(range(len(samples)))  # row r of the decoder's batch is sample active[r]
+        while True:
             fed: list[int] = []
             still: list[int] = []
             for row, pos in enumerate(active):
                 s = samples[pos]
+                if s.done:
+                    continue
                 token = choose_token(logits[row], settings.temperature, settings.top_p, s.gen)
                 if token in eos_ids:
                     s.done, s.finish_reason = True, "eos"
@@ -288,8 +290,11 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
             if not still:
                 break
             if len(still) != len(active):
-                decoder.keep(still)
-                active = [active[r] for r in still]
+                if can_drop:
+                    decoder.keep(still)  # type: ignore[attr-defined]
+                    active = [active[r] for r in still]
+                else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
+                    fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
             logits = decoder.step(torch.tensor(fed, dtype=torch.long)).cpu()
     return {"count": count}
 

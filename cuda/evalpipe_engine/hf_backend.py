@@ -166,9 +166,7 @@ def build_hf_backend(
     model.to(device)
     model.eval()
     params = {id(p): p for p in model.parameters()}
-    buffers = {id(b): b for b in model.buffers()}
-    weight_bytes = sum(p.numel() * p.element_size() for p in params.values())
-    weight_bytes += sum(b.numel() * b.element_size() for b in buffers.values() if b.is_floating_point())
+    weight_bytes = sum(p.numel() * p.element_size() for p in params.values())  # tied weights counted once
     vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else 0
     eos = config.get("eos_token_id")
     facts = ModelFacts(
