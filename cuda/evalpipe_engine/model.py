@@ -681,4 +681,4 @@ def hf_reference_model(
         raise ModelError(f"HF reference: missing {missing[:3]}, unexpected {unexpected[:3]}")
     if cfg.tie_word_embeddings:
         model.tie_weights()
-    return model.eval()
+    return model.eval().requires_grad_(False)
