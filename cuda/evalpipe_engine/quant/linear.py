@@ -6,7 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import QuantLinearBase, QuantOptions, check_weight, module_bytes
+from .fp8 import Fp8Linear
+from .int8 import Int8Linear
 from .modes import DENSE_DTYPES, QuantError, check_mode
+from .nf4 import Nf4Linear
+
+_QUANTIZED: dict[str, type[QuantLinearBase]] = {"int8": Int8Linear, "nf4": Nf4Linear, "fp8": Fp8Linear}
 
 
 class DenseLinear(nn.Module):
@@ -26,9 +32,21 @@ def build_linear(
     compute_dtype: torch.dtype,
     *,
     name: str = "",
+    options: QuantOptions | None = None,
 ) -> nn.Module:
-    """weight: [out_features, in_features] on its target device; `name` is used in error messages."""
+    """weight: [out_features, in_features] on its target device; `name` is used in error messages.
+
+    Dense modes ignore `compute_dtype` (the mode is the dtype). Quantized modes keep their own storage and take
+    and return activations of `compute_dtype` (bf16, fp16 or fp32)."""
     check_mode(mode)
     if mode in DENSE_DTYPES:
         return DenseLinear(weight, bias, DENSE_DTYPES[mode])
-    raise QuantError(f"quant mode {mode!r} is not implemented yet (tensor {name})", error_type="unsupported")
+    if compute_dtype not in DENSE_DTYPES.values():
+        raise QuantError(f"{mode}: compute dtype {compute_dtype} is not one of bf16, fp16, fp32 (tensor {name})")
+    check_weight(weight, bias, mode, name)
+    return _QUANTIZED[mode](weight, bias, compute_dtype, options or QuantOptions(), name)
+
+
+def linear_weight_bytes(module: nn.Module) -> int:
+    """Bytes a linear from build_linear keeps in memory (quantized payload, scales, bias)."""
+    return module_bytes(module)

@@ -1,0 +1,142 @@
+"""What every quantized linear shares: option set, shape handling, weight-byte accounting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .modes import QuantError
+
+INT8_PREFILL_STRATEGIES: tuple[str, ...] = ("dequant", "w8a8")
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """Knobs of the quantized modes. Defaults are the measured choices in docs/quantization.md.
+
+    small_m_max: at most this many rows (tokens) take the small-M (decode) kernels; more take the prefill path.
+    int8_prefill: "dequant" (weight-only: dequantize to the activation dtype in a Triton pass, cuBLAS GEMM) or
+        "w8a8" (LLM.int8 vector-wise: per-token int8 activations, int8 tensor-core GEMM, fused epilogue).
+    int8_outlier_threshold: with "w8a8", input features whose |x| exceeds this in any row go through a dense
+        side product instead (LLM.int8 outlier decomposition; 6.0 in the paper). None turns it off.
+    nf4_double_quant: store the NF4 absmax scales as int8 with one fp32 scale per 256 (QLoRA double quantization).
+    fp32_matmul: for fp32 activations on CUDA in the prefill path, "tf32" (tensor cores, 10-bit mantissa inputs)
+        or "ieee" (exact fp32, many times slower).
+    """
+
+    small_m_max: int = 32
+    int8_prefill: str = "dequant"
+    int8_outlier_threshold: float | None = None
+    nf4_double_quant: bool = False
+    fp32_matmul: str = "tf32"
+
+    def __post_init__(self) -> None:
+        if self.int8_prefill not in INT8_PREFILL_STRATEGIES:
+            raise QuantError(
+                f"unknown int8 prefill strategy {self.int8_prefill!r}: use one of {', '.join(INT8_PREFILL_STRATEGIES)}"
+            )
+        if self.fp32_matmul not in ("tf32", "ieee"):
+            raise QuantError(f"unknown fp32 matmul precision {self.fp32_matmul!r}: use tf32 or ieee")
+        if not 0 <= self.small_m_max <= 64:
+            raise QuantError(f"small_m_max must be in 0..64, got {self.small_m_max}")
+        if self.int8_outlier_threshold is not None and self.int8_outlier_threshold <= 0:
+            raise QuantError(f"int8 outlier threshold must be positive, got {self.int8_outlier_threshold}")
+
+
+def check_weight(weight: torch.Tensor, bias: torch.Tensor | None, mode: str, name: str) -> None:
+    if weight.dim() != 2 or weight.shape[0] == 0 or weight.shape[1] == 0:
+        raise QuantError(
+            f"{mode}: weight {name or '?'} must be a non-empty 2-D [out, in] matrix, got {list(weight.shape)}"
+        )
+    if not weight.is_floating_point():
+        raise QuantError(f"{mode}: weight {name or '?'} must be floating point to quantize, got {weight.dtype}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise QuantError(f"{mode}: bias of {name or '?'} has shape {list(bias.shape)}, expected [{weight.shape[0]}]")
+    if not torch.isfinite(weight).all():
+        raise QuantError(f"{mode}: weight {name or '?'} holds NaN or inf; the checkpoint is damaged")
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Bytes of every tensor the module keeps (parameters and buffers), i.e. what it holds in device memory."""
+    seen: set[int] = set()
+    total = 0
+    for t in [*module.parameters(), *module.buffers()]:
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total
+
+
+class fp32_matmul_precision:
+    """Context manager: let (or forbid) fp32 matmuls on CUDA use TF32 tensor cores, restoring the old setting."""
+
+    def __init__(self, precision: str) -> None:
+        self.allow = precision == "tf32"
+        self.old = False
+
+    def __enter__(self) -> None:
+        self.old = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.allow
+
+    def __exit__(self, *exc: object) -> None:
+        torch.backends.cuda.matmul.allow_tf32 = self.old
+
+
+class QuantLinearBase(nn.Module):
+    """y = x @ W.T + b over any leading shape; subclasses implement `_forward2d` (dispatch) and `reference2d`."""
+
+    mode: str = ""
+
+    def __init__(
+        self,
+        out_features: int,
+        in_features: int,
+        bias: torch.Tensor | None,
+        act_dtype: torch.dtype,
+        options: QuantOptions,
+        name: str,
+    ) -> None:
+        super().__init__()
+        self.out_features = out_features
+        self.in_features = in_features
+        self.act_dtype = act_dtype
+        self.options = options
+        self.name = name
+        self.bias: torch.Tensor | None
+        self.register_buffer("bias", None if bias is None else bias.detach().to(act_dtype).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise QuantError(
+                f"{self.mode} linear {self.name or '?'} expects {self.in_features} input features, got {x.shape[-1]}"
+            )
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        if x2.shape[0] == 0:
+            return x.new_empty((*lead, self.out_features))
+        y = self._forward2d(x2) if x2.is_cuda else self.reference2d(x2).to(x.dtype)
+        return y.reshape(*lead, self.out_features)
+
+    def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reference2d(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function in fp32 PyTorch ops (dequantize, then matmul); also the CPU path. Returns fp32."""
+        raise NotImplementedError
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """W as fp32 [out, in], exactly what the kernels multiply by."""
+        raise NotImplementedError
+
+    def weight_bytes(self) -> int:
+        return module_bytes(self)
+
+    def extra_repr(self) -> str:
+        has_bias = self.bias is not None
+        return f"{self.in_features} -> {self.out_features}, mode={self.mode}, act={self.act_dtype}, bias={has_bias}"
+
+    def _add_bias(self, y: torch.Tensor) -> torch.Tensor:
+        return y if self.bias is None else y + self.bias.float()

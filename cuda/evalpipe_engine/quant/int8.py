@@ -1,0 +1,101 @@
+"""int8: symmetric per-output-channel weights, q = round(W / s), s[n] = max_k |W[n, k]| / 127.
+
+Decode (M <= small_m_max): weight-only, kernels/quant_smallm.py streams the int8 bytes (half of bf16's) and
+dequantizes in registers. Prefill: "dequant" (default; weight-only, exactly the decode function) dequantizes to
+the activation dtype in one Triton pass and runs cuBLAS; "w8a8" is LLM.int8's vector-wise quantization (per-token
+int8 activations x per-channel int8 weights on the int8 tensor cores), optionally with its outlier decomposition.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .common import QuantLinearBase, QuantOptions, fp32_matmul_precision
+
+QMAX = 127.0
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight [N, K] float -> (q int8 [N, K], scale fp32 [N]) with weight ~= q * scale[:, None]."""
+    n, k = weight.shape
+    q = torch.empty((n, k), dtype=torch.int8, device=weight.device)
+    scale = torch.empty((n,), dtype=torch.float32, device=weight.device)
+    rows = max(1, _CHUNK_ELEMENTS // k)
+    for r0 in range(0, n, rows):
+        w = weight[r0 : r0 + rows].float()
+        amax = w.abs().amax(dim=1)
+        s = torch.where(amax > 0, amax / QMAX, torch.ones_like(amax))
+        q[r0 : r0 + rows] = torch.round(w / s[:, None]).clamp_(-QMAX, QMAX).to(torch.int8)
+        scale[r0 : r0 + rows] = s
+    return q, scale
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.float() * scale[:, None]
+
+
+class Int8Linear(QuantLinearBase):
+    mode = "int8"
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        act_dtype: torch.dtype,
+        options: QuantOptions,
+        name: str = "",
+    ) -> None:
+        super().__init__(weight.shape[0], weight.shape[1], bias, act_dtype, options, name)
+        q, scale = quantize_int8(weight)
+        self.qweight: torch.Tensor
+        self.scale: torch.Tensor
+        self.register_buffer("qweight", q)
+        self.register_buffer("scale", scale)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        return dequantize_int8(self.qweight, self.scale)
+
+    def _outlier_columns(self, x: torch.Tensor) -> torch.Tensor | None:
+        t = self.options.int8_outlier_threshold
+        if t is None:
+            return None
+        cols = (x.abs() > t).any(dim=0).nonzero().flatten()
+        return cols if cols.numel() > 0 else None
+
+    def reference2d(self, x: torch.Tensor) -> torch.Tensor:
+        from ..kernels.quant_act import quantize_rows_reference
+
+        xf = x.float()
+        if x.shape[0] <= self.options.small_m_max or self.options.int8_prefill == "dequant":
+            return self._add_bias(xf @ self.dequantized_weight().T)
+        cols = self._outlier_columns(x)
+        x_reg = x if cols is None else x.index_fill(1, cols, 0)
+        qx, sx = quantize_rows_reference(x_reg, torch.int8)
+        y = (qx.float() @ self.qweight.float().T) * sx * self.scale[None, :]
+        if cols is not None:
+            y = y + xf[:, cols] @ self.dequantized_weight()[:, cols].T
+        return self._add_bias(y)
+
+    def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] <= self.options.small_m_max:
+            from ..kernels.quant_smallm import w8_smallm_linear
+
+            return w8_smallm_linear(x, self.qweight, self.scale, self.bias)
+        if self.options.int8_prefill == "dequant":
+            from ..kernels.int8_dequant import int8_dequantize
+
+            w = int8_dequantize(self.qweight, self.scale, x.dtype)
+            with fp32_matmul_precision(self.options.fp32_matmul):
+                return torch.nn.functional.linear(x, w, self.bias)
+        from ..kernels.int8_gemm import w8a8_linear
+        from ..kernels.quant_act import quantize_rows
+
+        cols = self._outlier_columns(x)
+        x_reg = x if cols is None else x.index_fill(1, cols, 0)
+        qx, sx = quantize_rows(x_reg, torch.int8)
+        y = w8a8_linear(qx, sx, self.qweight, self.scale, self.bias, x.dtype)
+        if cols is not None:
+            w_cols = self.qweight[:, cols].to(x.dtype) * self.scale[:, None].to(x.dtype)
+            y = y + x[:, cols] @ w_cols.T
+        return y
