@@ -7,6 +7,8 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./datasets.js'),
     import('./engine.js'),
     import('./bench.js'),
+    import('./sandbox.js'),
+    import('./execute.js'),
     import('./status.js'),
     import('./report.js'),
   ]);

