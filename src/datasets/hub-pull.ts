@@ -123,12 +123,12 @@ export async function pullHubDataset(params: HubPullParams): Promise<HubPullResu
       if (!isNetworkFailure(error)) throw explainHubError(error, `data set ${params.repo} at revision ${params.revision}`, params.repo, params.revision) ?? error;
       networkError = error;
       online = false;
-      log.warn(`cannot reach the hub (${describe(error)}); using the data set cache`);
     }
   }
   if (sha === undefined) {
     sha = (await readRef(paths, params.revision))?.sha;
     if (sha === undefined) throw offlineError(`revision ${params.revision}`);
+    if (networkError !== undefined) log.warn(`cannot reach the hub (${describe(networkError)}); using the cached ${params.revision} = ${sha.slice(0, 12)}`);
   }
 
   // 2. The split's file list (immutable for a commit sha, so cached).
