@@ -8,7 +8,6 @@ import pytest
 
 from evalpipe_engine.scoring import plan_windows
 
-
 CASES = [
     (n, m, s)
     for n, m, s in itertools.product([1, 2, 3, 7, 64, 65, 130, 1000], [2, 3, 8, 64], [1, 2, 5, 8, 64])
