@@ -11,6 +11,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./execute.js'),
     import('./status.js'),
     import('./report.js'),
+    import('./leaderboard.js'),
   ]);
   return modules.map((module) => module.command);
 }

@@ -19,6 +19,8 @@ export interface RunSummary {
   model: string;
   revision: string | null;
   weightsSha256: string | null;
+  nParams: number | null;
+  weightBytes: number | null;
   quant: string;
   attn: string;
   /** The compute dtype asked for with --compute-dtype (null: the mode's default). */
@@ -58,6 +60,8 @@ export async function summariseRun(run: RunData): Promise<RunSummary> {
     model: config.model,
     revision: manifest.model?.revision ?? config.revision ?? null,
     weightsSha256: manifest.model?.weights_sha256 ?? null,
+    nParams: manifest.model?.n_params ?? null,
+    weightBytes: manifest.model?.weight_bytes ?? null,
     quant: config.quant,
     attn: config.attn,
     computeDtype: config.computeDtype ?? null,
