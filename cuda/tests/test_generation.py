@@ -1,0 +1,138 @@
+"""Generation pieces in-process: seeds, token choice, stop strings, and the KV-cache decoder against full
+recomputation on the tiny preset."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+import pytest
+import torch
+
+from evalpipe_engine.generation import RecomputeDecoder, _find_stop, choose_token, generate, sample_seed
+from evalpipe_engine.loading import LoadedModel, load_model
+
+PROMPT = "def count_vowels(word: str) -> int:\n"
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    return load_model({"model": "preset:tiny-starcoder2", "seed": 0, "device": "cpu"})
+
+
+def test_sample_seed_is_sha256_of_seed_key_index() -> None:
+    expected = int.from_bytes(hashlib.sha256(b"7\x00HumanEval/3\x004").digest()[:8], "little") & (2**63 - 1)
+    assert sample_seed(7, "HumanEval/3", 4) == expected
+    seeds = {sample_seed(s, k, i) for s in (0, 1) for k in ("a", "b") for i in range(3)}
+    assert len(seeds) == 12
+
+
+def test_choose_token_greedy_and_nucleus() -> None:
+    logits = torch.tensor([0.0, 3.0, 2.0, 1.0, -1.0])
+    assert choose_token(logits, 0.0, 1.0, None) == 1
+    probs = torch.softmax(logits.double(), -1)
+    # The nucleus is the smallest set of most likely tokens whose mass reaches top_p.
+    gen = torch.Generator().manual_seed(0)
+    assert {choose_token(logits, 1.0, float(probs[1]) * 0.99, gen) for _ in range(200)} == {1}
+    top2 = float(probs[1] + probs[2])
+    assert {choose_token(logits, 1.0, top2 * 0.999, gen) for _ in range(300)} == {1, 2}
+    assert {choose_token(logits, 1.0, top2 * 1.001, gen) for _ in range(600)} == {1, 2, 3}
+    # Full distribution: frequencies follow softmax(logits / T).
+    draws = Counter(choose_token(logits, 2.0, 1.0, gen) for _ in range(4000))
+    target = torch.softmax(logits.double() / 2.0, -1)
+    for token in range(5):
+        assert draws[token] / 4000 == pytest.approx(float(target[token]), abs=0.03)
+
+
+def test_find_stop_picks_the_earliest() -> None:
+    assert _find_stop("abc\ndef x\nclass", ("\nclass", "\ndef")) == (3, "\ndef")
+    assert _find_stop("nothing here", ("\ndef",)) is None
+
+
+def test_kv_cache_decoder_matches_full_recompute(loaded: LoadedModel) -> None:
+    backend = loaded.backend
+    prompt = torch.tensor(loaded.tokenizer.encode(PROMPT, add_special_tokens=False).ids)
+    cached = backend.open_decoder(prompt, 3)  # type: ignore[attr-defined]
+    plain = RecomputeDecoder(backend, prompt, 3)
+    torch.testing.assert_close(cached.first_logits, plain.first_logits, rtol=1e-4, atol=1e-4)
+    # Feed 80 steps (past the sliding window of 64) of different tokens per row; drop a row half way.
+    gen = torch.Generator().manual_seed(0)
+    for step in range(80):
+        if step == 40:
+            cached.keep([0, 2])
+            plain.keep([0, 2])
+        rows = 3 if step < 40 else 2
+        tokens = torch.randint(0, loaded.facts.vocab_size, (rows,), generator=gen)
+        torch.testing.assert_close(cached.step(tokens), plain.step(tokens), rtol=1e-4, atol=1e-4)
+
+
+class _ContractOnly:
+    """The same HF backend seen through the bare CausalLMBackend contract (no open_decoder)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.facts = inner.facts
+        self._inner = inner
+
+    def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self._inner.target_logprobs(sequences)
+
+    def next_token_logits(self, sequences: list[torch.Tensor]) -> torch.Tensor:
+        return self._inner.next_token_logits(sequences)
+
+
+class _NoKeepBackend(_ContractOnly):
+    """A backend whose decoder cannot drop finished rows (like the native decoder): they stay in the batch."""
+
+    def open_decoder(self, prompt: torch.Tensor, n: int) -> Any:
+        inner = self._inner.open_decoder(prompt, n)
+
+        class Decoder:
+            first_logits = inner.first_logits
+
+            def step(self, tokens: torch.Tensor) -> torch.Tensor:
+                assert tokens.shape == (n,)
+                return inner.step(tokens)
+
+        return Decoder()
+
+
+def _run(loaded: LoadedModel, params: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    result = generate(loaded, params, lambda event, data: events.append(data))
+    assert result["count"] == len(events)
+    return {(e["key"], e["sample_index"]): e for e in events}
+
+
+@pytest.mark.parametrize("wrapper", [_ContractOnly, _NoKeepBackend])
+def test_same_samples_through_any_decoder(loaded: LoadedModel, wrapper: type) -> None:
+    params = {
+        "requests": [{"key": "p", "prompt": PROMPT}, {"key": "q", "prompt": "class Stack:\n"}],
+        "n": 4,
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "max_new_tokens": 24,
+        "seed": 5,
+        "stop": ["\n", "("],
+    }
+    reference = _run(loaded, params)
+    other = LoadedModel(**{**loaded.__dict__, "backend": wrapper(loaded.backend)})
+    assert _run(other, params) == reference
+    reasons = {s["finish_reason"] for s in reference.values()}
+    assert reasons <= {"stop", "eos", "length"}
+    for sample in reference.values():
+        assert "\n" not in sample["completion"] and "(" not in sample["completion"]
+
+
+def test_length_is_bounded_by_the_model_maximum(loaded: LoadedModel) -> None:
+    prompt = "x = 1\n" * 100
+    n_prompt = len(loaded.tokenizer.encode(prompt, add_special_tokens=False).ids)
+    assert n_prompt < loaded.facts.max_position_embeddings
+    out = _run(
+        loaded, {"requests": [{"key": "k", "prompt": prompt}], "temperature": 0, "max_new_tokens": 10_000, "stop": []}
+    )
+    sample = out[("k", 0)]
+    assert sample["n_prompt_tokens"] == n_prompt
+    # Greedy on this preset runs to the end: generation stops at the model's last position, reported as length.
+    assert sample["finish_reason"] == "length"
+    assert sample["n_new_tokens"] == loaded.facts.max_position_embeddings - n_prompt
