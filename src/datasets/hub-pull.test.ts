@@ -9,6 +9,7 @@ import { DataError, UsageError } from '../util/errors.js';
 import type { CacheRecord } from './cache-record.js';
 import { hubOptionsFromEnv } from './hub-options.js';
 import { loadDatasetRows, loadTextRows } from './load.js';
+import { listDatasetSpecs } from './specs.js';
 import { startLocalHub, type LocalHub, type LocalHubDataset } from './local-hub.js';
 
 const REPO = 'flytech/python-codes-25k';
@@ -221,6 +222,30 @@ describe('hub data sets through the real @huggingface/hub client', () => {
     const pinned = await loadTextRows(REPO, { rows: 4, revision: PARQUET_SHA, cacheDir, offline: true });
     expect(pinned.provenance.revision).toBe(PARQUET_SHA);
     expect(existsSync(join(cacheDir, 'hub', 'flytech--python-codes-25k', 'refs', 'refs%2Fconvert%2Fparquet.json'))).toBe(true);
+  });
+});
+
+describe('specs', () => {
+  it('the committed specs parse, and a spec\'s config/split/revision are the defaults for its hub id', async () => {
+    const specs = await listDatasetSpecs();
+    expect(specs.map((spec) => spec.id).sort()).toEqual(['flytech/python-codes-25k', 'openai/openai_humaneval']);
+    const humanevalSha = 'd'.repeat(40);
+    const rows = [{ task_id: 'HumanEval/0', prompt: 'def f():\n', canonical_solution: '    return 1\n', test: 'assert f() == 1', entry_point: 'f' }];
+    const parquet = new Uint8Array(
+      parquetWriteBuffer({ columnData: Object.keys(rows[0] ?? {}).map((name) => ({ name, data: rows.map((row) => row[name as keyof (typeof rows)[0]]), type: 'STRING' as const })) }),
+    );
+    const humaneval = await startLocalHub([
+      { repo: 'openai/openai_humaneval', refs: { main: humanevalSha }, commits: { [humanevalSha]: { 'openai_humaneval/test-00000-of-00001.parquet': parquet, 'README.md': new Uint8Array(1) } } },
+    ]);
+    try {
+      const loaded = await loadTextRows('openai/openai_humaneval', { hubUrl: humaneval.url, cacheDir });
+      expect(loaded.textField).toBe('prompt');
+      expect(loaded.texts).toEqual([{ index: 0, text: 'def f():\n' }]);
+      expect(loaded.provenance.files.map((file) => file.path)).toEqual(['openai_humaneval/test-00000-of-00001.parquet']);
+      expect(humaneval.requests).toContain('GET /api/datasets/openai/openai_humaneval/revision/main');
+    } finally {
+      await humaneval.close();
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { SMOKE_SOURCE_ID } from './smoke-texts.js';
@@ -42,7 +42,7 @@ export function resolveSource(source: string): ResolvedSource {
   }
   const format = localFormatOf(trimmed);
   const looksLikePath = /^(\.|\/|[A-Za-z]:\\)/.test(trimmed) || format !== undefined;
-  if (looksLikePath || existsSync(trimmed)) {
+  if (looksLikePath || isFile(trimmed)) {
     const path = resolve(trimmed);
     if (!existsSync(path)) {
       throw new UsageError(`data set file ${path} does not exist`, {
@@ -60,4 +60,12 @@ export function resolveSource(source: string): ResolvedSource {
   throw new UsageError(`"${trimmed}" is neither a hub data set id (owner/name) nor an existing file`, {
     hint: `give owner/name (e.g. flytech/python-codes-25k) or a path to a ${LOCAL_EXTENSIONS.join(', ')} file`,
   });
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
