@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { DataError, UsageError } from '../util/errors.js';
 import type { CacheRecord } from './cache-record.js';
 import { hubOptionsFromEnv } from './hub-options.js';
+import { pullHubDataset } from './hub-pull.js';
 import { loadDatasetRows, loadTextRows } from './load.js';
 import { listDatasetSpecs } from './specs.js';
 import { startLocalHub, type LocalHub, type LocalHubDataset } from './local-hub.js';
@@ -222,6 +223,61 @@ describe('hub data sets through the real @huggingface/hub client', () => {
     const pinned = await loadTextRows(REPO, { rows: 4, revision: PARQUET_SHA, cacheDir, offline: true });
     expect(pinned.provenance.revision).toBe(PARQUET_SHA);
     expect(existsSync(join(cacheDir, 'hub', 'flytech--python-codes-25k', 'refs', 'refs%2Fconvert%2Fparquet.json'))).toBe(true);
+  });
+});
+
+describe('timeouts and aborts', () => {
+  const params = (url: string) => ({
+    repo: REPO,
+    revision: 'refs/convert/parquet',
+    config: 'default',
+    split: 'train',
+    rows: 5,
+    hubUrl: url,
+    offline: false,
+    cacheDir,
+  });
+
+  it('an API call that never answers times out into the one clear error', async () => {
+    const slow = await startLocalHub([DATASET]);
+    try {
+      slow.stall('/revision/refs%2Fconvert%2Fparquet');
+      const started = Date.now();
+      const error = await pullHubDataset({ ...params(slow.url), requestTimeoutMs: 300 }).catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(error).toBeInstanceOf(DataError);
+      expect((error as DataError).message).toMatch(/is not in the cache .* and the hub cannot be reached/);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a download that stalls is abandoned and leaves no partial file', async () => {
+    const slow = await startLocalHub([DATASET]);
+    try {
+      slow.stall('/default/train/0000.parquet');
+      const error = await pullHubDataset({ ...params(slow.url), stallTimeoutMs: 300 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DataError);
+      expect((error as DataError).message).toMatch(/download of default\/train\/0000\.parquet stalled/);
+      const files = await allFiles(cacheDir);
+      expect(files.filter((name) => name.endsWith('.parquet') || name.endsWith('.incomplete'))).toEqual([]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('an abort signal stops a download at once and leaves no partial file', async () => {
+    const slow = await startLocalHub([DATASET]);
+    try {
+      slow.stall('/default/train/0000.parquet');
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('interrupted by the test')), 200);
+      await expect(loadTextRows(REPO, { rows: 5, hubUrl: slow.url, cacheDir, signal: controller.signal })).rejects.toThrow(/interrupted by the test/);
+      const files = await allFiles(cacheDir);
+      expect(files.filter((name) => name.endsWith('.parquet') || name.endsWith('.incomplete'))).toEqual([]);
+    } finally {
+      await slow.close();
+    }
   });
 });
 

@@ -21,6 +21,11 @@ export interface LocalHub {
   requests: string[];
   /** Authorization headers seen, in order. */
   authorizations: (string | undefined)[];
+  /**
+   * Stop answering requests whose path ends with `suffix`: API routes get no answer at all; a file download
+   * (not a Range probe) gets its headers and half its bytes, then silence. For timeout and abort tests.
+   */
+  stall(suffix: string): void;
   /** Replace a file's served bytes without changing what the listing claims (to test integrity checks). */
   corrupt(repo: string, sha: string, path: string, bytes: Uint8Array): void;
   close(): Promise<void>;
@@ -31,6 +36,7 @@ export async function startLocalHub(datasets: LocalHubDataset[], options: { toke
   const served = new Map<string, Uint8Array>();
   const requests: string[] = [];
   const authorizations: (string | undefined)[] = [];
+  const stalled: string[] = [];
 
   const handler = (request: IncomingMessage, response: ServerResponse): void => {
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
@@ -40,6 +46,8 @@ export async function startLocalHub(datasets: LocalHubDataset[], options: { toke
       return sendJson(response, 401, { error: 'Invalid credentials in Authorization header' });
     }
     const segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const stalls = stalled.some((suffix) => url.pathname.endsWith(suffix));
+    if (stalls && segments[0] === 'api') return;
     // /api/datasets/<owner>/<name>/revision/<rev>
     if (segments[0] === 'api' && segments[1] === 'datasets' && segments[4] === 'revision' && segments.length === 6) {
       const dataset = byRepo.get(`${segments[2]}/${segments[3]}`);
@@ -99,6 +107,10 @@ export async function startLocalHub(datasets: LocalHubDataset[], options: { toke
         ETag: etag,
         'X-Repo-Commit': sha,
       });
+      if (stalls) {
+        response.write(Buffer.from(bytes.subarray(0, Math.floor(bytes.length / 2))));
+        return;
+      }
       response.end(Buffer.from(bytes));
       return;
     }
@@ -112,6 +124,9 @@ export async function startLocalHub(datasets: LocalHubDataset[], options: { toke
     url: `http://127.0.0.1:${port}`,
     requests,
     authorizations,
+    stall(suffix) {
+      stalled.push(suffix);
+    },
     corrupt(repo, sha, path, bytes) {
       served.set(`${repo}@${sha}/${path}`, bytes);
     },
