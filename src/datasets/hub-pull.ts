@@ -107,7 +107,7 @@ export async function pullHubDataset(params: HubPullParams): Promise<HubPullResu
       });
       if (typeof info.sha !== 'string' || !SHA.test(info.sha)) {
         throw new DataError(`the hub answered for ${params.repo}@${params.revision} without a commit sha`, {
-          hint: 'check --hub-url/HF_ENDPOINT points at a Hugging Face hub',
+          hint: 'check that HF_ENDPOINT (if set) points at a Hugging Face hub',
         });
       }
       sha = info.sha;
@@ -175,7 +175,7 @@ export async function pullHubDataset(params: HubPullParams): Promise<HubPullResu
     const local = paths.dataFile(sha, file.path);
     let cached = record.files.find((entry) => entry.path === file.path);
     if (cached && !(await cachedFileIntact(local, cached.sha256, params.signal))) {
-      log.warn(`cached ${file.path} is missing or does not match its recorded sha256; fetching it again`);
+      log.warn(`cached ${file.path} is missing or does not match its recorded sha256${online ? '; fetching it again' : ''}`);
       record.files = record.files.filter((entry) => entry !== cached);
       cached = undefined;
       recordChanged = true;
