@@ -12,6 +12,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./status.js'),
     import('./report.js'),
     import('./leaderboard.js'),
+    import('./publish.js'),
   ]);
   return modules.map((module) => module.command);
 }

@@ -45,6 +45,7 @@ export function bitsPerByteEstimate(rows: readonly { nll_sum: number; n_bytes: n
 export function passAtK(n: number, c: number, k: number): number {
   if (k > n) return Number.NaN;
   if (n - c < k) return 1;
+  if (k === 1) return c / n;
   let product = 1;
   for (let i = n - c + 1; i <= n; i += 1) product *= 1 - k / i;
   return 1 - product;
