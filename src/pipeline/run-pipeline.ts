@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { loadTextRows } from '../datasets/load.js';
 import { writeJsonAtomic } from '../util/atomic-file.js';
+import { writeRunReports } from './report/write-reports.js';
 import { RunStoreError, UsageError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { EngineSession } from './engine-session.js';
@@ -65,6 +66,7 @@ export async function runEvaluation(
     if (!stages.includes('score')) return undefined;
     const results = await scoreRun(run, config);
     await writeJsonAtomic(run.file(RESULTS_FILE), results);
+    if (stages.includes('report')) await writeRunReports([run.path], run.path);
     return results;
   } finally {
     await engine.close();
