@@ -122,7 +122,7 @@ def _number(params: dict[str, Any], key: str, default: float) -> float:
     if value is None:
         value = default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadRequest(f"generate: {key} must be a finite number, got {value!r}")
+        raise BadRequest(f"{key} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -131,28 +131,26 @@ def _integer(params: dict[str, Any], key: str, default: int, low: int) -> int:
     if value is None:
         value = default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"generate: {key} must be an integer, got {value!r}")
+        raise BadRequest(f"{key} must be an integer, got {value!r}")
     if value < low:
-        raise BadRequest(f"generate: {key} = {value} is out of range", hint=f"use a value >= {low}")
+        raise BadRequest(f"{key} = {value} is out of range", hint=f"use a value >= {low}")
     return value
 
 
 def parse_settings(params: dict[str, Any]) -> GenerateSettings:
     unknown = sorted(set(params) - set(GENERATE_PARAMS))
     if unknown:
-        raise BadRequest(
-            f"generate: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(GENERATE_PARAMS)}"
-        )
+        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(GENERATE_PARAMS)}")
     n = _integer(params, "n", 1, 1)
     temperature = _number(params, "temperature", 0.0)
     if temperature < 0:
-        raise BadRequest(f"generate: temperature {temperature} is negative", hint="use 0 (greedy) or more")
+        raise BadRequest(f"temperature {temperature} is negative", hint="use 0 (greedy) or more")
     top_p = _number(params, "top_p", 1.0)
     if not 0.0 < top_p <= 1.0:
-        raise BadRequest(f"generate: top_p {top_p} is out of range", hint="use a value in (0, 1]")
+        raise BadRequest(f"top_p {top_p} is out of range", hint="use a value in (0, 1]")
     if temperature == 0.0 and n != 1:
         raise BadRequest(
-            f"generate: temperature 0 is greedy and gives one completion, but n = {n}",
+            f"temperature 0 is greedy and gives one completion, but n = {n}",
             hint="use n = 1 with temperature 0, or a temperature above 0 for n samples",
         )
     max_new = _integer(params, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, 1)
@@ -161,37 +159,37 @@ def parse_settings(params: dict[str, Any]) -> GenerateSettings:
     if stop_raw is None:
         stop_raw = list(DEFAULT_STOP)
     if not isinstance(stop_raw, list) or not all(isinstance(s, str) and s for s in stop_raw):
-        raise BadRequest("generate: stop must be a list of non-empty strings", hint="pass [] for EOS only")
+        raise BadRequest("stop must be a list of non-empty strings", hint="pass [] for EOS only")
     add_bos = params.get("add_bos", False)
     if not isinstance(add_bos, bool):
-        raise BadRequest(f"generate: add_bos must be true or false, got {add_bos!r}")
+        raise BadRequest(f"add_bos must be true or false, got {add_bos!r}")
     return GenerateSettings(n, temperature, top_p, max_new, seed, tuple(stop_raw), add_bos)
 
 
 def _requests(params: dict[str, Any], settings: GenerateSettings) -> list[tuple[str, str, list[int]]]:
     reqs = params.get("requests")
     if not isinstance(reqs, list):
-        raise BadRequest("generate: requests must be a list of {key, prompt}", hint='e.g. [{"key":"t0","prompt":"x"}]')
+        raise BadRequest("requests must be a list of {key, prompt}", hint='e.g. [{"key":"t0","prompt":"x"}]')
     out: list[tuple[str, str, list[int]]] = []
     seen: set[str] = set()
     for pos, req in enumerate(reqs):
         if not isinstance(req, dict):
-            raise BadRequest(f"generate: requests[{pos}] must be an object {{key, prompt}}")
+            raise BadRequest(f"requests[{pos}] must be an object {{key, prompt}}")
         extra = sorted(set(req) - {"key", "prompt", "samples"})
         if extra:
             raise BadRequest(
-                f"generate: requests[{pos}] has unknown field(s) {', '.join(extra)}",
+                f"requests[{pos}] has unknown field(s) {', '.join(extra)}",
                 hint="use key, prompt and optionally samples",
             )
         key = req.get("key")
         if not isinstance(key, str) or not key:
-            raise BadRequest(f"generate: requests[{pos}].key must be a non-empty string")
+            raise BadRequest(f"requests[{pos}].key must be a non-empty string")
         if key in seen:
-            raise BadRequest(f"generate: key {key!r} appears twice", hint="give each request a unique key")
+            raise BadRequest(f"key {key!r} appears twice", hint="give each request a unique key")
         seen.add(key)
         prompt = req.get("prompt")
         if not isinstance(prompt, str):
-            raise BadRequest(f"generate: prompt of {key!r} must be a string")
+            raise BadRequest(f"prompt of {key!r} must be a string")
         samples = req.get("samples")
         if samples is None:
             indices = list(range(settings.n))
@@ -202,9 +200,9 @@ def _requests(params: dict[str, Any], settings: GenerateSettings) -> list[tuple[
                 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples)
                 or len(set(samples)) != len(samples)
             ):
-                raise BadRequest(f"generate: samples of {key!r} must be a non-empty list of distinct indices >= 0")
+                raise BadRequest(f"samples of {key!r} must be a non-empty list of distinct indices >= 0")
             if settings.temperature == 0.0 and samples != [0]:
-                raise BadRequest(f"generate: greedy decoding has only sample 0, {key!r} asks for {samples}")
+                raise BadRequest(f"greedy decoding has only sample 0, {key!r} asks for {samples}")
             indices = list(samples)
         out.append((key, prompt, indices))
     return out
@@ -224,7 +222,7 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
     requests = _requests(params, settings)
     facts = loaded.facts
     if settings.add_bos and facts.bos_token_id is None:
-        raise BadRequest("generate: add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
+        raise BadRequest("add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
     tokenizer = loaded.tokenizer
     eos_ids = set(loaded.eos_token_ids)
     stops = settings.stop
@@ -237,10 +235,10 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
         if settings.add_bos:
             ids = [int(facts.bos_token_id), *ids]  # type: ignore[arg-type]
         if not ids:
-            raise BadRequest(f"generate: prompt of {key!r} is empty", hint="give a prompt or pass add_bos: true")
+            raise BadRequest(f"prompt of {key!r} is empty", hint="give a prompt or pass add_bos: true")
         if len(ids) >= model_max:
             raise BadRequest(
-                f"generate: prompt of {key!r} has {len(ids)} tokens, the model's maximum is {model_max}",
+                f"prompt of {key!r} has {len(ids)} tokens, the model's maximum is {model_max}",
                 hint="shorten the prompt",
             )
         prompts.append(torch.tensor(ids, dtype=torch.long))

@@ -105,9 +105,9 @@ def _opt_str(params: dict[str, Any], key: str, allowed: tuple[str, ...] | None =
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest(f"load: {key} must be a string, got {type(value).__name__}")
+        raise BadRequest(f"{key} must be a string, got {type(value).__name__}")
     if allowed is not None and value not in allowed:
-        raise BadRequest(f"load: unknown {key} {value!r}", hint=f"use one of {', '.join(allowed)}")
+        raise BadRequest(f"unknown {key} {value!r}", hint=f"use one of {', '.join(allowed)}")
     return value
 
 
@@ -182,7 +182,7 @@ def resolve_model(model: str, revision: str | None, seed: int) -> tuple[Path, st
                 f"unknown preset {model!r}", hint=f"use one of {', '.join(PRESET_PREFIX + p for p in PRESETS)}"
             )
         if revision is not None:
-            raise BadRequest("load: revision applies to hub ids only, not to presets", hint="drop revision")
+            raise BadRequest("revision applies to hub ids only, not to presets", hint="drop revision")
         return _preset_dir(preset, seed), "preset", model, None
     local = Path(model).expanduser()
     if local.exists() or _looks_like_path(model):
@@ -195,7 +195,7 @@ def resolve_model(model: str, revision: str | None, seed: int) -> tuple[Path, st
         if not local.is_dir():
             raise NotFound(f"model path {model} is not a directory", hint="give the checkpoint's directory")
         if revision is not None:
-            raise BadRequest("load: revision applies to hub ids only, not to local directories", hint="drop revision")
+            raise BadRequest("revision applies to hub ids only, not to local directories", hint="drop revision")
         resolved = local.resolve()
         return resolved, "local", str(resolved), None
     if not _HUB_ID.match(model):
@@ -330,11 +330,11 @@ def select_backend(config: dict[str, Any], quant: str, attn: str, device: torch.
 def load_model(params: dict[str, Any]) -> LoadedModel:
     unknown = sorted(set(params) - set(LOAD_PARAMS))
     if unknown:
-        raise BadRequest(f"load: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(LOAD_PARAMS)}")
+        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(LOAD_PARAMS)}")
     model = params.get("model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest(
-            "load: model is required (a string)",
+            "model is required (a string)",
             hint=f"give a local directory, a hub id or {PRESET_PREFIX}{PRESETS[0]}",
         )
     revision = _opt_str(params, "revision")
@@ -348,7 +348,7 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         raise BadRequest(str(exc)) from exc
     seed = params.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise BadRequest(f"load: seed must be a non-negative integer, got {seed!r}")
+        raise BadRequest(f"seed must be a non-negative integer, got {seed!r}")
 
     started = time.perf_counter()
     directory, source, model_id, resolved_revision = resolve_model(model.strip(), revision, seed)

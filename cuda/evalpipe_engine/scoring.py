@@ -55,33 +55,33 @@ def _int_param(params: dict[str, Any], key: str, default: int, low: int, high: i
     if value is None:
         value = default
     if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"score: {key} must be an integer, got {value!r}")
+        raise BadRequest(f"{key} must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise BadRequest(f"score: {key} = {value} is out of range", hint=f"use a value {bound}")
+        raise BadRequest(f"{key} = {value} is out of range", hint=f"use a value {bound}")
     return value
 
 
 def _rows(params: dict[str, Any]) -> list[tuple[int, str]]:
     rows = params.get("rows")
     if not isinstance(rows, list):
-        raise BadRequest("score: rows must be a list of {index, text}", hint='e.g. {"rows":[{"index":0,"text":"x"}]}')
+        raise BadRequest("rows must be a list of {index, text}", hint='e.g. {"rows":[{"index":0,"text":"x"}]}')
     out: list[tuple[int, str]] = []
     seen: set[int] = set()
     for pos, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise BadRequest(f"score: rows[{pos}] must be an object {{index, text}}")
+            raise BadRequest(f"rows[{pos}] must be an object {{index, text}}")
         index = row.get("index")
         if not isinstance(index, int) or isinstance(index, bool):
-            raise BadRequest(f"score: rows[{pos}].index must be an integer, got {index!r}")
+            raise BadRequest(f"rows[{pos}].index must be an integer, got {index!r}")
         if index in seen:
-            raise BadRequest(f"score: row index {index} appears twice", hint="give each row a unique index")
+            raise BadRequest(f"row index {index} appears twice", hint="give each row a unique index")
         seen.add(index)
         text = row.get("text")
         if not isinstance(text, str):
-            raise BadRequest(f"score: row {index} text must be a string, got {type(text).__name__}")
+            raise BadRequest(f"row {index} text must be a string, got {type(text).__name__}")
         if not text:
-            raise BadRequest(f"score: row {index} is empty", hint="drop empty rows before scoring")
+            raise BadRequest(f"row {index} is empty", hint="drop empty rows before scoring")
         out.append((index, text))
     return out
 
@@ -89,22 +89,22 @@ def _rows(params: dict[str, Any]) -> list[tuple[int, str]]:
 def score(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
     unknown = sorted(set(params) - set(SCORE_PARAMS))
     if unknown:
-        raise BadRequest(f"score: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(SCORE_PARAMS)}")
+        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(SCORE_PARAMS)}")
     facts = loaded.facts
     model_max = facts.max_position_embeddings or DEFAULT_MAX_LENGTH
     max_length = _int_param(params, "max_length", min(model_max, DEFAULT_MAX_LENGTH), 2)
     if max_length > model_max:
         raise BadRequest(
-            f"score: max_length {max_length} exceeds the model's maximum of {model_max} positions",
+            f"max_length {max_length} exceeds the model's maximum of {model_max} positions",
             hint=f"use max_length <= {model_max}",
         )
     stride = _int_param(params, "stride", max_length, 1, max_length)
     budget = max(_int_param(params, "token_budget", DEFAULT_TOKEN_BUDGET, 1), max_length)
     add_bos = params.get("add_bos", facts.bos_token_id is not None)
     if not isinstance(add_bos, bool):
-        raise BadRequest(f"score: add_bos must be true or false, got {add_bos!r}")
+        raise BadRequest(f"add_bos must be true or false, got {add_bos!r}")
     if add_bos and facts.bos_token_id is None:
-        raise BadRequest("score: add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
+        raise BadRequest("add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
     rows = _rows(params)
 
     encodings = loaded.tokenizer.encode_batch([text for _, text in rows], add_special_tokens=False)
@@ -112,10 +112,10 @@ def score(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, 
     for (index, _), enc in zip(rows, encodings, strict=True):
         ids = list(enc.ids)
         if not ids:
-            raise BadRequest(f"score: row {index} has no tokens after tokenization", hint="drop the row")
+            raise BadRequest(f"row {index} has no tokens after tokenization", hint="drop the row")
         if max(ids) >= facts.vocab_size:
             raise Unsupported(
-                f"score: the tokenizer gives id {max(ids)} for row {index}, beyond the model's vocabulary "
+                f"the tokenizer gives id {max(ids)} for row {index}, beyond the model's vocabulary "
                 f"of {facts.vocab_size}",
                 hint="the tokenizer.json does not match the weights",
             )
@@ -152,7 +152,7 @@ def score(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, 
     out_rows = []
     for r, (index, text) in enumerate(rows):
         if not math.isfinite(nll[r]):
-            raise Unsupported(f"score: row {index} has a non-finite NLL", hint="try fp32 or another precision")
+            raise Unsupported(f"row {index} has a non-finite NLL", hint="try fp32 or another precision")
         out_rows.append(
             {
                 "index": index,
