@@ -1,3 +1,4 @@
+import { formatGib } from '../pipeline/latency-stage.js';
 import type { LatencyCell } from '../pipeline/latency-stage.js';
 
 /** The study's shape: one block per precision/attention, rows = batch, columns = context, cells = s/minibatch. */
@@ -17,7 +18,7 @@ export function formatLatencyMatrix(cells: readonly LatencyCell[]): string {
         const cell = group.find((item) => item.batch === batch && item.ctx === ctx);
         if (!cell) return '-';
         if (cell.status === 'oom') return 'OOM';
-        return `${cell.seconds_per_minibatch?.toFixed(3)} (${Math.round(cell.tokens_per_s ?? 0)}, ${cell.peak_gib?.toFixed(1)})`;
+        return `${cell.seconds_per_minibatch?.toFixed(3)} (${Math.round(cell.tokens_per_s ?? 0)}, ${formatGib(cell.peak_gib)})`;
       });
       lines.push([String(batch), ...row].join('\t'));
     }

@@ -1,3 +1,4 @@
+import { formatGib } from '../pipeline/latency-stage.js';
 import type { RunResults } from '../pipeline/run-pipeline.js';
 
 /** The short human summary printed after a run. */
@@ -14,6 +15,20 @@ export function formatResultsTable(results: RunResults): string {
       ['rows / tokens', `${p.rows} / ${p.scored_tokens}`],
       ['data set', `${p.dataset} [${p.text_field}]`],
     );
+  }
+  if (results.humaneval) {
+    const h = results.humaneval;
+    for (const [k, value] of Object.entries(h.pass_at_k)) rows.push([k, value.toFixed(4)]);
+    rows.push(['problems × samples', `${h.n_problems} × ${h.n_samples_per_problem}`]);
+    rows.push(['statuses', Object.entries(h.status_counts).map(([status, count]) => `${status} ${count}`).join(', ')]);
+  }
+  if (results.latency) {
+    for (const cell of results.latency.cells) {
+      rows.push([
+        `latency ${cell.batch}x${cell.ctx}`,
+        cell.status === 'oom' ? 'OOM' : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${formatGib(cell.peak_gib)}`,
+      ]);
+    }
   }
   rows.push(['results', results.run_dir]);
   const width = Math.max(...rows.map(([label]) => label.length));

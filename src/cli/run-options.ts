@@ -98,7 +98,7 @@ export function addRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('stop', { type: 'string', array: true, describe: 'Stop sequences (replaces the bigcode HumanEval list)' })
     .option('strip-prompt', { type: 'boolean', describe: 'Strip trailing whitespace from prompts before generating [default: true]' })
     .option('timeout', { type: 'number', describe: 'Seconds each candidate may run in the sandbox [default: 3]' })
-    .option('memory-mb', { type: 'number', describe: 'Memory limit per candidate in MB [default: 512]' })
+    .option('memory-mb', { type: 'number', describe: 'Memory limit per candidate process in MB [default: 1024]' })
     .option('batches', { type: 'string', describe: 'Latency batch sizes [default: 2,4,8]' })
     .option('contexts', { type: 'string', describe: 'Latency context lengths [default: 4096,8192,16384]' })
     .option('warmup', { type: 'number', describe: 'Latency warm-up minibatches [default: 2]' })
@@ -151,7 +151,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
       stop: options.stop ?? HUMANEVAL_STOP_SEQUENCES,
       stripPrompt: options['strip-prompt'] ?? true,
       timeoutS: positiveNumber(options.timeout ?? 3, '--timeout'),
-      memoryMb: positiveInt(options['memory-mb'] ?? 512, '--memory-mb'),
+      memoryMb: positiveInt(options['memory-mb'] ?? 1024, '--memory-mb'),
     },
     latency: {
       batches: parseIntList(options.batches ?? '2,4,8', '--batches'),

@@ -60,7 +60,7 @@ export async function runLatencyCells(options: {
       };
       log.info(
         `latency ${options.quant}/${options.attn} ${batch}x${ctx}: ${
-          cell.status === 'oom' ? 'OOM' : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${cell.peak_gib?.toFixed(1)} GiB`
+          cell.status === 'oom' ? 'OOM' : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${formatGib(cell.peak_gib)}`
         }`,
       );
       await options.onCell(key, cell, result.times ?? []);
@@ -90,4 +90,9 @@ export async function runLatencyStage(options: {
     onCell: (key, cell, times) => records.append({ key, ...cell, times }),
     signal: options.signal,
   });
+}
+
+/** Peak memory for humans: GiB with one decimal, or n/a where the device does not report it (CPU). */
+export function formatGib(value: number | null | undefined): string {
+  return value === null || value === undefined ? 'n/a' : `${value.toFixed(2)} GiB`;
 }

@@ -6,6 +6,7 @@ export class Progress {
   private done = 0;
   private readonly startedAt = Date.now();
   private lastPlainAt = 0;
+  private lastPlainDone = -1;
   private failures = 0;
 
   constructor(
@@ -48,8 +49,10 @@ export class Progress {
       return;
     }
     const now = Date.now();
+    if (this.done === this.lastPlainDone) return;
     if (!force && now - this.lastPlainAt < 5000 && this.done < this.total) return;
     this.lastPlainAt = now;
+    this.lastPlainDone = this.done;
     this.stream.write(`${this.label}: ${percent}% ${stats}\n`);
   }
 }

@@ -1,0 +1,100 @@
+import type { HumanEvalProblem } from '../datasets/humaneval.js';
+import { EvalpipeError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+import { executeCandidates, type CandidateSample } from './execute-candidates.js';
+import { GENERATE_STAGE, generationKey, type GenerationRecord } from './generate-stage.js';
+import type { HumanEvalConfig } from './run-config.js';
+import type { RunDirectory } from './run-directory.js';
+
+export const EXECUTE_STAGE = 'execute';
+
+export function executionKey(taskId: string, sampleIndex: number): string {
+  return `exec:${taskId}:${sampleIndex}`;
+}
+
+export interface ExecutionRecord {
+  key: string;
+  task_id: string;
+  sample_index: number;
+  status: 'passed' | 'failed' | 'timeout' | 'oom';
+  passed: boolean;
+  exception_type: string | null;
+  message: string | null;
+  duration_ms: number;
+  stdout: string;
+  stderr: string;
+  attempts: number;
+}
+
+/**
+ * Execute every generated sample that has no execution record yet. A sample whose execution failed for
+ * infrastructure reasons (sandbox_error, after the pool's retries) gets no record: it is not the model's fault,
+ * so it is never counted, and the next run executes it again.
+ */
+export async function runExecuteStage(options: {
+  run: RunDirectory;
+  problems: HumanEvalProblem[];
+  config: HumanEvalConfig;
+  concurrency: number;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { config } = options;
+  const generated = await options.run.stage(GENERATE_STAGE);
+  const executed = await options.run.stage(EXECUTE_STAGE);
+  const samples: CandidateSample[] = [];
+  const missing: string[] = [];
+  for (const problem of options.problems) {
+    for (let index = 0; index < config.n; index += 1) {
+      if (executed.has(executionKey(problem.task_id, index))) continue;
+      const generation = generated.get(generationKey(problem.task_id, index)) as unknown as GenerationRecord | undefined;
+      if (!generation) {
+        missing.push(`${problem.task_id}#${index}`);
+        continue;
+      }
+      samples.push({ task_id: problem.task_id, sample_index: index, completion: generation.completion, prompt: generation.prompt_used });
+    }
+  }
+  if (missing.length > 0) {
+    throw new EvalpipeError('stage_incomplete', `execute: ${missing.length} samples have not been generated yet (first: ${missing[0]})`, {
+      hint: 'run the generate stage first (--stages generate), or copy the whole run directory from the machine that generated',
+    });
+  }
+  if (samples.length === 0) return;
+  const total = options.problems.length * config.n;
+  const progress = new Progress('execute', total, 'candidates', process.stderr, total - samples.length);
+  let infrastructureFailures = 0;
+  await executeCandidates({
+    problems: options.problems,
+    samples,
+    sandbox: { timeoutMs: Math.round(config.timeoutS * 1000), memoryMb: config.memoryMb, concurrency: options.concurrency },
+    signal: options.signal,
+    onResult: async (result) => {
+      if (result.status === 'sandbox_error') {
+        infrastructureFailures += 1;
+        progress.tick(1, true);
+        return;
+      }
+      const record: ExecutionRecord = {
+        key: executionKey(result.task_id, result.sample_index),
+        task_id: result.task_id,
+        sample_index: result.sample_index,
+        status: result.status,
+        passed: result.passed,
+        exception_type: result.exceptionType,
+        message: result.message,
+        duration_ms: result.durationMs,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        attempts: result.attempts,
+      };
+      await executed.append({ ...record });
+      progress.tick(1, !result.passed);
+    },
+  });
+  progress.finish();
+  if (infrastructureFailures > 0) {
+    throw new EvalpipeError('sandbox_error', `execute: ${infrastructureFailures} candidates could not be run because the sandbox failed (not counted against the model)`, {
+      hint: 'check the Docker daemon (`docker info`), then run the same command again: only those candidates run again',
+    });
+  }
+}
