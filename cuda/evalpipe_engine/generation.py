@@ -82,17 +82,27 @@ def sample_seed(seed: int, key: str, sample_index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def choose_token(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None) -> int:
-    """logits: [vocab] float32 on CPU. temperature 0 -> argmax; else softmax(logits / T) restricted to the
-    smallest set of most likely tokens whose mass reaches top_p, then one draw from `gen`."""
+def choose_tokens(
+    logits: torch.Tensor, temperature: float, top_p: float, gens: list[torch.Generator | None]
+) -> list[int]:
+    """One token per row of logits ([m, vocab] float32, any device), batched on that device.
+
+    temperature 0 -> argmax. Otherwise softmax(logits / T) in float64, tokens sorted by probability, cut to the
+    nucleus (the smallest set whose mass reaches top_p), and one uniform u from each row's own CPU generator picks
+    the token by inverse CDF. A row's pick depends only on its logits and its generator, not on the batch.
+    """
     if temperature == 0.0:
-        return int(torch.argmax(logits))
+        return [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
+    u = torch.tensor([float(torch.rand((), generator=g, dtype=torch.float64)) for g in gens], dtype=torch.float64)
     probs = torch.softmax(logits.double() / temperature, dim=-1)
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
     if top_p < 1.0:
-        sorted_p, order = torch.sort(probs, descending=True)
-        keep = (torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p
-        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-    return int(torch.multinomial(probs, 1, generator=gen))
+        sorted_p = sorted_p * ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p)
+    cdf = torch.cumsum(sorted_p, dim=-1)
+    target = (u.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
+    # First index whose cdf exceeds u * mass: a token of non-zero probability inside the nucleus.
+    pick = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)
+    return [int(t) for t in order.gather(-1, pick).squeeze(-1).tolist()]
 
 
 @dataclass
@@ -258,16 +268,20 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
         ]
         decoder = open_decoder(loaded.backend, prompt_ids, len(samples))
         can_drop = callable(getattr(decoder, "keep", None))
-        logits = decoder.first_logits.cpu()
+        logits = decoder.first_logits
         active = list(range(len(samples)))  # row r of the decoder's batch is sample active[r]
         while True:
+            live = [row for row in range(len(active)) if not samples[active[row]].done]
+            picks = choose_tokens(
+                logits[live] if len(live) != logits.shape[0] else logits,
+                settings.temperature,
+                settings.top_p,
+                [samples[active[row]].gen for row in live],
+            )
             fed: list[int] = []
             still: list[int] = []
-            for row, pos in enumerate(active):
-                s = samples[pos]
-                if s.done:
-                    continue
-                token = choose_token(logits[row], settings.temperature, settings.top_p, s.gen)
+            for row, token in zip(live, picks, strict=True):
+                s = samples[active[row]]
                 if token in eos_ids:
                     s.done, s.finish_reason = True, "eos"
                 else:
@@ -293,7 +307,7 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
                     active = [active[r] for r in still]
                 else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
                     fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
-            logits = decoder.step(torch.tensor(fed, dtype=torch.long)).cpu()
+            logits = decoder.step(torch.tensor(fed, dtype=torch.long))
     return {"count": count}
 
 
