@@ -141,6 +141,75 @@ def attention_microbench(cfg: Starcoder2Config) -> list[dict[str, Any]]:
     return rows
 
 
+def flash_sweep(cfg: Starcoder2Config) -> list[dict[str, Any]]:
+    from triton.testing import do_bench
+
+    from evalpipe_engine.kernels.flash_attention import flash_attention
+
+    hq, hkv, d, w = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.sliding_window
+    rows = []
+    for t in (4096, 16384):
+        n = 2 * t
+        q = torch.randn(n, hq, d, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(n, hkv, d, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(n, hkv, d, device="cuda", dtype=torch.bfloat16)
+        cu = torch.arange(0, n + 1, t, device="cuda", dtype=torch.int32)
+        ref = flash_attention(q, k, v, cu, t, w)
+        for conf in [(128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3),
+                     (128, 32, 4, 4), (128, 64, 8, 4), (256, 64, 8, 3)]:  # fmt: skip
+            try:
+                out = flash_attention(q, k, v, cu, t, w, config=conf)
+                err = float((out.float() - ref.float()).norm() / ref.float().norm())
+
+                def call(conf=conf, q=q, k=k, v=v, cu=cu, t: int = t) -> torch.Tensor:
+                    return flash_attention(q, k, v, cu, t, w, config=conf)
+
+                ms = do_bench(call, warmup=25, rep=150, return_mode="median")
+            except Exception as exc:  # a tile config the compiler rejects (shared memory): record and go on
+                rows.append({"ctx": t, "config": conf, "error": str(exc)[:200]})
+                log(f"sweep {t} {conf}: {str(exc)[:100]}")
+                continue
+            rows.append({"ctx": t, "config": conf, "ms": ms, "rel_err_vs_default": err})
+            log(f"sweep 2x{t} {conf}: {ms:.3f} ms (err vs default {err:.1e})")
+    return rows
+
+
+def parity_diag(cfg: Starcoder2Config, sd: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Where the bf16 differences come from: every variant against HF in float32 on the same weights."""
+    g = torch.Generator().manual_seed(3)
+    seq = torch.randint(0, cfg.vocab_size, (5000,), generator=g)
+    out: dict[str, float] = {}
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a.double() - b.double()).norm() / b.double().norm())
+
+    sd32 = {k: v.float() for k, v in sd.items()}
+    hf32 = hf_reference_model(cfg, sd32, device="cuda", dtype=torch.float32, attn_implementation="sdpa")
+    with torch.inference_mode():
+        ref32 = hf32(input_ids=seq[None].cuda(), use_cache=False).logits[0].float()
+    del hf32
+    ours32 = NativeStarcoder2.from_state_dict(cfg, sd32, device="cuda", quant="fp32", attn="flash")
+    out["ours_fp32_flash_vs_hf_fp32"] = rel(ours32.logits(seq), ref32)
+    del ours32, sd32
+    torch.cuda.empty_cache()
+    hf16 = hf_reference_model(cfg, sd, device="cuda", dtype=torch.bfloat16, attn_implementation="sdpa")
+    with torch.inference_mode():
+        ref16 = hf16(input_ids=seq[None].cuda(), use_cache=False).logits[0].float()
+    del hf16
+    out["hf_bf16_vs_hf_fp32"] = rel(ref16, ref32)
+    for attn in ("flash", "sdpa"):
+        for fuse in (True, False):
+            m = NativeStarcoder2.from_state_dict(cfg, sd, device="cuda", quant="bf16", attn=attn, fuse_gelu=fuse)
+            lg = m.logits(seq)
+            tag = f"ours_bf16_{attn}_{'fusedgelu' if fuse else 'gelu'}"
+            out[f"{tag}_vs_hf_bf16"] = rel(lg, ref16)
+            out[f"{tag}_vs_hf_fp32"] = rel(lg, ref32)
+            del m, lg
+            torch.cuda.empty_cache()
+    log(f"parity diag: {json.dumps(out, indent=1)}")
+    return out
+
+
 class HfForward:
     """HF's Starcoder2ForCausalLM forward as a bench backend (its real model; only the call is adapted)."""
 
@@ -198,6 +267,9 @@ def main() -> int:
     ap.add_argument("--protocol", default="full", choices=sorted(PROTOCOLS), help="protocol for ours on 3B")
     ap.add_argument("--big-protocol", default="quick", choices=sorted(PROTOCOLS), help="ours on 7B/15B")
     ap.add_argument("--hf-protocol", default="quick", choices=sorted(PROTOCOLS))
+    ap.add_argument("--sweep", action="store_true", help="time several flash tile configs (3B heads)")
+    ap.add_argument("--parity-diag", action="store_true", help="3B: ours/HF bf16 against HF fp32, variants")
+    ap.add_argument("--profile", action="store_true", help="print a kernel-time breakdown of ours at the first cell")
     ap.add_argument("--out", default=None, help="output JSON (default bench/results/prefill-<card>-<date>.json)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -224,6 +296,10 @@ def main() -> int:
         log(f"{name}: built ours in {time.perf_counter() - t0:.1f} s, {ours.facts.weight_bytes / 2**30:.1f} GiB")
         if name == "3b":
             entry["attention_1layer"] = attention_microbench(cfg)
+            if args.sweep:
+                entry["flash_sweep"] = flash_sweep(cfg)
+            if args.parity_diag:
+                entry["parity_diag"] = parity_diag(cfg, sd)
         hf = None
         if name == "3b" and hf_cells:
             hf = hf_reference_model(cfg, sd, device="cuda", dtype=torch.bfloat16, attn_implementation="sdpa")
@@ -232,6 +308,8 @@ def main() -> int:
         del sd
         gc.collect()
         protocol = args.protocol if name == "3b" else args.big_protocol
+        if args.profile:
+            profile(ours, *cells[0])
         entry["ours_bf16_flash"] = run_cells(ours, cells, protocol, f"{name} ours")
         if hf is not None:
             del ours
@@ -259,6 +337,19 @@ def main() -> int:
     log(f"wrote {out}")
     print_table(result)
     return 0
+
+
+def profile(model: NativeStarcoder2, bsz: int, t: int) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    ids = torch.randint(0, model.cfg.vocab_size, (bsz, t), device="cuda")
+    model.score_minibatch(ids)
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        model.score_minibatch(ids)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), file=sys.stderr)
 
 
 def hf_facts(cfg: Starcoder2Config) -> ModelFacts:

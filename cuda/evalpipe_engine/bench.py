@@ -73,6 +73,9 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     ids: torch.Tensor | None = None
+    dev_ids: torch.Tensor | None = None
+    oom = False
+    times: list[list[float]] = []
     try:
         ids = ids_cpu.to(device)
         score_minibatch = getattr(backend, "score_minibatch", None)
@@ -91,7 +94,6 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
             step()
         if cuda:
             torch.cuda.synchronize(device)
-        times: list[list[float]] = []
         total = repeats * iters
         for r in range(repeats):
             round_times: list[float] = []
@@ -112,9 +114,13 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
                 emit("progress", {"done": (r + 1) * iters, "total": total, "unit": "minibatches"})
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
     except torch.OutOfMemoryError:
-        ids = None
+        oom = True
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
-        _free(device)
+    ids = dev_ids = None
+    step = None  # type: ignore[assignment]
+    # freed only here, outside the except block: the exception's traceback pins the frames holding activations
+    _free(device)
+    if oom:
         return {
             **base,
             "status": "oom",
@@ -123,9 +129,6 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
             "peak_gib": peak,
             "times": [],
         }
-    finally:
-        ids = None
-    _free(device)
     spm = statistics.median(t for rt in times for t in rt)
     return {
         **base,

@@ -25,16 +25,23 @@ def target_logprobs_chunked(
 ) -> torch.Tensor:
     """hidden [M, H] (already final-normed), targets [M] int64 -> float32 [M] of log softmax(head(h))[target].
 
-    Each chunk's logits are computed in the head's dtype, upcast to float32 (as HF does before its loss), reduced
-    to logsumexp and the target logit, and dropped before the next chunk."""
+    Each chunk's logits are computed in the head's dtype and reduced to logsumexp and the target logit in float32
+    (as HF's upcast-then-log-softmax), then dropped before the next chunk. On CUDA the reduction is one fused
+    Triton pass over the chunk (no float32 copy); on CPU it is the plain PyTorch upcast."""
     if hidden.shape[0] != targets.shape[0]:
         raise ValueError(f"target_logprobs_chunked: {hidden.shape[0]} hidden rows but {targets.shape[0]} targets")
     out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
     if hidden.shape[0] == 0:
         return out
     rows = chunk_rows or DEFAULT_CHUNK_ROWS
+    fused = hidden.device.type == "cuda"
     for a in range(0, hidden.shape[0], rows):
         b = min(a + rows, hidden.shape[0])
+        if fused:  # one Triton pass over the chunk's logits in their own dtype (kernels/logsumexp.py)
+            from .kernels.logsumexp import lse_target
+
+            lse_target(head(hidden[a:b]), targets[a:b], out=out[a:b])
+            continue
         logits = head(hidden[a:b]).float()
         lse = torch.logsumexp(logits, dim=-1)
         tgt = logits.gather(1, targets[a:b, None]).squeeze(1)

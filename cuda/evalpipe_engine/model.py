@@ -494,9 +494,10 @@ class NativeStarcoder2(nn.Module):
         shape = (cfg.hidden_size,)
         eps = cfg.norm_epsilon
         x = F.embedding(packed.ids, self.embed)
-        for layer in self.layers:
+        layers = list(self.layers)
+        h = F.layer_norm(x, shape, layers[0].ln1_w, layers[0].ln1_b, eps)
+        for i, layer in enumerate(layers):
             assert isinstance(layer, _Layer)
-            h = F.layer_norm(x, shape, layer.ln1_w, layer.ln1_b, eps)
             qkv = layer.qkv(h).view(n, hq + 2 * hkv, d)
             del h
             apply_rope_inplace(qkv, packed.positions, self.rope, hq + hkv)
@@ -513,12 +514,27 @@ class NativeStarcoder2(nn.Module):
                 bounds=packed.bounds,
             )
             del qkv
-            x += layer.o(a.view(n, hq * d))
+            h = self._add_norm(x, layer.o(a.view(n, hq * d)), layer.ln2_w, layer.ln2_b)
             del a
-            h = F.layer_norm(x, shape, layer.ln2_w, layer.ln2_b, eps)
-            x += self._mlp(layer, h)
+            y = self._mlp(layer, h)
             del h
-        return F.layer_norm(x, shape, self.norm_w, self.norm_b, eps)
+            if i + 1 < len(layers):
+                nxt = layers[i + 1]
+                assert isinstance(nxt, _Layer)
+                h = self._add_norm(x, y, nxt.ln1_w, nxt.ln1_b)
+            else:
+                h = self._add_norm(x, y, self.norm_w, self.norm_b)
+            del y
+        return h
+
+    def _add_norm(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """x += y (the residual), then LayerNorm(x): one fused Triton pass on CUDA."""
+        if x.device.type == "cuda":
+            from .kernels.add_layernorm import add_layernorm_
+
+            return add_layernorm_(x, y, w, b, self.cfg.norm_epsilon)
+        x += y
+        return F.layer_norm(x, (self.cfg.hidden_size,), w, b, self.cfg.norm_epsilon)
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, self.lm_head)

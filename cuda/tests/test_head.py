@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,3 +41,39 @@ def test_chunk_budget_bounds_memory() -> None:
 def test_mismatched_targets_are_refused() -> None:
     with pytest.raises(ValueError, match="3 hidden rows but 2 targets"):
         target_logprobs_chunked(torch.zeros(3, 4), torch.zeros(2, dtype=torch.int64), lambda h: h)
+
+
+_INTERPRETED = """
+import torch
+from evalpipe_engine.kernels.logsumexp import lse_target
+g = torch.Generator().manual_seed(1)
+for dt in (torch.float32, torch.bfloat16):
+    x = (torch.randn(37, 301, generator=g) * 5).to(dt)
+    x[3] = -1e4
+    t = torch.randint(0, 301, (37,), generator=g)
+    got = lse_target(x, t)
+    ref = torch.log_softmax(x.double(), -1).gather(1, t[:, None]).squeeze(1)
+    err = (got.double() - ref).abs().max().item()
+    assert err < 1e-5, (dt, err)
+    print("ok", dt, err)
+"""
+
+
+def test_fused_lse_kernel_in_interpreter() -> None:
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    res = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("ok") == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fused_head_on_gpu_matches_float64() -> None:
+    g = torch.Generator(device="cuda").manual_seed(2)
+    hidden = torch.randn(3000, 512, device="cuda", dtype=torch.bfloat16, generator=g)
+    weight = torch.randn(49152, 512, device="cuda", dtype=torch.bfloat16, generator=g) * 0.05
+    targets = torch.randint(0, 49152, (3000,), device="cuda", generator=g)
+    got = target_logprobs_chunked(hidden, targets, lambda h: h @ weight.T, chunk_rows=1024)
+    logits = (hidden @ weight.T).double()  # the same bf16 logits, reduced in float64
+    ref = torch.log_softmax(logits, -1).gather(1, targets[:, None]).squeeze(1)
+    assert (got.double() - ref).abs().max().item() < 1e-4

@@ -2,7 +2,8 @@
 
 x: [N, H, D] view (last dim contiguous) of which heads [0, n_rot_heads) are rotated; positions: [N] int;
 cos/sin: float32 tables [max_pos, D/2]. Rotation is the "rotate half" convention used by StarCoder2/Llama:
-out[:D/2] = x1*cos - x2*sin, out[D/2:] = x2*cos + x1*sin, computed in float32 and rounded once.
+out[:D/2] = x1*cos - x2*sin, out[D/2:] = x2*cos + x1*sin, with HF's rounding steps in x's dtype (cos/sin, each
+product, the sum), so that bf16 results match HF transformers bit for bit.
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ def _rope_kernel(
     c = tl.load(COS + pos[:, None] * HALF + offs_d[None, :], mask=ok[:, None], other=0.0)
     s = tl.load(SIN + pos[:, None] * HALF + offs_d[None, :], mask=ok[:, None], other=0.0)
     base = X + offs_t[:, None].to(tl.int64) * stride_xt + head * stride_xh + offs_d[None, :]
-    x1 = tl.load(base, mask=ok[:, None], other=0.0).to(tl.float32)
-    x2 = tl.load(base + HALF, mask=ok[:, None], other=0.0).to(tl.float32)
-    tl.store(base, (x1 * c - x2 * s).to(X.dtype.element_ty), mask=ok[:, None])
-    tl.store(base + HALF, (x2 * c + x1 * s).to(X.dtype.element_ty), mask=ok[:, None])
+    x1 = tl.load(base, mask=ok[:, None], other=0.0)
+    x2 = tl.load(base + HALF, mask=ok[:, None], other=0.0)
+    dt = x1.dtype
+    # HF's rounding steps: cos/sin rounded to x's dtype, each product rounded, then the sum (exact for float32)
+    c = c.to(dt).to(tl.float32)
+    s = s.to(dt).to(tl.float32)
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    o1 = (a * c).to(dt).to(tl.float32) - (b * s).to(dt).to(tl.float32)
+    o2 = (b * c).to(dt).to(tl.float32) + (a * s).to(dt).to(tl.float32)
+    tl.store(base, o1.to(dt), mask=ok[:, None])
+    tl.store(base + HALF, o2.to(dt), mask=ok[:, None])
 
 
 def apply_rope_(
