@@ -20,12 +20,15 @@ PRESET = "preset:tiny-starcoder2"
 
 
 class EngineProcess:
-    """`python -m evalpipe_engine serve` as a child process; every read is bounded by a timeout."""
+    """`python -m evalpipe_engine serve` as a child process; every read is bounded by a timeout. Without `gpu`
+    the child sees no CUDA device."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None, timeout_s: float = 120.0, gpu: bool = False) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(CUDA_DIR) + os.pathsep + env.get("PYTHONPATH", "")
         env.setdefault("HF_HUB_OFFLINE", "1")
+        if not gpu:  # CPU tests pin the CPU even on a GPU machine, so `device: auto` means the same everywhere
+            env["CUDA_VISIBLE_DEVICES"] = ""
         env.update(extra_env or {})
         self.timeout_s = timeout_s
         self.proc = subprocess.Popen(

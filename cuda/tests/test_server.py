@@ -9,10 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import PRESET, EngineProcess
 
 from evalpipe_engine import ENGINE_VERSION, PROTOCOL_VERSION
 
+CUDA = torch.cuda.is_available()
 PY_PROMPT = 'def fibonacci(n: int) -> list[int]:\n    """Return the first n Fibonacci numbers."""\n'
 
 
@@ -366,3 +368,81 @@ def test_oom_is_typed_and_the_server_carries_on() -> None:
     assert lines[0]["id"] == "x" and lines[0]["error"]["type"] == "oom" and "1 TiB" in lines[0]["error"]["message"]
     assert lines[1]["id"] == "y" and lines[1]["ok"] is True
     assert lines[2] == {"id": "z", "ok": True, "result": {}}
+
+
+# -- on a GPU --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_cuda_engine_matches_cpu(engine: EngineProcess) -> None:
+    rows = [
+        {"index": 0, "text": PY_PROMPT},
+        {"index": 1, "text": "def f(x):\n    return x * 2 + 1\n" * 40},
+        {"index": 2, "text": "é ü ✓\n"},
+    ]
+    score = {"rows": rows, "max_length": 128, "stride": 100, "token_budget": 256}
+    engine.ok("load", {"model": PRESET})
+    cpu, _ = engine.ok("score", score)
+
+    gpu = EngineProcess(gpu=True)
+    try:
+        info, _ = gpu.ok("info")
+        assert info["device"]["type"] == "cuda" and info["device"]["name"] and info["device"]["total_gib"] > 1
+        assert info["device"]["capability"].count(".") == 1
+        default, _ = gpu.ok("load", {"model": PRESET})
+        assert default["device"].startswith("cuda") and default["quant"] == "bf16" and default["dtype"] == "bfloat16"
+        bf16, _ = gpu.ok("score", score)
+        for g, c in zip(bf16["rows"], cpu["rows"], strict=True):
+            assert g["n_scored_tokens"] == c["n_scored_tokens"] and g["n_windows"] == c["n_windows"]
+            assert g["nll_sum"] == pytest.approx(c["nll_sum"], rel=3e-2)
+        for attn in ("sdpa", "eager"):
+            gpu.ok("load", {"model": PRESET, "quant": "fp32", "attn": attn})
+            fp32, _ = gpu.ok("score", score)
+            for g, c in zip(fp32["rows"], cpu["rows"], strict=True):
+                assert g["nll_sum"] == pytest.approx(c["nll_sum"], rel=1e-4), attn
+        gpu.ok("load", {"model": PRESET, "quant": "fp16"})
+        gpu.ok("score", score)
+        params = {
+            "requests": [{"key": "a", "prompt": PY_PROMPT}, {"key": "b", "prompt": "import os\n"}],
+            "n": 4,
+            "temperature": 0.8,
+            "top_p": 0.95,
+            "max_new_tokens": 40,
+            "seed": 2,
+        }
+        first, _ = gpu.ok("generate", params)
+        assert first == {"count": 8}
+        runs = [[e["data"] for e in gpu.call("generate", params)[1]] for _ in range(2)]
+        assert len(runs[0]) == 8 and runs[0] == runs[1]
+        err = gpu.error("load", {"model": PRESET, "attn": "flash"})
+        assert err["type"] == "unsupported"
+        gpu.ok("shutdown")
+        assert gpu.wait() == 0
+    finally:
+        gpu.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_real_cuda_oom_is_typed_and_memory_is_released() -> None:
+    from evalpipe_engine import server as srv
+
+    def op_alloc(server: srv.Server, params: dict[str, object], emit: object) -> dict[str, object]:
+        keep = torch.empty(1 << 28, device="cuda")  # 1 GiB that must be released after the failure
+        huge = torch.empty(1 << 50, dtype=torch.uint8, device="cuda")  # 1 PiB: a genuine CUDA OOM
+        return {"n": keep.numel() + huge.numel()}
+
+    out = io.StringIO()
+    s = srv.Server(out)
+    srv.OPS["test_alloc"] = op_alloc
+    try:
+        before = torch.cuda.memory_allocated()
+        assert s.handle_line(json.dumps({"id": "x", "op": "test_alloc"}))
+        assert torch.cuda.memory_allocated() == before
+        assert s.handle_line(json.dumps({"id": "y", "op": "info"}))
+    finally:
+        del srv.OPS["test_alloc"]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0]["error"]["type"] == "oom" and "OutOfMemoryError" in lines[0]["error"]["message"]
+    assert lines[1]["ok"] is True and lines[1]["result"]["device"]["type"] == "cuda"
