@@ -116,6 +116,76 @@ def time_graph(mods: list[torch.nn.Module], xs: dict[int, torch.Tensor], reps: i
     return times
 
 
+MODEL_VARIANTS: dict[str, tuple[str, str | None]] = {
+    "bf16": ("bf16", None),
+    "int8": ("int8", None),
+    "nf4": ("nf4", None),
+    "nf4-fp32": ("nf4", "fp32"),
+    "fp8": ("fp8", None),
+}
+
+
+def whole_model(names: list[str], reps: int, steps: int, attn: str) -> dict[str, dict]:
+    """Our StarCoder2-3B (model.py, random weights) in each mode: score_minibatch on 2 x 4096 tokens (the prefill
+    the perplexity stage runs, LM head included) and eager KV-cache decode steps at batch 1 and 32 after a
+    256-token prompt. Each mode uses the quant defaults (QuantOptions())."""
+    from evalpipe_engine.model import NativeStarcoder2, Starcoder2Config
+
+    cfg = Starcoder2Config.preset("3b")
+    out: dict[str, dict] = {}
+    for name in names:
+        if name not in MODEL_VARIANTS:
+            continue
+        mode, cdt = MODEL_VARIANTS[name]
+        kw = {"compute_dtype": cdt} if cdt else {}
+        model = NativeStarcoder2.random(cfg, device="cuda", seed=0, quant=mode, attn=attn, **kw)
+        rec: dict = {"weight_bytes": model.facts.weight_bytes}
+        ids = torch.randint(0, cfg.vocab_size, (2, 4096), device="cuda")
+        model.score_minibatch(ids)
+        torch.cuda.synchronize()
+        t = []
+        for _ in range(reps):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            model.score_minibatch(ids)
+            b.record()
+            b.synchronize()
+            t.append(a.elapsed_time(b))
+        rec["prefill_2x4096_ms"] = statistics.median(t)
+        prompt = torch.randint(0, cfg.vocab_size, (256,), device="cuda")
+        for n in (1, 32):
+            dec = model.open_decoder(prompt, n)
+            tok = torch.randint(0, cfg.vocab_size, (n,), device="cuda")
+            for _ in range(3):
+                dec.step(tok)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                dec.step(tok)
+            torch.cuda.synchronize()
+            step_ms = (time.perf_counter() - t0) * 1000 / steps
+            rec[f"decode_b{n}_step_ms"] = step_ms
+            rec[f"decode_b{n}_tokens_per_s"] = round(n * 1000 / step_ms, 1)
+            del dec
+        out[name] = rec
+        print(
+            f"[model {name}] prefill {rec['prefill_2x4096_ms']:.1f} ms, decode b1 {rec['decode_b1_step_ms']:.2f} "
+            f"ms/step, b32 {rec['decode_b32_step_ms']:.2f} ms/step",
+            file=sys.stderr,
+            flush=True,
+        )
+        del model
+        torch.cuda.empty_cache()
+    base = out.get("bf16")
+    if base:
+        for rec in out.values():
+            rec["prefill_ratio"] = round(rec["prefill_2x4096_ms"] / base["prefill_2x4096_ms"], 4)
+            rec["memory_ratio"] = round(rec["weight_bytes"] / base["weight_bytes"], 4)
+            for n in (1, 32):
+                rec[f"decode_b{n}_speedup"] = round(base[f"decode_b{n}_step_ms"] / rec[f"decode_b{n}_step_ms"], 4)
+    return out
+
+
 def versions() -> dict[str, str]:
     import triton
 
@@ -152,6 +222,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5, help="prefill repetitions")
     ap.add_argument("--graph-reps", type=int, default=30, help="decode graph replays")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", action="store_true", help="also time our whole StarCoder2-3B (model.py) per mode")
+    ap.add_argument("--model-attn", default="flash")
+    ap.add_argument("--model-steps", type=int, default=20)
     ap.add_argument("--out", help="write the JSON record here (atomically)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -227,6 +300,9 @@ def main() -> int:
             }[key]
             ok = value <= target if key.endswith("_max") else value >= target
             verdicts[f"{variant}:{key}"] = {"value": value, "target": target, "met": bool(ok)}
+    del weights
+    torch.cuda.empty_cache()
+    model_results = whole_model(names, args.reps, args.model_steps, args.model_attn) if args.model else None
     record = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": "quant_linears",
@@ -245,6 +321,7 @@ def main() -> int:
         "replay; weights random N(0, 0.02) bf16; linear layers only (attention/norms unchanged by quant)",
         "results": results,
         "targets": verdicts,
+        "whole_model": model_results,
     }
     text = json.dumps(record, indent=2)
     if args.out:
@@ -265,6 +342,12 @@ def main() -> int:
         )
     for k, v in verdicts.items():
         print(f"{k}: {v['value']} vs {v['target']} -> {'met' if v['met'] else 'MISSED'}")
+    for name, r in (model_results or {}).items():
+        print(
+            f"model {name:<9} prefill {r['prefill_2x4096_ms']:7.1f} ms x{r['prefill_ratio']:.3f}  decode b1 "
+            f"{r['decode_b1_tokens_per_s']:7.1f} tok/s x{r['decode_b1_speedup']:.2f}  b32 "
+            f"{r['decode_b32_tokens_per_s']:7.1f} tok/s x{r['decode_b32_speedup']:.2f}  mem x{r['memory_ratio']:.3f}"
+        )
     return 0
 
 

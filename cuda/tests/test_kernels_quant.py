@@ -174,7 +174,7 @@ def _fresh_shapes(seed: int, count: int, mult: int = 1) -> list[tuple[int, int]]
     ]
 
 
-@pytest.mark.parametrize("m", [1, 2, 7, 32, 33, 300])
+@pytest.mark.parametrize("m", [1, 7, 32, 300])
 @pytest.mark.parametrize(
     ("mode", "act", "opts"),
     [
@@ -191,7 +191,7 @@ def _fresh_shapes(seed: int, count: int, mult: int = 1) -> list[tuple[int, int]]
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 def test_gpu_kernels_match_reference(m: int, mode: str, act: torch.dtype, opts: QuantOptions) -> None:
     seed = int(torch.randint(0, 2**31 - 1, (1,)))  # fresh shapes and data on every run
-    for n, k in _fresh_shapes(seed, 3):
+    for n, k in _fresh_shapes(seed, 2):
         err = _gpu_case(mode, act, opts, n, k, m, seed)
         assert err < tol(act), f"{mode} {act} M={m} N={n} K={k} seed={seed}: rel err {err}"
 
@@ -201,7 +201,7 @@ def test_gpu_kernels_match_reference(m: int, mode: str, act: torch.dtype, opts: 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 def test_gpu_fp8_matches_reference(m: int) -> None:
     seed = int(torch.randint(0, 2**31 - 1, (1,)))
-    for n, k in _fresh_shapes(seed, 3, mult=16):
+    for n, k in _fresh_shapes(seed, 2, mult=16):
         err = _gpu_case("fp8", torch.bfloat16, QuantOptions(), n, k, m, seed)
         assert err < 2e-2, f"fp8 M={m} N={n} K={k} seed={seed}: rel err {err}"
 

@@ -28,6 +28,8 @@ def _w8a8_kernel(
     stride_am,
     stride_bn,
     stride_om,
+    N_BUCKET,  # autotune key only: next power of two of N
+    K_BUCKET,  # autotune key only: next power of two of K
     HAS_BIAS: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -52,7 +54,7 @@ def _w8a8_kernel(
         k_mask = (k0 + offs_k) < K
         a = tl.load(a_ptrs, mask=(offs_m < M)[:, None] & k_mask[None, :], other=0)
         b = tl.load(b_ptrs, mask=k_mask[:, None] & (offs_n < N)[None, :], other=0)
-        acc = tl.dot(a, b, acc)
+        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         a_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
     sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
@@ -73,7 +75,7 @@ _CONFIGS = [
         (128, 256, 64, 8, 4),
     ]
 ]
-_tuned = triton.autotune(_CONFIGS, key=["N", "K"])(_w8a8_kernel)
+_tuned = triton.autotune(_CONFIGS, key=["N_BUCKET", "K_BUCKET"])(_w8a8_kernel)
 
 
 def w8a8_linear(
@@ -88,7 +90,22 @@ def w8a8_linear(
     m, k = qx.shape
     n = qw.shape[0]
     out = torch.empty((m, n), device=qx.device, dtype=out_dtype)
-    args = (qx, qw, sx, sw, bias if bias is not None else sw, out, m, n, k, qx.stride(0), qw.stride(0), out.stride(0))
+    args = (
+        qx,
+        qw,
+        sx,
+        sw,
+        bias if bias is not None else sw,
+        out,
+        m,
+        n,
+        k,
+        qx.stride(0),
+        qw.stride(0),
+        out.stride(0),
+        triton.next_power_of_2(n),
+        triton.next_power_of_2(k),
+    )
     if qx.is_cuda:
 
         def grid(meta: dict[str, int]) -> tuple[int]:

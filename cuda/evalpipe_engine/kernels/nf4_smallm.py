@@ -8,6 +8,9 @@ against real activations (x is masked to K).
 Each program owns BLOCK_N output channels and walks K in tiles of BLOCK_KB bytes (= 2*BLOCK_KB elements),
 viewed as [BLOCK_N, BLOCK_KB/32, 32] so one absmax per (row, 64-block) broadcasts over its 32 bytes. The
 codebook lookup is a 16-entry (64-byte) table that stays in L1. The weights are read exactly once per call.
+M == 1 is a GEMV with the epilogue fused (one launch); 2 <= M <= 64
+uses `tl.dot` with K split SPLIT_K ways into an L2-resident fp32 buffer by atomic adds, then a cast (three
+launches), as in quant_smallm.py.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ from .quant_smallm import MAX_SMALL_M, block_m_for
 
 
 @triton.jit
-def _nf4_smallm_kernel(
+def _nf4_gemv_kernel(
     x_ptr,
     w_ptr,
     absmax_ptr,
     code_ptr,
     bias_ptr,
     out_ptr,
-    M,
     N,
     K,
     KB,
@@ -35,85 +37,132 @@ def _nf4_smallm_kernel(
     stride_wn,
     stride_an,
     stride_om,
+    N_BUCKET,  # autotune key only: next power of two of N
+    K_BUCKET,  # autotune key only: next power of two of K
     HAS_BIAS: tl.constexpr,
-    DOT_F32: tl.constexpr,
-    BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KB: tl.constexpr,
 ):
     NBLK: tl.constexpr = BLOCK_KB // 32
     pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
+    row = tl.program_id(1)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < N
     blk = tl.arange(0, NBLK)
     j = tl.arange(0, 32)
-    n3 = offs_n[:, None, None]
-    if BLOCK_M == 1:
-        acc3 = tl.zeros((BLOCK_N, NBLK, 32), dtype=tl.float32)
-        for kb0 in range(0, KB, BLOCK_KB):
-            b2 = kb0 + blk[:, None] * 32 + j[None, :]  # [NBLK, 32] byte index within the row
-            b_mask = b2 < KB
-            byte = tl.load(w_ptr + n3 * stride_wn + b2[None, :, :], mask=n_mask[:, None, None] & b_mask[None], other=0)
-            byte = byte.to(tl.int32)
-            c_hi = tl.load(code_ptr + (byte >> 4))
-            c_lo = tl.load(code_ptr + (byte & 15))
-            a = tl.load(
-                absmax_ptr + offs_n[:, None] * stride_an + (kb0 // 32 + blk)[None, :],
-                mask=n_mask[:, None] & ((kb0 + blk * 32) < KB)[None, :],
-                other=0.0,
-            )
-            xe = tl.load(x_ptr + pid_m * stride_xm + 2 * b2, mask=2 * b2 < K, other=0.0).to(tl.float32)
-            xo = tl.load(x_ptr + pid_m * stride_xm + 2 * b2 + 1, mask=2 * b2 + 1 < K, other=0.0).to(tl.float32)
-            acc3 += (c_hi * xe[None] + c_lo * xo[None]) * a[:, :, None]
-        acc = tl.sum(tl.sum(acc3, axis=2), axis=1)[None, :]
-        offs_m = pid_m + tl.arange(0, 1)
-    else:
-        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-        m_mask = offs_m < M
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for kb0 in range(0, KB, BLOCK_KB):
-            b2 = kb0 + blk[:, None] * 32 + j[None, :]
-            b_mask = b2 < KB
-            byte = tl.load(w_ptr + n3 * stride_wn + b2[None, :, :], mask=n_mask[:, None, None] & b_mask[None], other=0)
-            byte = byte.to(tl.int32)
-            a = tl.load(
-                absmax_ptr + offs_n[:, None] * stride_an + (kb0 // 32 + blk)[None, :],
-                mask=n_mask[:, None] & ((kb0 + blk * 32) < KB)[None, :],
-                other=0.0,
-            )[:, :, None]
-            w_hi = tl.reshape(tl.load(code_ptr + (byte >> 4)) * a, (BLOCK_N, BLOCK_KB))
-            w_lo = tl.reshape(tl.load(code_ptr + (byte & 15)) * a, (BLOCK_N, BLOCK_KB))
-            bk = kb0 + tl.arange(0, BLOCK_KB)
-            xm = offs_m[:, None] * stride_xm
-            xe = tl.load(x_ptr + xm + 2 * bk[None, :], mask=m_mask[:, None] & (2 * bk < K)[None, :], other=0.0)
-            xo = tl.load(x_ptr + xm + 2 * bk[None, :] + 1, mask=m_mask[:, None] & (2 * bk + 1 < K)[None, :], other=0.0)
-            if DOT_F32:
-                acc += tl.dot(xe.to(tl.float32), tl.trans(w_hi), input_precision="ieee")
-                acc += tl.dot(xo.to(tl.float32), tl.trans(w_lo), input_precision="ieee")
-            else:
-                acc += tl.dot(xe, tl.trans(w_hi.to(xe.dtype)))
-                acc += tl.dot(xo, tl.trans(w_lo.to(xo.dtype)))
+    acc3 = tl.zeros((BLOCK_N, NBLK, 32), dtype=tl.float32)
+    for kb0 in range(0, KB, BLOCK_KB):
+        b2 = kb0 + blk[:, None] * 32 + j[None, :]  # [NBLK, 32] byte index within the row
+        byte = tl.load(
+            w_ptr + offs_n[:, None, None] * stride_wn + b2[None, :, :],
+            mask=n_mask[:, None, None] & (b2 < KB)[None],
+            other=0,
+        ).to(tl.int32)
+        c_hi = tl.load(code_ptr + (byte >> 4))
+        c_lo = tl.load(code_ptr + (byte & 15))
+        a = tl.load(
+            absmax_ptr + offs_n[:, None] * stride_an + (kb0 // 32 + blk)[None, :],
+            mask=n_mask[:, None] & ((kb0 + blk * 32) < KB)[None, :],
+            other=0.0,
+        )
+        xe = tl.load(x_ptr + row * stride_xm + 2 * b2, mask=2 * b2 < K, other=0.0).to(tl.float32)
+        xo = tl.load(x_ptr + row * stride_xm + 2 * b2 + 1, mask=2 * b2 + 1 < K, other=0.0).to(tl.float32)
+        acc3 += (c_hi * xe[None] + c_lo * xo[None]) * a[:, :, None]
+    acc = tl.sum(tl.sum(acc3, axis=2), axis=1)
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
-    out_mask = (offs_m < M)[:, None] & n_mask[None, :]
-    tl.store(
-        out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
-        acc.to(out_ptr.dtype.element_ty),
-        mask=out_mask,
+        acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + row * stride_om + offs_n, acc.to(out_ptr.dtype.element_ty), mask=n_mask)
+
+
+@triton.jit
+def _nf4_dot_kernel(
+    x_ptr,
+    w_ptr,
+    absmax_ptr,
+    code_ptr,
+    bias_ptr,
+    acc_ptr,
+    M,
+    N,
+    K,
+    KB,
+    stride_xm,
+    stride_wn,
+    stride_an,
+    stride_am,
+    N_BUCKET,
+    K_BUCKET,
+    HAS_BIAS: tl.constexpr,
+    DOT_F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_KB: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+):
+    NBLK: tl.constexpr = BLOCK_KB // 32
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    kb_per_split = tl.cdiv(tl.cdiv(KB, SPLIT_K), BLOCK_KB) * BLOCK_KB
+    kb_begin = pid_s * kb_per_split
+    kb_end = tl.minimum(kb_begin + kb_per_split, KB)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    n_mask = offs_n < N
+    m_mask = offs_m < M
+    blk = tl.arange(0, NBLK)
+    j = tl.arange(0, 32)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kb0 in range(kb_begin, kb_end, BLOCK_KB):
+        b2 = kb0 + blk[:, None] * 32 + j[None, :]
+        byte = tl.load(
+            w_ptr + offs_n[:, None, None] * stride_wn + b2[None, :, :],
+            mask=n_mask[:, None, None] & (b2 < kb_end)[None],
+            other=0,
+        ).to(tl.int32)
+        a = tl.load(
+            absmax_ptr + offs_n[:, None] * stride_an + (kb0 // 32 + blk)[None, :],
+            mask=n_mask[:, None] & ((kb0 + blk * 32) < kb_end)[None, :],
+            other=0.0,
+        )[:, :, None]
+        w_hi = tl.reshape(tl.load(code_ptr + (byte >> 4)) * a, (BLOCK_N, BLOCK_KB))
+        w_lo = tl.reshape(tl.load(code_ptr + (byte & 15)) * a, (BLOCK_N, BLOCK_KB))
+        bk = kb0 + tl.arange(0, BLOCK_KB)
+        xm = offs_m[:, None] * stride_xm
+        b_ok = bk < kb_end
+        xe = tl.load(x_ptr + xm + 2 * bk[None, :], mask=m_mask[:, None] & (b_ok & (2 * bk < K))[None, :], other=0.0)
+        xo = tl.load(
+            x_ptr + xm + 2 * bk[None, :] + 1, mask=m_mask[:, None] & (b_ok & (2 * bk + 1 < K))[None, :], other=0.0
+        )
+        if DOT_F32:
+            acc += tl.dot(xe.to(tl.float32), tl.trans(w_hi), input_precision="ieee")
+            acc += tl.dot(xo.to(tl.float32), tl.trans(w_lo), input_precision="ieee")
+        else:
+            acc += tl.dot(xe, tl.trans(w_hi.to(xe.dtype)))
+            acc += tl.dot(xo, tl.trans(w_lo.to(xo.dtype)))
+    if HAS_BIAS:  # noqa: SIM102 (constexpr test, then a runtime one)
+        if pid_s == 0:
+            acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+    tl.atomic_add(
+        acc_ptr + offs_m[:, None] * stride_am + offs_n[None, :],
+        acc,
+        mask=m_mask[:, None] & n_mask[None, :],
+        sem="relaxed",
     )
 
 
 _GEMV_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk}, num_warps=w, num_stages=s)
-    for bn, bk, w, s in [(8, 256, 4, 1), (16, 256, 4, 1), (8, 512, 4, 1), (16, 128, 4, 2), (32, 128, 8, 2)]
+    for bn, bk, w, s in [(8, 256, 4, 1), (16, 256, 4, 1), (8, 512, 4, 1), (16, 512, 8, 1), (32, 256, 8, 1)]
 ]
 _DOT_CONFIGS = [
-    triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk}, num_warps=w, num_stages=s)
-    for bn, bk, w, s in [(16, 128, 4, 2), (32, 64, 4, 3), (32, 128, 4, 2), (64, 64, 4, 3)]
+    triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk, "SPLIT_K": sk}, num_warps=w, num_stages=s)
+    for bn, bk, sk, w, s in [(64, 64, 4, 4, 2), (128, 64, 4, 8, 2), (64, 128, 8, 4, 2), (128, 32, 8, 4, 3)]
 ]
-_gemv_tuned = triton.autotune(_GEMV_CONFIGS, key=["N", "K", "DOT_F32"])(_nf4_smallm_kernel)
-_dot_tuned = triton.autotune(_DOT_CONFIGS, key=["N", "K", "BLOCK_M", "DOT_F32"])(_nf4_smallm_kernel)
+_gemv_tuned = triton.autotune(_GEMV_CONFIGS, key=["N_BUCKET", "K_BUCKET"])(_nf4_gemv_kernel)
+_dot_tuned = triton.autotune(
+    _DOT_CONFIGS, key=["N_BUCKET", "K_BUCKET", "BLOCK_M", "DOT_F32"], reset_to_zero=["acc_ptr"]
+)(_nf4_dot_kernel)
 
 
 def nf4_smallm_linear(
@@ -132,15 +181,40 @@ def nf4_smallm_linear(
         raise ValueError(f"packed nf4 weight [{n}, {kb}] does not cover K={k} in 64-element blocks")
     if x.stride(1) != 1:
         x = x.contiguous()
-    out = torch.empty((m, n), device=x.device, dtype=x.dtype)
+    bias_arg = bias if bias is not None else absmax
+    buckets = (triton.next_power_of_2(n), triton.next_power_of_2(k))
+    if m == 1:
+        out = torch.empty((m, n), device=x.device, dtype=x.dtype)
+        args = (
+            x,
+            packed,
+            absmax,
+            code,
+            bias_arg,
+            out,
+            n,
+            k,
+            kb,
+            x.stride(0),
+            packed.stride(0),
+            absmax.stride(0),
+            out.stride(0),
+            *buckets,
+        )
+        if x.is_cuda:
+            _gemv_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), 1)](*args, HAS_BIAS=bias is not None)
+        else:  # TRITON_INTERPRET=1 on CPU: one small fixed tile
+            _nf4_gemv_kernel[(triton.cdiv(n, 16), 1)](*args, HAS_BIAS=bias is not None, BLOCK_N=16, BLOCK_KB=32)
+        return out
     block_m = block_m_for(m)
+    acc = torch.zeros((m, n), device=x.device, dtype=torch.float32)
     args = (
         x,
         packed,
         absmax,
         code,
-        bias if bias is not None else absmax,
-        out,
+        bias_arg,
+        acc,
         m,
         n,
         k,
@@ -148,19 +222,19 @@ def nf4_smallm_linear(
         x.stride(0),
         packed.stride(0),
         absmax.stride(0),
-        out.stride(0),
+        acc.stride(0),
+        *buckets,
     )
+    # the CPU interpreter's bf16 tl.dot is wrong, so there the dot runs in fp32
     flags = {"HAS_BIAS": bias is not None, "DOT_F32": x.dtype == torch.float32 or not x.is_cuda}
     if x.is_cuda:
-        tuned = _gemv_tuned if block_m == 1 else _dot_tuned
 
-        def grid(meta: dict[str, int]) -> tuple[int, int]:
-            return (triton.cdiv(n, meta["BLOCK_N"]), triton.cdiv(m, block_m))
+        def grid(meta: dict[str, int]) -> tuple[int, int, int]:
+            return (triton.cdiv(n, meta["BLOCK_N"]), triton.cdiv(m, block_m), meta["SPLIT_K"])
 
-        tuned[grid](*args, **flags, BLOCK_M=block_m)
-    else:  # TRITON_INTERPRET=1 on CPU: one small fixed tile; its bf16 tl.dot is wrong, so dots run in fp32
-        bn, bkb = 16, 32
-        _nf4_smallm_kernel[(triton.cdiv(n, bn), triton.cdiv(m, block_m))](
-            *args, **flags, BLOCK_M=block_m, BLOCK_N=bn, BLOCK_KB=bkb
+        _dot_tuned[grid](*args, **flags, BLOCK_M=block_m)
+    else:
+        _nf4_dot_kernel[(triton.cdiv(n, 16), triton.cdiv(m, block_m), 2)](
+            *args, **flags, BLOCK_M=block_m, BLOCK_N=16, BLOCK_KB=32, SPLIT_K=2
         )
-    return out
+    return acc.to(x.dtype)

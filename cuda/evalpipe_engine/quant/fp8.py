@@ -20,18 +20,23 @@ MIN_CAPABILITY = (8, 9)
 _CHUNK_ELEMENTS = 1 << 24
 
 
+def fp8_support_error(card: str, capability: tuple[int, int]) -> str | None:
+    """The error message for fp8 on this card, or None when it has fp8 tensor cores."""
+    if capability >= MIN_CAPABILITY:
+        return None
+    return (
+        f"fp8 needs fp8 tensor cores (compute capability 8.9 or newer); {card} has {capability[0]}.{capability[1]}: "
+        "use --quant int8 or bf16 on this card"
+    )
+
+
 def check_fp8_device(device: torch.device) -> None:
-    """Raise QuantError(unsupported) when `device` is a GPU without fp8 tensor cores."""
+    """Raise QuantError(unsupported) when `device` is a GPU without fp8 tensor cores (CPU runs the reference)."""
     if device.type != "cuda":
         return
-    cap = torch.cuda.get_device_capability(device)
-    if cap < MIN_CAPABILITY:
-        name = torch.cuda.get_device_name(device)
-        raise QuantError(
-            f"fp8 needs fp8 tensor cores (compute capability 8.9 or newer); {name} has {cap[0]}.{cap[1]}: "
-            "use --quant int8 or bf16 on this card",
-            error_type="unsupported",
-        )
+    msg = fp8_support_error(torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))
+    if msg is not None:
+        raise QuantError(msg, error_type="unsupported")
 
 
 def quantize_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
