@@ -85,7 +85,8 @@ def random_stack_weights(shape: StackShape, seed: int, device: torch.device | st
     def rnd(*size: int, std: float) -> torch.Tensor:
         return torch.randn(size, generator=g, device=device) * std
 
-    w = {"embed": rnd(shape.vocab, shape.hidden, std=1.0)}
+    # logits = ln(h) @ embed.T: std 3/sqrt(hidden) gives logits of std ~3, a spread-out next-token distribution
+    w = {"embed": rnd(shape.vocab, shape.hidden, std=3 / math.sqrt(shape.hidden))}
     for i in range(shape.layers):
         w[f"{i}.fc.w"] = rnd(shape.ffn, shape.hidden, std=1 / math.sqrt(shape.hidden))
         w[f"{i}.fc.b"] = rnd(shape.ffn, std=0.02)
