@@ -8,7 +8,8 @@ measured ceilings (bf16 matrix product, device-to-device copy) and FLOPs per tok
 Each cell runs through evalpipe_engine.bench.run_bench (the engine's `bench` op): a minibatch is `batch` rows of
 `ctx` random ids. Ours scores it as perplexity scoring does (packed prefill + chunked-head target log-probs);
 HF runs its forward returning bf16 logits for every position (how BASELINES.md measured it).
-Protocols: full = 2 warm-up + 4 rounds x 4 timed minibatches (the study's), quick = 1 warm-up + 3 timed.
+Protocols: full = 2 warm-up + 4 rounds x 4 timed minibatches (the study's), quick = 1 warm-up + 3 timed,
+min = 1 warm-up + 2 timed (15B, to fit the device budget). Each row records its protocol.
 Writes bench/results/prefill-<card>-<date>.json (schema_version 1) and prints a table.
 """
 
@@ -44,6 +45,7 @@ from evalpipe_engine.model import (  # noqa: E402
 PROTOCOLS: dict[str, dict[str, int]] = {
     "full": {"warmup": 2, "iters": 4, "repeats": 4},
     "quick": {"warmup": 1, "iters": 3, "repeats": 1},
+    "min": {"warmup": 1, "iters": 2, "repeats": 1},
 }
 ALL_CELLS = [(b, t) for b in (2, 4, 8) for t in (4096, 8192, 16384)]
 
@@ -265,7 +267,8 @@ def main() -> int:
     ap.add_argument("--cells", default="all", help="BATCHxCTX list for ours, or 'all' (the 9 study cells)")
     ap.add_argument("--hf-cells", default="all", help="cells for the HF baseline (3B only); 'none' to skip")
     ap.add_argument("--protocol", default="full", choices=sorted(PROTOCOLS), help="protocol for ours on 3B")
-    ap.add_argument("--big-protocol", default="quick", choices=sorted(PROTOCOLS), help="ours on 7B/15B")
+    ap.add_argument("--big-protocol", default="quick", choices=sorted(PROTOCOLS), help="ours on 7B")
+    ap.add_argument("--huge-protocol", default="min", choices=sorted(PROTOCOLS), help="ours on 15B")
     ap.add_argument("--hf-protocol", default="quick", choices=sorted(PROTOCOLS))
     ap.add_argument("--sweep", action="store_true", help="time several flash tile configs (3B heads)")
     ap.add_argument("--parity-diag", action="store_true", help="3B: ours/HF bf16 against HF fp32, variants")
@@ -283,60 +286,84 @@ def main() -> int:
     log(f"ceilings: bf16 matmul {ceil['bf16_matmul_tflops']:.0f} TFLOP/s, copy {ceil['d2d_copy_gbs']:.0f} GB/s")
     result: dict[str, Any] = {"schema_version": 1, "kind": "prefill_matrix", **env, "ceilings": ceil,
                               "protocols": PROTOCOLS, "models": {}}  # fmt: skip
+    out = Path(args.out) if args.out else default_out(env)
     for name in args.models.split(","):
-        cfg = Starcoder2Config.preset(name)
-        entry: dict[str, Any] = {
-            "config": f"cuda/evalpipe_engine/configs/starcoder2-{name}.json",
-            "n_params": cfg.n_params(),
-            "flops_per_token": {str(t): cfg.flops_per_token(t) for t in (4096, 8192, 16384)},
-        }
-        t0 = time.perf_counter()
-        sd = random_state_dict(cfg, "cuda", torch.bfloat16, seed=0)
-        ours = NativeStarcoder2.from_state_dict(cfg, sd, device="cuda", quant="bf16", attn="flash")
-        log(f"{name}: built ours in {time.perf_counter() - t0:.1f} s, {ours.facts.weight_bytes / 2**30:.1f} GiB")
-        if name == "3b":
-            entry["attention_1layer"] = attention_microbench(cfg)
-            if args.sweep:
-                entry["flash_sweep"] = flash_sweep(cfg)
-            if args.parity_diag:
-                entry["parity_diag"] = parity_diag(cfg, sd)
-        hf = None
-        if name == "3b" and hf_cells:
-            hf = hf_reference_model(cfg, sd, device="cuda", dtype=torch.bfloat16, attn_implementation="sdpa")
-            entry["parity_vs_hf"] = parity_check(ours, hf, cfg.vocab_size)
-            log(f"parity: {entry['parity_vs_hf']}")
-        del sd
-        gc.collect()
-        protocol = args.protocol if name == "3b" else args.big_protocol
-        if args.profile:
-            profile(ours, *cells[0])
-        entry["ours_bf16_flash"] = run_cells(ours, cells, protocol, f"{name} ours")
-        if hf is not None:
-            del ours
+        try:
+            run_model(name, args, cells, hf_cells, ceil, result)
+        except Exception as exc:  # record and go on: one model's failure must not lose the others' figures
+            log(f"{name}: FAILED {type(exc).__name__}: {exc}")
+            result["models"][name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
             gc.collect()
             torch.cuda.empty_cache()
-            entry["hf_bf16_sdpa"] = run_cells(HfForward(hf, hf_facts(cfg)), hf_cells, args.hf_protocol, f"{name} HF")
-            del hf
-        else:
-            del ours
+        write_json(out, result)
+    log(f"wrote {out}")
+    print_table(result)
+    return 0
+
+
+def run_model(
+    name: str,
+    args: argparse.Namespace,
+    cells: list[tuple[int, int]],
+    hf_cells: list[tuple[int, int]],
+    ceil: dict[str, float],
+    result: dict[str, Any],
+) -> None:
+    gc.collect()  # a previous model's failure may have left its tensors to the collector
+    torch.cuda.empty_cache()
+    cfg = Starcoder2Config.preset(name)
+    entry: dict[str, Any] = {
+        "config": f"cuda/evalpipe_engine/configs/starcoder2-{name}.json",
+        "n_params": cfg.n_params(),
+        "flops_per_token": {str(t): cfg.flops_per_token(t) for t in (4096, 8192, 16384)},
+    }
+    t0 = time.perf_counter()
+    sd = random_state_dict(cfg, "cuda", torch.bfloat16, seed=0)
+    ours = NativeStarcoder2.from_state_dict(cfg, sd, device="cuda", quant="bf16", attn="flash")
+    log(f"{name}: built ours in {time.perf_counter() - t0:.1f} s, {ours.facts.weight_bytes / 2**30:.1f} GiB")
+    if name == "3b":
+        entry["attention_1layer"] = attention_microbench(cfg)
+        if args.sweep:
+            entry["flash_sweep"] = flash_sweep(cfg)
+        if args.parity_diag:
+            entry["parity_diag"] = parity_diag(cfg, sd)
+    hf = None
+    if name == "3b" and hf_cells:
+        hf = hf_reference_model(cfg, sd, device="cuda", dtype=torch.bfloat16, attn_implementation="sdpa")
+        entry["parity_vs_hf"] = parity_check(ours, hf, cfg.vocab_size)
+        log(f"parity: {entry['parity_vs_hf']}")
+    del sd
+    gc.collect()
+    protocol = {"3b": args.protocol, "15b": args.huge_protocol}.get(name, args.big_protocol)
+    if args.profile:
+        profile(ours, *cells[0])
+    entry["ours_bf16_flash"] = run_cells(ours, cells, protocol, f"{name} ours")
+    if hf is not None:
+        del ours
         gc.collect()
         torch.cuda.empty_cache()
-        for rows in (entry.get("ours_bf16_flash", []), entry.get("hf_bf16_sdpa", [])):
-            for r in rows:
-                if r["status"] == "ok":
-                    fpt = cfg.flops_per_token(r["ctx"])
-                    r["tflops"] = r["tokens_per_s"] * fpt / 1e12
-                    r["fraction_of_matmul_ceiling"] = r["tflops"] / ceil["bf16_matmul_tflops"]
-        result["models"][name] = entry
-    out = Path(args.out) if args.out else default_out(env)
+        entry["hf_bf16_sdpa"] = run_cells(HfForward(hf, hf_facts(cfg)), hf_cells, args.hf_protocol, f"{name} HF")
+        del hf
+    else:
+        del ours
+    gc.collect()
+    torch.cuda.empty_cache()
+    for rows in (entry.get("ours_bf16_flash", []), entry.get("hf_bf16_sdpa", [])):
+        for r in rows:
+            if r["status"] == "ok":
+                fpt = cfg.flops_per_token(r["ctx"])
+                r["tflops"] = r["tokens_per_s"] * fpt / 1e12
+                r["fraction_of_matmul_ceiling"] = r["tflops"] / ceil["bf16_matmul_tflops"]
+    result["models"][name] = entry
+
+
+def write_json(out: Path, result: dict[str, Any]) -> None:
+    """Atomically (temp file + rename), after every model, so a later failure keeps what was measured."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
         json.dump(result, f, indent=1)
         tmp = f.name
     os.replace(tmp, out)
-    log(f"wrote {out}")
-    print_table(result)
-    return 0
 
 
 def profile(model: NativeStarcoder2, bsz: int, t: int) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU test of the engine (pytest -m gpu over cuda/tests: the native model's and the quant kernels') in one
 # call on the GPU machine. Run from the repository root:  bash cuda/run_gpu_tests.sh [extra pytest args]
+# GPU_TEST_PATHS="cuda/tests/test_a.py cuda/tests/test_b.py" narrows it to some files.
 # Uses $PYTHON (default python3, the interpreter that holds CUDA PyTorch there); installs pytest from carried
 # wheels in .whl/ when that interpreter lacks it. Writes the log to $OUT/gpu-tests.log when $OUT is set.
 set -euo pipefail
@@ -20,4 +21,5 @@ fi
 export PYTHONUNBUFFERED=1
 LOG="${OUT:-/tmp}/gpu-tests.log"
 set -o pipefail
-"$PY" -m pytest -m gpu cuda/tests -q -rA -s -p no:cacheprovider "$@" 2>&1 | tee "$LOG"
+# shellcheck disable=SC2086
+"$PY" -m pytest -m gpu ${GPU_TEST_PATHS:-cuda/tests} -q -rA -s -p no:cacheprovider "$@" 2>&1 | tee "$LOG"

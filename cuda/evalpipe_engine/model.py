@@ -298,10 +298,18 @@ def check_tensors(cfg: Starcoder2Config, source: TensorSource) -> None:
 
 
 def random_state_dict(
-    cfg: Starcoder2Config, device: torch.device | str, dtype: torch.dtype, seed: int = 0
+    cfg: Starcoder2Config,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    seed: int = 0,
+    *,
+    residual_scaled: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Random weights with HF names, made directly on `device` (no CPU round trip for full-size models).
-    Linears ~ N(0, initializer_range), biases and norm parameters small but non-zero so that tests see them."""
+    Linears ~ N(0, initializer_range) (HF's own init), biases and norm parameters small but non-zero so that tests
+    see them. `residual_scaled` divides the std of the two projections that write into the residual stream
+    (o_proj, c_proj) by sqrt(2 * layers), the GPT-2/Megatron practice: a random model that is not chaotic, so that
+    bf16 rounding differences are not amplified layer after layer (see docs/fast-path.md, parity)."""
     dev = torch.device(device)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
@@ -315,7 +323,10 @@ def random_state_dict(
         elif name.endswith("bias"):
             t.normal_(0.0, 0.02, generator=gen)
         else:
-            t.normal_(0.0, std, generator=gen)
+            scale = 1.0
+            if residual_scaled and (name.endswith("o_proj.weight") or name.endswith("c_proj.weight")):
+                scale = 1.0 / math.sqrt(2 * cfg.num_hidden_layers)
+            t.normal_(0.0, std * scale, generator=gen)
         out[name] = t
     return out
 
@@ -479,6 +490,8 @@ class NativeStarcoder2(nn.Module):
         if self.fuse_gelu and isinstance(fc, DenseLinear) and fc.bias is not None:
             # cuBLASLt GELU(tanh) epilogue: bias + GELU fused into the c_fc GEMM
             h = torch._addmm_activation(fc.bias, h, fc.weight.t(), use_gelu=True)
+        elif self.fuse_gelu and callable(getattr(fc, "forward_gelu", None)):
+            h = fc.forward_gelu(h)  # quantized linears offer the same fusion (quant/common.py)
         else:
             h = F.gelu(fc(h), approximate="tanh")
         return layer.proj(h)

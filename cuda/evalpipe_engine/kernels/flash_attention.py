@@ -157,14 +157,16 @@ def _flash_fwd_kernel(
     tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=row_ok[:, None])
 
 
-def _pick_config(head_dim: int, device: torch.device) -> tuple[int, int, int, int]:
+def _pick_config(head_dim: int, dtype: torch.dtype, device: torch.device) -> tuple[int, int, int, int]:
     """(BLOCK_M, BLOCK_N, num_warps, num_stages). BLOCK_M must be a multiple of BLOCK_N (the band arithmetic
-    relies on it)."""
+    relies on it). Chosen from a sweep on an H100 (bench/prefill_matrix.py --sweep; docs/fast-path.md)."""
     if device.type != "cuda":
         return 16, 16, 1, 1  # interpreter: tiny tiles keep CPU tests fast
+    if dtype == torch.float32:  # 4-byte tiles: stay inside the 227 KB of shared memory
+        return 64, 32, 4, 2
     if head_dim <= 64:
         return 128, 64, 4, 3
-    return 128, 64, 8, 3
+    return 128, 128, 8, 3
 
 
 def flash_attention(
@@ -195,7 +197,7 @@ def flash_attention(
         cu_seqlens = cu_seqlens.to(torch.int32)
     if out is None:
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
-    block_m, block_n, num_warps, num_stages = config or _pick_config(head_dim, q.device)
+    block_m, block_n, num_warps, num_stages = config or _pick_config(head_dim, q.dtype, q.device)
     n_seqs = cu_seqlens.numel() - 1
     n_m_blocks = triton.cdiv(max(max_seqlen, 1), block_m)
     sm_scale = scale if scale is not None else 1.0 / math.sqrt(head_dim)
