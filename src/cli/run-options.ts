@@ -96,7 +96,7 @@ export function addRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('top-p', { type: 'number', describe: 'Nucleus sampling p [default: 0.95]' })
     .option('max-new-tokens', { type: 'number', describe: 'Tokens generated per sample [default: 512]' })
     .option('stop', { type: 'string', array: true, describe: 'Stop sequences (replaces the bigcode HumanEval list)' })
-    .option('strip-prompt', { type: 'boolean', describe: 'Strip trailing whitespace from prompts before generating [default: true]' })
+    .option('strip-prompt', { type: 'boolean', describe: 'Strip leading and trailing whitespace from prompts before generating, as the bigcode harness does [default: true]' })
     .option('timeout', { type: 'number', describe: 'Seconds each candidate may run in the sandbox [default: 3]' })
     .option('memory-mb', { type: 'number', describe: 'Memory limit per candidate process in MB [default: 1024]' })
     .option('batches', { type: 'string', describe: 'Latency batch sizes [default: 2,4,8]' })
