@@ -324,6 +324,11 @@ def select_backend(config: dict[str, Any], quant: str, attn: str, device: torch.
     starcoder2."""
     from .hf_backend import build_hf_backend
 
+    archs = config.get("architectures") or []
+    if config.get("model_type") == "starcoder2" or "Starcoder2ForCausalLM" in archs:
+        from .model import build_native_backend  # our StarCoder2 (model.py): every quant mode, eager/sdpa/flash
+
+        return build_native_backend
     return build_hf_backend
 
 

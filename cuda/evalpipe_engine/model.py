@@ -631,6 +631,13 @@ class NativeDecoder:
                 self._k.append(kc)
                 self._v.append(vc)
 
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these samples (finished ones leave the batch)."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.model.device)
+        self._k = [k.index_select(0, idx) for k in self._k]
+        self._v = [v.index_select(0, idx) for v in self._v]
+        self.n = len(rows)
+
     def _grow(self) -> None:
         cap = self._k[0].shape[2]
         new_cap = min(self.model.cfg.max_position_embeddings, 2 * cap)

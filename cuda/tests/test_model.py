@@ -187,3 +187,23 @@ def test_presets_carry_the_published_hyperparameters() -> None:
     # 3B: ~3.03e9 parameters; FLOPs/token at 4096 about 6.8e9 (BASELINES.md)
     assert 2.9e9 < c3.n_params() < 3.1e9
     assert 6.5e9 < c3.flops_per_token(4096) < 7.1e9
+
+
+def test_decoder_keep_drops_finished_samples(pair) -> None:
+    cfg, sd, hf = pair
+    model = NativeStarcoder2.from_state_dict(cfg, sd, device="cpu", quant="fp32", attn="flash")
+    prompt = _seqs(cfg.vocab_size, (9,), seed=8)[0]
+    dec = model.open_decoder(prompt, 3)
+    a = torch.tensor([5, 6, 7])
+    dec.step(a)
+    dec.keep([0, 2])
+    logits = dec.step(torch.tensor([1, 2]))
+    ref = torch.stack([hf(torch.cat([prompt, torch.tensor([x, y])])[None]).logits[0, -1] for x, y in ((5, 1), (7, 2))])
+    assert rel(logits, ref) <= TOL
+
+
+def test_loading_selects_the_native_model_for_starcoder2() -> None:
+    from evalpipe_engine.loading import select_backend
+
+    builder = select_backend({"model_type": "starcoder2"}, "fp32", "flash", torch.device("cpu"))
+    assert builder is build_native_backend
