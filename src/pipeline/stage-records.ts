@@ -99,8 +99,15 @@ export class StageRecordFile {
       if (this.records.has(full.key)) return;
       if (!this.handle) throw new RunStoreError(`${this.path} is closed`);
       const line = `${JSON.stringify(full)}\n`;
+      const data = Buffer.from(line, 'utf8');
       try {
-        await this.handle.write(line);
+        // A nearly full disk can take part of a record (a short write, no error): write the rest, so the record
+        // is whole or the retry fails (ENOSPC) and the catch below cuts the file back to the last whole record.
+        for (let offset = 0; offset < data.length; ) {
+          const { bytesWritten } = await this.handle.write(data, offset, data.length - offset);
+          if (bytesWritten <= 0) throw new Error('the write made no progress');
+          offset += bytesWritten;
+        }
         await this.handle.datasync();
       } catch (error) {
         await truncate(this.path, this.bytes).catch(() => undefined);
@@ -109,7 +116,7 @@ export class StageRecordFile {
           hint: 'free disk space (or fix permissions), then run the same command again to resume; finished records are kept',
         });
       }
-      this.bytes += Buffer.byteLength(line, 'utf8');
+      this.bytes += data.length;
       this.records.set(full.key, full);
     };
     const next = this.writeChain.then(write);
