@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .quant_smallm import MAX_SMALL_M, block_m_for
+from .quant_smallm import MAX_SMALL_M, block_m_for, dot_precision, quick_bench
 
 
 @triton.jit
@@ -51,13 +51,15 @@ def _nf4_gemv_kernel(
     blk = tl.arange(0, NBLK)
     j = tl.arange(0, 32)
     acc3 = tl.zeros((BLOCK_N, NBLK, 32), dtype=tl.float32)
+    w_rows = w_ptr + offs_n[:, None, None] * stride_wn
+    b2 = blk[:, None] * 32 + j[None, :]  # [NBLK, 32] byte index within the tile
+    # software prefetch: the next tile's bytes are in flight while this tile is decoded and summed
+    nxt = tl.load(w_rows + b2[None, :, :], mask=n_mask[:, None, None] & (b2 < KB)[None], other=0)
     for kb0 in range(0, KB, BLOCK_KB):
-        b2 = kb0 + blk[:, None] * 32 + j[None, :]  # [NBLK, 32] byte index within the row
-        byte = tl.load(
-            w_ptr + offs_n[:, None, None] * stride_wn + b2[None, :, :],
-            mask=n_mask[:, None, None] & (b2 < KB)[None],
-            other=0,
-        ).to(tl.int32)
+        bb = kb0 + b2  # byte index within the row
+        byte = nxt.to(tl.int32)
+        nb = bb + BLOCK_KB
+        nxt = tl.load(w_rows + nb[None, :, :], mask=n_mask[:, None, None] & (nb < KB)[None], other=0)
         c_hi = tl.load(code_ptr + (byte >> 4))
         c_lo = tl.load(code_ptr + (byte & 15))
         a = tl.load(
@@ -65,8 +67,8 @@ def _nf4_gemv_kernel(
             mask=n_mask[:, None] & ((kb0 + blk * 32) < KB)[None, :],
             other=0.0,
         )
-        xe = tl.load(x_ptr + row * stride_xm + 2 * b2, mask=2 * b2 < K, other=0.0).to(tl.float32)
-        xo = tl.load(x_ptr + row * stride_xm + 2 * b2 + 1, mask=2 * b2 + 1 < K, other=0.0).to(tl.float32)
+        xe = tl.load(x_ptr + row * stride_xm + 2 * bb, mask=2 * bb < K, other=0.0).to(tl.float32)
+        xo = tl.load(x_ptr + row * stride_xm + 2 * bb + 1, mask=2 * bb + 1 < K, other=0.0).to(tl.float32)
         acc3 += (c_hi * xe[None] + c_lo * xo[None]) * a[:, :, None]
     acc = tl.sum(tl.sum(acc3, axis=2), axis=1)
     if HAS_BIAS:
@@ -93,13 +95,12 @@ def _nf4_dot_kernel(
     N_BUCKET,
     K_BUCKET,
     HAS_BIAS: tl.constexpr,
-    DOT_F32: tl.constexpr,
+    DOT_PREC: tl.constexpr,  # 0: x's own 16-bit dtype, 1: tf32, 2: exact fp32 (ieee)
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KB: tl.constexpr,
     SPLIT_K: tl.constexpr,
 ):
-    NBLK: tl.constexpr = BLOCK_KB // 32
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -110,36 +111,28 @@ def _nf4_dot_kernel(
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     n_mask = offs_n < N
     m_mask = offs_m < M
-    blk = tl.arange(0, NBLK)
-    j = tl.arange(0, 32)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for kb0 in range(kb_begin, kb_end, BLOCK_KB):
-        b2 = kb0 + blk[:, None] * 32 + j[None, :]
-        byte = tl.load(
-            w_ptr + offs_n[:, None, None] * stride_wn + b2[None, :, :],
-            mask=n_mask[:, None, None] & (b2 < kb_end)[None],
-            other=0,
-        ).to(tl.int32)
-        a = tl.load(
-            absmax_ptr + offs_n[:, None] * stride_an + (kb0 // 32 + blk)[None, :],
-            mask=n_mask[:, None] & ((kb0 + blk * 32) < kb_end)[None, :],
-            other=0.0,
-        )[:, :, None]
-        w_hi = tl.reshape(tl.load(code_ptr + (byte >> 4)) * a, (BLOCK_N, BLOCK_KB))
-        w_lo = tl.reshape(tl.load(code_ptr + (byte & 15)) * a, (BLOCK_N, BLOCK_KB))
-        bk = kb0 + tl.arange(0, BLOCK_KB)
-        xm = offs_m[:, None] * stride_xm
+        bk = kb0 + tl.arange(0, BLOCK_KB)  # byte index within the row
         b_ok = bk < kb_end
-        xe = tl.load(x_ptr + xm + 2 * bk[None, :], mask=m_mask[:, None] & (b_ok & (2 * bk < K))[None, :], other=0.0)
-        xo = tl.load(
-            x_ptr + xm + 2 * bk[None, :] + 1, mask=m_mask[:, None] & (b_ok & (2 * bk + 1 < K))[None, :], other=0.0
-        )
-        if DOT_F32:
-            acc += tl.dot(xe.to(tl.float32), tl.trans(w_hi), input_precision="ieee")
-            acc += tl.dot(xo.to(tl.float32), tl.trans(w_lo), input_precision="ieee")
+        wmask = b_ok[:, None] & n_mask[None, :]
+        # [BLOCK_KB, BLOCK_N] tiles, K-major, so they feed tl.dot as B without a transpose
+        byte = tl.load(w_ptr + offs_n[None, :] * stride_wn + bk[:, None], mask=wmask, other=0).to(tl.int32)
+        a = tl.load(absmax_ptr + offs_n[None, :] * stride_an + (bk // 32)[:, None], mask=wmask, other=0.0)
+        w_hi = tl.load(code_ptr + (byte >> 4)) * a
+        w_lo = tl.load(code_ptr + (byte & 15)) * a
+        xm = x_ptr + offs_m[:, None] * stride_xm
+        xe = tl.load(xm + 2 * bk[None, :], mask=m_mask[:, None] & (b_ok & (2 * bk < K))[None, :], other=0.0)
+        xo = tl.load(xm + 2 * bk[None, :] + 1, mask=m_mask[:, None] & (b_ok & (2 * bk + 1 < K))[None, :], other=0.0)
+        if DOT_PREC == 2:
+            acc += tl.dot(xe.to(tl.float32), w_hi, input_precision="ieee")
+            acc += tl.dot(xo.to(tl.float32), w_lo, input_precision="ieee")
+        elif DOT_PREC == 1:
+            acc += tl.dot(xe.to(tl.float32), w_hi, input_precision="tf32")
+            acc += tl.dot(xo.to(tl.float32), w_lo, input_precision="tf32")
         else:
-            acc += tl.dot(xe, tl.trans(w_hi.to(xe.dtype)))
-            acc += tl.dot(xo, tl.trans(w_lo.to(xo.dtype)))
+            acc += tl.dot(xe, w_hi.to(xe.dtype))
+            acc += tl.dot(xo, w_lo.to(xo.dtype))
     if HAS_BIAS:  # noqa: SIM102 (constexpr test, then a runtime one)
         if pid_s == 0:
             acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
@@ -153,15 +146,26 @@ def _nf4_dot_kernel(
 
 _GEMV_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk}, num_warps=w, num_stages=s)
-    for bn, bk, w, s in [(8, 256, 4, 1), (16, 256, 4, 1), (8, 512, 4, 1), (16, 512, 8, 1), (32, 256, 8, 1)]
+    for bn, bk, w, s in [
+        (8, 256, 4, 1),
+        (16, 256, 4, 1),
+        (8, 512, 4, 1),
+        (16, 512, 8, 1),
+        (32, 256, 8, 1),
+        (16, 256, 4, 3),
+        (32, 128, 4, 3),
+    ]
 ]
 _DOT_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk, "SPLIT_K": sk}, num_warps=w, num_stages=s)
-    for bn, bk, sk, w, s in [(64, 64, 4, 4, 2), (128, 64, 4, 8, 2), (64, 128, 8, 4, 2), (128, 32, 8, 4, 3)]
+    for bn, bk, sk, w, s in [(64, 64, 4, 4, 3), (128, 64, 4, 8, 3), (64, 128, 8, 4, 2), (128, 32, 8, 4, 3)]
 ]
-_gemv_tuned = triton.autotune(_GEMV_CONFIGS, key=["N_BUCKET", "K_BUCKET"])(_nf4_gemv_kernel)
+_gemv_tuned = triton.autotune(_GEMV_CONFIGS, key=["N_BUCKET", "K_BUCKET"], do_bench=quick_bench)(_nf4_gemv_kernel)
 _dot_tuned = triton.autotune(
-    _DOT_CONFIGS, key=["N_BUCKET", "K_BUCKET", "BLOCK_M", "DOT_F32"], reset_to_zero=["acc_ptr"]
+    _DOT_CONFIGS,
+    key=["N_BUCKET", "K_BUCKET", "BLOCK_M", "DOT_PREC"],
+    reset_to_zero=["acc_ptr"],
+    do_bench=quick_bench,
 )(_nf4_dot_kernel)
 
 
@@ -171,8 +175,10 @@ def nf4_smallm_linear(
     absmax: torch.Tensor,
     code: torch.Tensor,
     bias: torch.Tensor | None,
+    fp32_precision: str = "ieee",
 ) -> torch.Tensor:
-    """x [M, K] (M <= MAX_SMALL_M); packed uint8 [N, Kp/2]; absmax fp32 [N, Kp/64]; code fp32 [16] -> [M, N]."""
+    """x [M, K] (M <= MAX_SMALL_M); packed uint8 [N, Kp/2]; absmax fp32 [N, Kp/64]; code fp32 [16] -> [M, N].
+    fp32_precision ("tf32" or "ieee") applies to fp32 activations in the 2..64-row tensor-core path."""
     m, k = x.shape
     n, kb = packed.shape
     if m > MAX_SMALL_M:
@@ -225,8 +231,7 @@ def nf4_smallm_linear(
         acc.stride(0),
         *buckets,
     )
-    # the CPU interpreter's bf16 tl.dot is wrong, so there the dot runs in fp32
-    flags = {"HAS_BIAS": bias is not None, "DOT_F32": x.dtype == torch.float32 or not x.is_cuda}
+    flags = {"HAS_BIAS": bias is not None, "DOT_PREC": dot_precision(x, fp32_precision)}
     if x.is_cuda:
 
         def grid(meta: dict[str, int]) -> tuple[int, int, int]:

@@ -24,6 +24,11 @@ import triton.language as tl
 MAX_SMALL_M = 64
 
 
+def quick_bench(fn: object, quantiles: object = None) -> object:
+    """Autotuning timer: 5 ms warm-up, 25 ms of repeats per config (the kernels run for microseconds)."""
+    return triton.testing.do_bench(fn, warmup=5, rep=25, quantiles=quantiles)
+
+
 @triton.jit
 def _w8_to_f32(w, W_INT8: tl.constexpr):
     if W_INT8:
@@ -58,12 +63,16 @@ def _w8_gemv_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < N
     acc2 = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    w_rows = w_ptr + offs_n[:, None] * stride_wn
+    offs_k = tl.arange(0, BLOCK_K)
+    # software prefetch: the next tile's weight bytes are in flight while this tile is converted and summed
+    w_next = tl.load(w_rows + offs_k[None, :], mask=n_mask[:, None] & (offs_k < K)[None, :], other=0)
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
         k_mask = offs_k < K
-        w = tl.load(
-            w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], mask=n_mask[:, None] & k_mask[None, :], other=0
-        )
+        w = w_next
+        nk = offs_k + BLOCK_K
+        w_next = tl.load(w_rows + nk[None, :], mask=n_mask[:, None] & (nk < K)[None, :], other=0)
         x = tl.load(x_ptr + row * stride_xm + offs_k, mask=k_mask, other=0.0).to(tl.float32)
         acc2 += _w8_to_f32(w, W_INT8) * x[None, :]
     acc = tl.sum(acc2, axis=1) * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)
@@ -89,7 +98,7 @@ def _w8_dot_kernel(
     K_BUCKET,
     HAS_BIAS: tl.constexpr,
     W_INT8: tl.constexpr,
-    DOT_F32: tl.constexpr,
+    DOT_PREC: tl.constexpr,  # 0: x's own 16-bit dtype, 1: tf32, 2: exact fp32 (ieee)
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -116,8 +125,10 @@ def _w8_dot_kernel(
             x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=m_mask[:, None] & k_mask[None, :], other=0.0
         )
         wf = _w8_to_f32(w, W_INT8)
-        if DOT_F32:
+        if DOT_PREC == 2:
             acc += tl.dot(x.to(tl.float32), wf, input_precision="ieee")
+        elif DOT_PREC == 1:
+            acc += tl.dot(x.to(tl.float32), wf, input_precision="tf32")
         else:
             acc += tl.dot(x, wf.to(x.dtype))
     acc = acc * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
@@ -141,6 +152,8 @@ _GEMV_CONFIGS = [
         (16, 1024, 8, 1),
         (32, 512, 8, 1),
         (16, 256, 4, 2),
+        (16, 512, 4, 3),
+        (32, 256, 8, 3),
     ]
 ]
 _DOT_CONFIGS = [
@@ -153,9 +166,14 @@ _DOT_CONFIGS = [
         (128, 128, 2, 8, 3),
     ]
 ]
-_gemv_tuned = triton.autotune(_GEMV_CONFIGS, key=["N_BUCKET", "K_BUCKET", "W_INT8"])(_w8_gemv_kernel)
+_gemv_tuned = triton.autotune(_GEMV_CONFIGS, key=["N_BUCKET", "K_BUCKET", "W_INT8"], do_bench=quick_bench)(
+    _w8_gemv_kernel
+)
 _dot_tuned = triton.autotune(
-    _DOT_CONFIGS, key=["N_BUCKET", "K_BUCKET", "BLOCK_M", "W_INT8", "DOT_F32"], reset_to_zero=["acc_ptr"]
+    _DOT_CONFIGS,
+    key=["N_BUCKET", "K_BUCKET", "BLOCK_M", "W_INT8", "DOT_PREC"],
+    reset_to_zero=["acc_ptr"],
+    do_bench=quick_bench,
 )(_w8_dot_kernel)
 
 
@@ -164,10 +182,25 @@ def block_m_for(m: int) -> int:
     return max(16, triton.next_power_of_2(m))
 
 
+def dot_precision(x: torch.Tensor, fp32_precision: str) -> int:
+    """DOT_PREC for the dot kernels: 16-bit activations multiply in their own dtype; fp32 ones in tf32 or exactly.
+    The CPU interpreter's bf16 tl.dot is wrong (triton 3.8), so there dots always run in exact fp32."""
+    if not x.is_cuda:
+        return 2
+    if x.dtype != torch.float32:
+        return 0
+    return 1 if fp32_precision == "tf32" else 2
+
+
 def w8_smallm_linear(
-    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None,
+    fp32_precision: str = "ieee",
 ) -> torch.Tensor:
-    """x [M, K] (M <= MAX_SMALL_M), weight [N, K] int8 or float8_e4m3fn, scale [N] fp32 -> [M, N] in x.dtype."""
+    """x [M, K] (M <= MAX_SMALL_M), weight [N, K] int8 or float8_e4m3fn, scale [N] fp32 -> [M, N] in x.dtype.
+    fp32_precision ("tf32" or "ieee") applies to fp32 activations in the 2..64-row tensor-core path."""
     m, k = x.shape
     n = weight.shape[0]
     if m > MAX_SMALL_M:
@@ -192,8 +225,7 @@ def w8_smallm_linear(
     block_m = block_m_for(m)
     acc = torch.zeros((m, n), device=x.device, dtype=torch.float32)
     args = (x, w, scale, bias_arg, acc, m, n, k, x.stride(0), w.stride(0), acc.stride(0), *buckets)
-    # the CPU interpreter's bf16 tl.dot is wrong, so there the dot runs in fp32
-    flags = {"HAS_BIAS": bias is not None, "W_INT8": w_int8, "DOT_F32": x.dtype == torch.float32 or not x.is_cuda}
+    flags = {"HAS_BIAS": bias is not None, "W_INT8": w_int8, "DOT_PREC": dot_precision(x, fp32_precision)}
     if x.is_cuda:
 
         def grid(meta: dict[str, int]) -> tuple[int, int, int]:

@@ -17,8 +17,9 @@ class QuantOptions:
     """Knobs of the quantized modes. Defaults are the measured choices in docs/quantization.md.
 
     small_m_max: at most this many rows (tokens) take the small-M (decode) kernels; more take the prefill path.
-    int8_prefill: "dequant" (weight-only: dequantize to the activation dtype in a Triton pass, cuBLAS GEMM) or
-        "w8a8" (LLM.int8 vector-wise: per-token int8 activations, int8 tensor-core GEMM, fused epilogue).
+    int8_prefill: "w8a8" (default; LLM.int8 vector-wise: per-token int8 activations, int8 tensor-core GEMM, fused
+        epilogue; 0.79x bf16's prefill time) or "dequant" (weight-only, the decode path's function: dequantize to
+        the activation dtype in a Triton pass, then cuBLAS; about 1.04-1.10x bf16's time).
     int8_outlier_threshold: with "w8a8", input features whose |x| exceeds this in any row go through a dense
         side product instead (LLM.int8 outlier decomposition; 6.0 in the paper). None turns it off.
     nf4_double_quant: store the NF4 absmax scales as int8 with one fp32 scale per 256 (QLoRA double quantization).
@@ -27,7 +28,7 @@ class QuantOptions:
     """
 
     small_m_max: int = 32
-    int8_prefill: str = "dequant"
+    int8_prefill: str = "w8a8"
     int8_outlier_threshold: float | None = None
     nf4_double_quant: bool = False
     fp32_matmul: str = "tf32"
@@ -119,6 +120,23 @@ class QuantLinearBase(nn.Module):
             return x.new_empty((*lead, self.out_features))
         y = self._forward2d(x2) if x2.is_cuda else self.reference2d(x2).to(x.dtype)
         return y.reshape(*lead, self.out_features)
+
+    def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """gelu_tanh(x @ W.T + b); prefill paths that end in cuBLAS fuse bias + GELU into the GEMM's epilogue
+        (as the dense model does for c_fc), the others apply GELU after."""
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        if x2.is_cuda and x2.shape[0] > self.options.small_m_max and self.bias is not None:
+            w = self._prefill_dense_weight(x2.dtype)
+            if w is not None:
+                with fp32_matmul_precision(self.options.fp32_matmul):
+                    y = torch._addmm_activation(self.bias, x2, w.t(), use_gelu=True)
+                return y.reshape(*lead, self.out_features)
+        return nn.functional.gelu(self(x), approximate="tanh")
+
+    def _prefill_dense_weight(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """The dense weight the prefill path hands to cuBLAS, or None when the prefill path is not dense."""
+        return None
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -95,7 +95,7 @@ class Fp8Linear(QuantLinearBase):
         if x.shape[0] <= self.options.small_m_max:
             from ..kernels.quant_smallm import w8_smallm_linear
 
-            return w8_smallm_linear(x, self.qweight, self.scale, self.bias)
+            return w8_smallm_linear(x, self.qweight, self.scale, self.bias, self.options.fp32_matmul)
         from ..kernels.quant_act import quantize_rows
 
         qx, sx = quantize_rows(x, FP8_DTYPE)

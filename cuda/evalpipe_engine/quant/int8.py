@@ -77,15 +77,20 @@ class Int8Linear(QuantLinearBase):
             y = y + xf[:, cols] @ self.dequantized_weight()[:, cols].T
         return self._add_bias(y)
 
+    def _prefill_dense_weight(self, dtype: torch.dtype) -> torch.Tensor | None:
+        if self.options.int8_prefill != "dequant":
+            return None
+        from ..kernels.int8_dequant import int8_dequantize
+
+        return int8_dequantize(self.qweight, self.scale, dtype)
+
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] <= self.options.small_m_max:
             from ..kernels.quant_smallm import w8_smallm_linear
 
-            return w8_smallm_linear(x, self.qweight, self.scale, self.bias)
-        if self.options.int8_prefill == "dequant":
-            from ..kernels.int8_dequant import int8_dequantize
-
-            w = int8_dequantize(self.qweight, self.scale, x.dtype)
+            return w8_smallm_linear(x, self.qweight, self.scale, self.bias, self.options.fp32_matmul)
+        w = self._prefill_dense_weight(x.dtype)
+        if w is not None:
             with fp32_matmul_precision(self.options.fp32_matmul):
                 return torch.nn.functional.linear(x, w, self.bias)
         from ..kernels.int8_gemm import w8a8_linear

@@ -147,14 +147,19 @@ class Nf4Linear(QuantLinearBase):
     def reference2d(self, x: torch.Tensor) -> torch.Tensor:
         return self._add_bias(x.float() @ self.dequantized_weight().T)
 
+    def _prefill_dense_weight(self, dtype: torch.dtype, absmax: torch.Tensor | None = None) -> torch.Tensor:
+        from ..kernels.nf4_dequant import nf4_dequantize
+
+        return nf4_dequantize(
+            self.packed, self.absmax() if absmax is None else absmax, self.code, self.in_features, dtype
+        )
+
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         absmax = self.absmax()
         if x.shape[0] <= self.options.small_m_max:
             from ..kernels.nf4_smallm import nf4_smallm_linear
 
-            return nf4_smallm_linear(x, self.packed, absmax, self.code, self.bias)
-        from ..kernels.nf4_dequant import nf4_dequantize
-
-        w = nf4_dequantize(self.packed, absmax, self.code, self.in_features, x.dtype)
+            return nf4_smallm_linear(x, self.packed, absmax, self.code, self.bias, self.options.fp32_matmul)
+        w = self._prefill_dense_weight(x.dtype, absmax)
         with fp32_matmul_precision(self.options.fp32_matmul):
             return torch.nn.functional.linear(x, w, self.bias)
