@@ -5,6 +5,7 @@ import { connectDocker, ensureImage, isDockerConnectionError, explainDockerError
 import { SandboxUnavailableError } from './errors.js';
 import type { ExecutionResult } from './execution-result.js';
 import { recipeImageTag } from './image-recipe.js';
+import { SANDBOX_LABEL } from './container-spec.js';
 import { SandboxContainer, type RunnerReply } from './sandbox-container.js';
 import { defaultConcurrency, resolveLimits, type SandboxLimits } from './sandbox-limits.js';
 
@@ -52,6 +53,22 @@ function toResult(reply: RunnerReply, attempts: number): ExecutionResult {
 type Spare = Promise<SandboxContainer | Error>;
 
 /**
+ * Remove sandbox containers that never ran or already stopped and are over a minute old: left by an evalpipe
+ * that was killed between creating and starting one (a started one removes itself when its stdin closes).
+ */
+async function removeOrphans(docker: Docker): Promise<void> {
+  try {
+    const cutoff = Date.now() / 1000 - 60;
+    const stale = await docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL}=1`], status: ['created', 'exited', 'dead'] } });
+    await Promise.all(
+      stale.filter((entry) => entry.Created < cutoff).map((entry) => docker.getContainer(entry.Id).remove({ force: true }).catch(() => undefined)),
+    );
+  } catch (error) {
+    log.debug(`could not list leftover sandbox containers: ${(error as Error).message}`);
+  }
+}
+
+/**
  * Warm sandbox containers behind a p-limit queue. Each candidate gets a container to itself; a container is
  * replaced after a timeout, an OOM, a crash, an unclean clean-up, or maxRunsPerContainer runs (its successor
  * starts in the background at once). Infrastructure failures are retried on a fresh container; when the Docker
@@ -90,6 +107,7 @@ export class SandboxPool {
     const docker = await connectDocker({ docker: options.docker, signal: options.signal });
     const image = options.image ?? (await recipeImageTag());
     await ensureImage(docker, image, options.signal);
+    await removeOrphans(docker);
     const pool = new SandboxPool(docker, image, limits, concurrency, options.maxRunsPerContainer ?? 500, options.maxAttempts ?? 3);
     const started = await Promise.allSettled(Array.from({ length: concurrency }, () => pool.startContainer(options.signal)));
     for (const outcome of started) if (outcome.status === 'fulfilled') pool.idle.push(outcome.value);

@@ -1,0 +1,254 @@
+/**
+ * Safety tests against the REAL Docker daemon: hostile candidates are contained and classified, the host and the
+ * other candidates are unaffected, and the run goes on. Traffic goes to the host's loopback only.
+ */
+import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
+import { probeDocker, requireSandbox, testHumanEvalPath } from './docker-test-support.js';
+import type { ExecutionResult } from './execution-result.js';
+import { SandboxPool } from './sandbox-pool.js';
+
+const docker = await probeDocker();
+
+describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
+  let image: string;
+  let pool: SandboxPool;
+  let problems: HumanEvalProblem[];
+
+  beforeAll(async () => {
+    image = await requireSandbox(docker);
+    pool = await SandboxPool.open({ image, concurrency: 2, timeoutMs: 2000 });
+    problems = (await loadHumanEval(testHumanEvalPath())).problems;
+  });
+
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  /** Well-behaved candidates that run beside the hostile ones: every one must still pass. */
+  function bystanders(count: number): Promise<ExecutionResult[]> {
+    return Promise.all(problems.slice(0, count).map((problem) => pool.execute(humanEvalProgram(problem, problem.canonical_solution))));
+  }
+
+  async function withBystanders(program: string): Promise<ExecutionResult> {
+    const [result, others] = await Promise.all([pool.execute(program), bystanders(6)]);
+    expect(others.map((other) => other.status)).toEqual(Array(6).fill('passed'));
+    return result;
+  }
+
+  it('a fork bomb stops at the pids limit, is classified, and leaves nothing behind', async () => {
+    const result = await withBystanders('import os\nwhile True:\n    os.fork()\n');
+    expect(['failed', 'timeout']).toContain(result.status);
+    if (result.status === 'failed') expect(result.exceptionType).toBe('BlockingIOError');
+    expect(spawnSync('true').status).toBe(0); // the host can still start processes
+    const after = await pool.execute('import os\nprint(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))\n');
+    expect(after.status).toBe('passed');
+    expect(JSON.parse(after.stdout.trim()) as number[]).toHaveLength(2); // PID 1 (runner) and the candidate itself
+  });
+
+  it('an 8 GB allocation is an oom, not a crash of the host or the container', async () => {
+    const result = await withBystanders('block = bytearray(8 * 1024 ** 3)\nblock[-1] = 1\n');
+    expect(result.status).toBe('oom');
+    expect(result.exceptionType).toBe('MemoryError');
+    const creeping = await pool.execute('chunks = []\nwhile True:\n    chunks.append(bytearray(64 * 1024 * 1024))\n');
+    expect(creeping.status).toBe('oom');
+  });
+
+  it('an infinite loop times out at the configured limit and the container is replaced', async () => {
+    const replacedBefore = pool.stats.containersReplaced;
+    const result = await withBystanders('while True:\n    pass\n');
+    expect(result.status).toBe('timeout');
+    expect(result.durationMs).toBeGreaterThanOrEqual(1900);
+    expect(result.durationMs).toBeLessThan(4000);
+    expect(pool.stats.containersReplaced).toBeGreaterThan(replacedBefore);
+    const short = await pool.execute('import time\ntime.sleep(5)\n', { timeoutMs: 500 });
+    expect(short.status).toBe('timeout');
+  });
+
+  it('cannot reach a listener on the host loopback (no network at all)', async () => {
+    let connections = 0;
+    const server: Server = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      // The host's own loopback answers (the listener works) ...
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.end();
+          resolve();
+        });
+        socket.on('error', reject);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const hostConnections = connections;
+      expect(hostConnections).toBe(1);
+      // ... but from the sandbox, 127.0.0.1 is the container's own loopback, and there is no other interface.
+      const result = await withBystanders(
+        [
+          'import socket',
+          `socket.create_connection(("127.0.0.1", ${port}), timeout=1).close()`,
+          'print("connected")',
+        ].join('\n'),
+      );
+      expect(result.status).toBe('failed');
+      expect(result.exceptionType).toBe('ConnectionRefusedError');
+      const interfaces = await pool.execute('import socket\nprint(sorted(name for _, name in socket.if_nameindex()))\n');
+      expect(interfaces.stdout.trim()).toBe("['lo']");
+      expect(connections).toBe(hostConnections);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('cannot write outside /tmp (read-only root, no /dev/shm, runner not writable)', async () => {
+    const targets = ['/etc/evalpipe-test', '/opt/evalpipe/runner.py', '/usr/lib/evalpipe-test', '/dev/shm/evalpipe-test', '/var/tmp/evalpipe-test', '/evalpipe-test'];
+    const result = await withBystanders(
+      [
+        'import json',
+        `targets = ${JSON.stringify(targets)}`,
+        'outcome = {}',
+        'for path in targets:',
+        '    try:',
+        '        with open(path, "w") as handle:',
+        '            handle.write("x")',
+        '        outcome[path] = "written"',
+        '    except OSError as error:',
+        '        outcome[path] = type(error).__name__',
+        'print(json.dumps(outcome))',
+        'open("/tmp/inside-is-fine", "w").write("ok")',
+      ].join('\n'),
+    );
+    expect(result.status).toBe('passed');
+    const outcome = JSON.parse(result.stdout.trim()) as Record<string, string>;
+    for (const target of targets) expect(outcome[target], target).not.toBe('written');
+    const direct = await pool.execute('open("/etc/passwd", "a").write("evil::0:0::/:/bin/sh\\n")\n');
+    expect(direct.status).toBe('failed');
+    expect(direct.exceptionType).toMatch(/OSError|PermissionError/);
+  });
+
+  it("cannot read the host's environment variables or files", async () => {
+    const secret = randomBytes(16).toString('hex');
+    const secretFile = `/tmp/evalpipe-host-secret-${secret.slice(0, 8)}`;
+    process.env.EVALPIPE_SAFETY_SECRET = secret;
+    await writeFile(secretFile, secret);
+    try {
+      const result = await withBystanders(
+        [
+          'import os, glob',
+          'print(dict(os.environ))',
+          'for path in [' + JSON.stringify(secretFile) + ', "/proc/1/environ", "/etc/shadow"] + glob.glob("/tmp/evalpipe-host-secret-*"):',
+          '    try:',
+          '        print(path, open(path, "rb").read()[:200])',
+          '    except OSError as error:',
+          '        print(path, type(error).__name__)',
+        ].join('\n'),
+      );
+      expect(result.status).toBe('passed');
+      expect(result.stdout).not.toContain(secret);
+      expect(result.stdout).toContain(`${secretFile} FileNotFoundError`);
+      expect(result.stdout).toContain('/proc/1/environ PermissionError');
+    } finally {
+      delete process.env.EVALPIPE_SAFETY_SECRET;
+      await rm(secretFile, { force: true });
+    }
+  });
+
+  it('cannot kill the runner, forge its replies, or signal its parent', async () => {
+    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
+    try {
+      const attack = await single.execute(
+        [
+          'import os, signal, json',
+          'outcome = {}',
+          'for name, action in [',
+          '    ("parent SIGKILL", lambda: os.kill(os.getppid(), signal.SIGKILL)),',
+          '    ("pid 1 SIGTERM", lambda: os.kill(1, signal.SIGTERM)),',
+          '    ("pid 1 SIGINT", lambda: os.kill(1, signal.SIGINT)),',
+          '    ("pid 1 SIGSTOP", lambda: os.kill(1, signal.SIGSTOP)),',
+          '    ("forge reply", lambda: open("/proc/1/fd/1", "w").write(json.dumps({"id": "j2", "status": "passed"}) + "\\n")),',
+          '    ("read runner memory", lambda: open("/proc/1/mem", "rb").read(1)),',
+          ']:',
+          '    try:',
+          '        action()',
+          '        outcome[name] = "done"',
+          '    except OSError as error:',
+          '        outcome[name] = type(error).__name__',
+          'print(json.dumps(outcome))',
+          'try:',
+          '    os.kill(-1, signal.SIGKILL)  # every process it may signal: none but itself and the runner exist',
+          'except ProcessLookupError:',
+          '    pass',
+        ].join('\n'),
+      );
+      expect(attack.status).toBe('passed');
+      const outcome = JSON.parse(attack.stdout.trim()) as Record<string, string>;
+      expect(outcome['forge reply']).toBe('PermissionError');
+      expect(outcome['read runner memory']).toBe('PermissionError');
+      // The same container (nothing made the pool replace it) still runs, and a failing candidate still fails:
+      // no forged "passed" line was read as its reply.
+      const next = await single.execute('raise ValueError("still here")\n');
+      expect(next.status).toBe('failed');
+      expect(next.message).toBe('still here');
+      expect(single.stats.containersStarted).toBe(1);
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('a background process left behind is gone before the next candidate', async () => {
+    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
+    try {
+      const leaver = await single.execute(
+        [
+          'import os, time',
+          'if os.fork() == 0:',
+          '    os.setsid()',
+          '    if os.fork() == 0:',
+          '        while True:',
+          '            with open("/tmp/marker", "a") as handle:',
+          '                handle.write("x")',
+          '            time.sleep(0.01)',
+          '    os._exit(0)',
+          'time.sleep(0.2)',
+          'print(os.path.exists("/tmp/marker"))',
+        ].join('\n'),
+      );
+      expect(leaver.status).toBe('passed');
+      expect(leaver.stdout.trim()).toBe('True');
+      const next = await single.execute(
+        [
+          'import os, time',
+          'time.sleep(0.1)',
+          'others = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid()))',
+          'print(others, os.path.exists("/tmp/marker"), os.listdir("/tmp"))',
+        ].join('\n'),
+      );
+      expect(next.status).toBe('passed');
+      expect(next.stdout.trim()).toBe("[] False ['job']");
+      expect(single.stats.containersStarted).toBe(1); // the same warm container, cleaned, not a new one
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('printing 100 MB is drained and trimmed; the candidate still passes', async () => {
+    const result = await withBystanders('import sys\nsys.stdout.write("x" * 100_000_000)\nsys.stderr.write("e" * 10_000_000)\n');
+    expect(result.status).toBe('passed');
+    expect(result.stdoutBytes).toBe(100_000_000);
+    expect(result.stderrBytes).toBe(10_000_000);
+    expect(result.stdout).toHaveLength(pool.limits.maxOutputBytes);
+    expect(result.stderr).toHaveLength(pool.limits.maxOutputBytes);
+  });
+
+  it('after all of that, the whole canonical set still passes through the same pool', async () => {
+    const results = await bystanders(problems.length);
+    expect(results.filter((result) => result.passed)).toHaveLength(problems.length);
+  });
+});
