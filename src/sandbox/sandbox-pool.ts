@@ -221,6 +221,11 @@ export class SandboxPool {
     };
   }
 
+  /** Ids of the containers this pool holds now (idle and busy). */
+  containerIds(): string[] {
+    return [...this.idle, ...this.busy].map((container) => container.id);
+  }
+
   /** Remove every container this pool started. */
   async close(): Promise<void> {
     this.closed = true;

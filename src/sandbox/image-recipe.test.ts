@@ -1,0 +1,30 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, cp, rm, appendFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { recipeImageTag, repoRoot } from './image-recipe.js';
+
+describe('recipeImageTag', () => {
+  it('names the same tag as sandbox/build-image.sh --print-tag', async () => {
+    const fromScript = execFileSync('bash', [join(repoRoot(), 'sandbox', 'build-image.sh'), '--print-tag'], { encoding: 'utf8' }).trim();
+    expect(await recipeImageTag()).toBe(fromScript);
+    expect(fromScript).toMatch(/^evalpipe-sandbox:[0-9a-f]{12}$/);
+  });
+
+  it('changes when any recipe file changes, so a changed recipe builds a new image', async () => {
+    const copy = await mkdtemp(join(tmpdir(), 'evalpipe-recipe-'));
+    try {
+      await cp(join(repoRoot(), 'sandbox'), join(copy, 'sandbox'), { recursive: true });
+      const before = await recipeImageTag(copy);
+      expect(before).toBe(await recipeImageTag());
+      await appendFile(join(copy, 'sandbox', 'packages.txt'), 'python3-numpy\n');
+      const after = await recipeImageTag(copy);
+      expect(after).not.toBe(before);
+      const fromScript = execFileSync('bash', [join(copy, 'sandbox', 'build-image.sh'), '--print-tag'], { encoding: 'utf8' }).trim();
+      expect(after).toBe(fromScript);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+  });
+});
