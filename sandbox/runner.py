@@ -94,8 +94,8 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
         report = {"outcome": "ok"}
     except BaseException as error:
         report = {"outcome": "exception", "type": type(error).__name__, "message": str(error)[:1000]}
-        with contextlib.suppress(BaseException):
-            traceback.print_exc(limit=-3)
+        with contextlib.suppress(BaseException):  # the candidate's frames only, not the runner's
+            traceback.print_exception(type(error), error, error.__traceback__.tb_next, limit=-5)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):
             stream.flush()

@@ -44,7 +44,11 @@ function positive(name: string, flag: string, value: number, integer: boolean): 
 
 /** Merge user overrides over the defaults, rejecting nonsense with a message naming the flag. */
 export function resolveLimits(overrides: Partial<SandboxLimits> = {}): SandboxLimits {
-  const limits = { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+  const limits: SandboxLimits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof SandboxLimits)[]) {
+    const value = overrides[key];
+    if (value !== undefined) limits[key] = value;
+  }
   positive('the timeout', '--timeout', limits.timeoutMs, false);
   positive('the memory limit', '--memory-mb', limits.memoryMb, true);
   positive('the output limit', '--max-output-bytes', limits.maxOutputBytes, true);
