@@ -61,8 +61,9 @@ if [ "$force" = 1 ] || ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || die "building the root file system needs root (debootstrap): run with sudo, or use --from-dockerfile"
   if ! command -v debootstrap >/dev/null 2>&1; then
     log "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=180 install -y -qq debootstrap >/dev/null \
+      || { apt-get -o DPkg::Lock::Timeout=180 update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=180 install -y -qq debootstrap >/dev/null; } \
       || die "could not install debootstrap (apt-get install debootstrap)"
   fi
   mirror="${EVALPIPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"

@@ -21,8 +21,9 @@ fi
 if ! command -v dockerd >/dev/null 2>&1; then
   log "dockerd not found: installing docker.io from Debian"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq docker.io >/dev/null
+  # Another apt run (set-up scripts, CI steps) may hold the lock: wait for it rather than fail.
+  $SUDO apt-get -o DPkg::Lock::Timeout=180 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=180 install -y -qq docker.io >/dev/null
 fi
 
 wait_for_docker() {
