@@ -45,7 +45,7 @@ def _attend_block(
     qk_scale,
     MASKED: tl.constexpr,
     HAS_WINDOW: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    IEEE_F32: tl.constexpr,
 ):
     offs_n = start_n + offs_n0
     if MASKED:
@@ -55,7 +55,11 @@ def _attend_block(
     else:
         k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :])
         v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
-    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
+    # float32 inputs: true fp32 products (Triton's default for fp32 dots is TF32); constexpr branches, not ternaries
+    if IEEE_F32:  # noqa: SIM108
+        s = tl.dot(q, tl.trans(k), input_precision="ieee") * qk_scale
+    else:
+        s = tl.dot(q, tl.trans(k)) * qk_scale
     if MASKED:
         ok = (offs_n[None, :] <= offs_m[:, None]) & (offs_n[None, :] < seqlen)
         if HAS_WINDOW:
@@ -71,7 +75,10 @@ def _attend_block(
     alpha = tl.math.exp2(m_i - m_shift)
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None]
-    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    if IEEE_F32:  # noqa: SIM108
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision="ieee")
+    else:
+        acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, m_new, l_i
 
 
@@ -98,7 +105,7 @@ def _flash_fwd_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HAS_WINDOW: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    IEEE_F32: tl.constexpr,
 ):
     # heaviest query blocks (last in the sequence) first: better tail behaviour for causal work
     pid_m = n_m_blocks - 1 - tl.program_id(0)
@@ -138,19 +145,19 @@ def _flash_fwd_kernel(
     for start_n in range(lo, full_lo, BLOCK_N):
         acc, m_i, l_i = _attend_block(
             acc, m_i, l_i, q, k_base, v_base, stride_kt, stride_vt, start_n, offs_m, offs_n0, offs_d,
-            seqlen, window, qk_scale, True, HAS_WINDOW, DOT_PRECISION,
+            seqlen, window, qk_scale, True, HAS_WINDOW, IEEE_F32,
         )  # fmt: skip
     # interior of the band: no masks at all
     for start_n in range(full_lo, full_hi, BLOCK_N):
         acc, m_i, l_i = _attend_block(
             acc, m_i, l_i, q, k_base, v_base, stride_kt, stride_vt, start_n, offs_m, offs_n0, offs_d,
-            seqlen, window, qk_scale, False, HAS_WINDOW, DOT_PRECISION,
+            seqlen, window, qk_scale, False, HAS_WINDOW, IEEE_F32,
         )  # fmt: skip
     # the diagonal (masked)
     for start_n in range(full_hi, hi, BLOCK_N):
         acc, m_i, l_i = _attend_block(
             acc, m_i, l_i, q, k_base, v_base, stride_kt, stride_vt, start_n, offs_m, offs_n0, offs_d,
-            seqlen, window, qk_scale, True, HAS_WINDOW, DOT_PRECISION,
+            seqlen, window, qk_scale, True, HAS_WINDOW, IEEE_F32,
         )  # fmt: skip
 
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
@@ -210,7 +217,7 @@ def flash_attention(
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         sm_scale * LOG2E, int(window) if has_window else 0, n_m_blocks,
         GROUP=n_heads // n_kv, HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, HAS_WINDOW=has_window,
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",  # fp32 inputs: true fp32 products, not tf32
+        IEEE_F32=q.dtype == torch.float32,
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     return out
