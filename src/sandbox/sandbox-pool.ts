@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { UsageError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { connectDocker, ensureImage, isDockerConnectionError, explainDockerError } from './docker-host.js';
 import { SandboxUnavailableError } from './errors.js';
@@ -102,7 +103,7 @@ export class SandboxPool {
     const limits = resolveLimits(options);
     const concurrency = options.concurrency ?? defaultConcurrency();
     if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new SandboxUnavailableError(`the sandbox concurrency must be a positive integer, got ${concurrency}`, { hint: 'pass --concurrency 1 or more' });
+      throw new UsageError(`the sandbox concurrency must be a positive integer, got ${concurrency}`, { hint: 'pass --concurrency 1 or more' });
     }
     const docker = await connectDocker({ docker: options.docker, signal: options.signal });
     const image = options.image ?? (await recipeImageTag());
