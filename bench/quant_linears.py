@@ -240,6 +240,7 @@ def main() -> int:
     ap.add_argument("--model", action="store_true", help="also time our whole StarCoder2-3B (model.py) per mode")
     ap.add_argument("--model-attn", default="sdpa", help="one attention backend for every mode (sdpa runs fp32 too)")
     ap.add_argument("--model-steps", type=int, default=20)
+    ap.add_argument("--commit", default=os.environ.get("EVALPIPE_COMMIT", ""), help="git commit of the code timed")
     ap.add_argument("--out", help="write the JSON record here (atomically)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -324,7 +325,7 @@ def main() -> int:
         "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "card": torch.cuda.get_device_name(),
         "capability": list(torch.cuda.get_device_capability()),
-        "versions": versions(),
+        "versions": {**versions(), **({"git_commit": args.commit} if args.commit else {})},
         "shapes": {
             "layers": args.layers,
             "per_layer": LAYER_SHAPES,

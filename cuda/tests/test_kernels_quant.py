@@ -187,6 +187,7 @@ def _fresh_shapes(seed: int, count: int, mult: int = 1) -> list[tuple[int, int]]
         ("nf4", torch.float32, QuantOptions(fp32_matmul="ieee")),
         ("nf4", torch.float32, QuantOptions(fp32_matmul="tf32")),
         ("nf4", torch.bfloat16, QuantOptions(nf4_double_quant=True)),
+        ("nf4", torch.bfloat16, QuantOptions(nf4_small_m_dot=True)),
     ],
 )
 @pytest.mark.gpu

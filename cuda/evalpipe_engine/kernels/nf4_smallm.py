@@ -51,15 +51,13 @@ def _nf4_gemv_kernel(
     blk = tl.arange(0, NBLK)
     j = tl.arange(0, 32)
     acc3 = tl.zeros((BLOCK_N, NBLK, 32), dtype=tl.float32)
-    w_rows = w_ptr + offs_n[:, None, None] * stride_wn
-    b2 = blk[:, None] * 32 + j[None, :]  # [NBLK, 32] byte index within the tile
-    # software prefetch: the next tile's bytes are in flight while this tile is decoded and summed
-    nxt = tl.load(w_rows + b2[None, :, :], mask=n_mask[:, None, None] & (b2 < KB)[None], other=0)
     for kb0 in range(0, KB, BLOCK_KB):
-        bb = kb0 + b2  # byte index within the row
-        byte = nxt.to(tl.int32)
-        nb = bb + BLOCK_KB
-        nxt = tl.load(w_rows + nb[None, :, :], mask=n_mask[:, None, None] & (nb < KB)[None], other=0)
+        b2 = kb0 + blk[:, None] * 32 + j[None, :]  # [NBLK, 32] byte index within the row
+        byte = tl.load(
+            w_ptr + offs_n[:, None, None] * stride_wn + b2[None, :, :],
+            mask=n_mask[:, None, None] & (b2 < KB)[None],
+            other=0,
+        ).to(tl.int32)
         c_hi = tl.load(code_ptr + (byte >> 4))
         c_lo = tl.load(code_ptr + (byte & 15))
         a = tl.load(
@@ -67,8 +65,8 @@ def _nf4_gemv_kernel(
             mask=n_mask[:, None] & ((kb0 + blk * 32) < KB)[None, :],
             other=0.0,
         )
-        xe = tl.load(x_ptr + row * stride_xm + 2 * bb, mask=2 * bb < K, other=0.0).to(tl.float32)
-        xo = tl.load(x_ptr + row * stride_xm + 2 * bb + 1, mask=2 * bb + 1 < K, other=0.0).to(tl.float32)
+        xe = tl.load(x_ptr + row * stride_xm + 2 * b2, mask=2 * b2 < K, other=0.0).to(tl.float32)
+        xo = tl.load(x_ptr + row * stride_xm + 2 * b2 + 1, mask=2 * b2 + 1 < K, other=0.0).to(tl.float32)
         acc3 += (c_hi * xe[None] + c_lo * xo[None]) * a[:, :, None]
     acc = tl.sum(tl.sum(acc3, axis=2), axis=1)
     if HAS_BIAS:
@@ -146,15 +144,7 @@ def _nf4_dot_kernel(
 
 _GEMV_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk}, num_warps=w, num_stages=s)
-    for bn, bk, w, s in [
-        (8, 256, 4, 1),
-        (16, 256, 4, 1),
-        (8, 512, 4, 1),
-        (16, 512, 8, 1),
-        (32, 256, 8, 1),
-        (16, 256, 4, 3),
-        (32, 128, 4, 3),
-    ]
+    for bn, bk, w, s in [(8, 256, 4, 1), (16, 256, 4, 1), (8, 512, 4, 1), (16, 512, 8, 1), (32, 256, 8, 1)]
 ]
 _DOT_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_KB": bk, "SPLIT_K": sk}, num_warps=w, num_stages=s)

@@ -63,16 +63,12 @@ def _w8_gemv_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < N
     acc2 = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-    w_rows = w_ptr + offs_n[:, None] * stride_wn
-    offs_k = tl.arange(0, BLOCK_K)
-    # software prefetch: the next tile's weight bytes are in flight while this tile is converted and summed
-    w_next = tl.load(w_rows + offs_k[None, :], mask=n_mask[:, None] & (offs_k < K)[None, :], other=0)
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
         k_mask = offs_k < K
-        w = w_next
-        nk = offs_k + BLOCK_K
-        w_next = tl.load(w_rows + nk[None, :], mask=n_mask[:, None] & (nk < K)[None, :], other=0)
+        w = tl.load(
+            w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], mask=n_mask[:, None] & k_mask[None, :], other=0
+        )
         x = tl.load(x_ptr + row * stride_xm + offs_k, mask=k_mask, other=0.0).to(tl.float32)
         acc2 += _w8_to_f32(w, W_INT8) * x[None, :]
     acc = tl.sum(acc2, axis=1) * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)
@@ -152,8 +148,6 @@ _GEMV_CONFIGS = [
         (16, 1024, 8, 1),
         (32, 512, 8, 1),
         (16, 256, 4, 2),
-        (16, 512, 4, 3),
-        (32, 256, 8, 3),
     ]
 ]
 _DOT_CONFIGS = [

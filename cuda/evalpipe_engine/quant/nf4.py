@@ -5,9 +5,10 @@ Each row of W [N, K] is cut into blocks of 64 along K (the last block zero-padde
 byte, the even element in the high nibble (bitsandbytes' order). Optional double quantization stores the absmax
 values as int8 around their mean with one fp32 scale per 256 of them.
 
-Decode: kernels/nf4_smallm.py dequantizes in registers (0.5 + 4/64 bytes read per weight). Prefill:
-kernels/nf4_dequant.py writes the layer's dense weight in the compute dtype once, then cuBLAS (tensor cores; TF32
-for fp32 compute unless fp32_matmul="ieee").
+Decode at one row: kernels/nf4_smallm.py's GEMV dequantizes in registers (0.5 + 4/64 bytes read per weight).
+Two rows or more: kernels/nf4_dequant.py writes the layer's dense weight in the compute dtype once, then cuBLAS
+(tensor cores; TF32 for fp32 compute unless fp32_matmul="ieee"). nf4_smallm's tensor-core kernel for 2..64 rows is
+kept behind QuantOptions.nf4_small_m_dot (correct, but slow on the H100).
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ class Nf4Linear(QuantLinearBase):
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         absmax = self.absmax()
-        if x.shape[0] <= self.options.small_m_max:
+        m = x.shape[0]
+        if m == 1 or (self.options.nf4_small_m_dot and m <= self.options.small_m_max):
             from ..kernels.nf4_smallm import nf4_smallm_linear
 
             return nf4_smallm_linear(x, self.packed, absmax, self.code, self.bias, self.options.fp32_matmul)
