@@ -108,3 +108,15 @@ def test_fp16_and_bf16_load_on_cpu() -> None:
         described = loaded.describe()
         assert described["dtype"] == dtype and described["quant"] == quant
         assert described["weight_bytes"] == 2 * described["n_params"]
+
+
+def test_info_cli_prints_versions_as_json() -> None:
+    import json
+
+    env = {**os.environ, "PYTHONPATH": str(CUDA_DIR), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalpipe_engine", "info"], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    info = json.loads(proc.stdout)
+    assert info["device"]["type"] == "cpu" and info["torch"] and info["protocol"] == 1
