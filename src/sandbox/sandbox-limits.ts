@@ -60,3 +60,11 @@ export function resolveLimits(overrides: Partial<SandboxLimits> = {}): SandboxLi
   }
   return limits;
 }
+
+/** The CLI's --timeout is in seconds: check it there, so the error speaks in the flag's unit. */
+export function checkTimeoutSeconds(seconds: number): number {
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new UsageError(`--timeout must be a positive number of seconds, got ${String(seconds)}`, { hint: 'pass e.g. --timeout 3 (the default)' });
+  }
+  return seconds;
+}

@@ -3,7 +3,7 @@ import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
 import { loadHumanEval, readHumanEvalSamples } from '../../datasets/humaneval.js';
 import { checkSamplesAgainstProblems, executeCandidates, scoreExecutions, type SampleExecution } from '../../pipeline/execute-candidates.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
-import { DEFAULT_LIMITS } from '../../sandbox/sandbox-limits.js';
+import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { Progress } from '../../util/progress.js';
 import { resolve } from 'node:path';
@@ -57,7 +57,7 @@ export const command: CommandModule = {
           checkSamplesAgainstProblems(humaneval.problems, candidates);
           const pool = await SandboxPool.open({
             concurrency: flags.concurrency,
-            timeoutMs: flags.timeout * 1000,
+            timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000,
             memoryMb: flags['memory-mb'],
             maxOutputBytes: flags['max-output-bytes'],
             signal,

@@ -5,7 +5,7 @@ import { buildSandboxImage } from '../../sandbox/build-image.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
 import { runSandboxCheck } from '../../sandbox/sandbox-check.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
-import { DEFAULT_LIMITS } from '../../sandbox/sandbox-limits.js';
+import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { Progress } from '../../util/progress.js';
 
 async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -51,7 +51,7 @@ export const command: CommandModule = {
             const flags = argv as unknown as { humaneval?: string; concurrency?: number; timeout: number; json: boolean };
             const report = await withInterrupt(async (signal) => {
               const { problems } = await loadHumanEval(flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL, { ...hubOptionsFromEnv(process.env), signal });
-              const pool = await SandboxPool.open({ concurrency: flags.concurrency, timeoutMs: flags.timeout * 1000, signal });
+              const pool = await SandboxPool.open({ concurrency: flags.concurrency, timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000, signal });
               const progress = new Progress('sandbox check', problems.length * 4 + 2, 'executions');
               try {
                 return await runSandboxCheck(pool, problems, { signal, onResult: () => progress.tick() });
