@@ -46,7 +46,8 @@ def _free(device: torch.device) -> None:
 
 def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | None = None) -> dict[str, Any]:
     """One latency cell. params: {batch, ctx, warmup?, iters?, repeats?, seed?}. Returns
-    {status, batch, ctx, seconds_per_minibatch, tokens_per_s, peak_gib, times} (times: one list per repeat)."""
+    {status, batch, ctx, warmup, iters, repeats, seconds_per_minibatch, tokens_per_s, peak_gib, times}; `times` are
+    the repeats*iters timed minibatches in seconds, in order (repeat r is times[r*iters:(r+1)*iters])."""
     unknown = sorted(set(params) - set(BENCH_PARAMS))
     if unknown:
         raise BadRequest(f"bench: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(BENCH_PARAMS)}")
@@ -136,5 +137,5 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
         "seconds_per_minibatch": spm,
         "tokens_per_s": batch * ctx / spm,
         "peak_gib": peak,
-        "times": times,
+        "times": [t for rt in times for t in rt],
     }

@@ -16,8 +16,8 @@ def test_protocol_on_cpu() -> None:
     events: list[tuple[str, dict]] = []
     res = run_bench(model, {"batch": 2, "ctx": 40}, lambda e, d: events.append((e, d)))
     assert res["status"] == "ok"
-    assert len(res["times"]) == 4 and all(len(t) == 4 for t in res["times"])
-    flat = sorted(t for r in res["times"] for t in r)
+    assert len(res["times"]) == 16 and (res["iters"], res["repeats"]) == (4, 4)
+    flat = sorted(res["times"])
     assert all(t > 0 for t in flat)
     assert res["seconds_per_minibatch"] == pytest.approx((flat[7] + flat[8]) / 2)
     assert res["tokens_per_s"] == pytest.approx(80 / res["seconds_per_minibatch"])
