@@ -40,6 +40,23 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
     return result;
   }
 
+  it('runs unprivileged: uid 10001, no capabilities, no-new-privileges, seccomp, read-only root, noexec /tmp', async () => {
+    const result = await pool.execute(
+      [
+        'import os, json',
+        'status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)',
+        'mounts = {fields[1]: fields[3] for fields in (line.split() for line in open("/proc/self/mounts"))}',
+        'print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "CapEff": status["CapEff"], "CapBnd": status["CapBnd"],',
+        '    "NoNewPrivs": status["NoNewPrivs"], "Seccomp": status["Seccomp"], "root": mounts["/"], "tmp": mounts["/tmp"]}))',
+      ].join('\n'),
+    );
+    expect(result.status).toBe('passed');
+    const facts = JSON.parse(result.stdout.trim()) as Record<string, string | number>;
+    expect(facts).toMatchObject({ uid: 10001, gid: 10001, CapEff: '0000000000000000', CapBnd: '0000000000000000', NoNewPrivs: '1', Seccomp: '2' });
+    expect(String(facts.root).split(',')).toContain('ro');
+    expect(String(facts.tmp).split(',')).toEqual(expect.arrayContaining(['rw', 'nosuid', 'nodev', 'noexec']));
+  });
+
   it('a fork bomb stops at the pids limit, is classified, and leaves nothing behind', async () => {
     const result = await withBystanders('import os\nwhile True:\n    os.fork()\n');
     expect(['failed', 'timeout']).toContain(result.status);
