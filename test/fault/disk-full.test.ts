@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  FAULT_STAGES,
   checkRecordFile,
   comparableResults,
   completeLines,
@@ -16,6 +17,7 @@ import {
   type FaultCommandConfig,
 } from './harness.js';
 
+const PERPLEXITY_ONLY = FAULT_STAGES.filter((stage) => stage.stage === 'perplexity');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Fill a file system until it refuses: the next write anyone makes there fails with ENOSPC. */
@@ -50,7 +52,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     config = { dataset: join(root, 'texts.jsonl'), rows: 240, humanevalLimit: 3, samples: 1 };
     await writeFaultDataset(config.dataset, config.rows);
     reference = join(root, 'reference');
-    const result = await startCli(faultCommand(reference, config)).exited;
+    const result = await startCli(faultCommand(reference, config, PERPLEXITY_ONLY)).exited;
     expect(result.code, result.stderr).toBe(0);
   }, 300_000);
   afterAll(async () => {
@@ -61,7 +63,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
   it('surfaces the failure in one clear line, leaves only whole records, and the same command resumes once there is space', async () => {
     const runDir = join(mountPoint, 'run');
     const file = join(runDir, 'records', 'perplexity.jsonl');
-    const run = startCli(faultCommand(runDir, config));
+    const run = startCli(faultCommand(runDir, config, PERPLEXITY_ONLY));
     await waitUntil(() => completeLines(file) >= 10, { timeoutMs: 120_000, done: run.exited });
     const filler = join(mountPoint, 'filler');
     fillDisk(filler);
@@ -83,7 +85,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     expect((await readdir(runDir)).filter((name) => name.endsWith('.incomplete'))).toEqual([]);
 
     await rm(filler);
-    const resumed = await startCli(faultCommand(runDir, config)).exited;
+    const resumed = await startCli(faultCommand(runDir, config, PERPLEXITY_ONLY)).exited;
     expect(resumed.code, resumed.stderr).toBe(0);
     const got = await checkRecordFile(file);
     const want = await checkRecordFile(join(reference, 'records', 'perplexity.jsonl'));

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  FAULT_STAGES,
   checkRecordFile,
   childPids,
   comparableResults,
@@ -15,6 +16,8 @@ import {
   type FaultCommandConfig,
 } from './harness.js';
 
+const PERPLEXITY_ONLY = FAULT_STAGES.filter((stage) => stage.stage === 'perplexity');
+
 describe('the engine process killed in mid-stage', () => {
   let root: string;
   let config: FaultCommandConfig;
@@ -25,7 +28,7 @@ describe('the engine process killed in mid-stage', () => {
     config = { dataset: join(root, 'texts.jsonl'), rows: 240, humanevalLimit: 3, samples: 1 };
     await writeFaultDataset(config.dataset, config.rows);
     reference = join(root, 'reference');
-    const result = await startCli(faultCommand(reference, config)).exited;
+    const result = await startCli(faultCommand(reference, config, PERPLEXITY_ONLY)).exited;
     expect(result.code, result.stderr).toBe(0);
   }, 300_000);
   afterAll(async () => {
@@ -35,7 +38,7 @@ describe('the engine process killed in mid-stage', () => {
   it('fails with the engine_dead error (one clear line naming the signal) and the same command resumes', async () => {
     const runDir = join(root, 'run');
     const file = join(runDir, 'records', 'perplexity.jsonl');
-    const run = startCli(faultCommand(runDir, config));
+    const run = startCli(faultCommand(runDir, config, PERPLEXITY_ONLY));
     await waitUntil(() => completeLines(file) >= 60, { timeoutMs: 120_000, done: run.exited });
     const engines = childPids(run.child.pid!);
     expect(engines).toHaveLength(1);
@@ -50,7 +53,7 @@ describe('the engine process killed in mid-stage', () => {
     expect(partial.corruptLines).toEqual([]);
     expect(partial.duplicates).toEqual([]);
 
-    const resumed = await startCli(faultCommand(runDir, config)).exited;
+    const resumed = await startCli(faultCommand(runDir, config, PERPLEXITY_ONLY)).exited;
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain('resuming run');
     const got = await checkRecordFile(file);

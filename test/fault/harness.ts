@@ -14,8 +14,8 @@ import { packageRoot } from '../../src/util/package-root.js';
  */
 export const FAULT_STAGES: FaultStage[] = [
   { stage: 'perplexity', units: (c) => c.rows },
-  // { stage: 'generate', units: (c) => c.humanevalLimit * c.samples },  // once run-pipeline runs generate
-  // { stage: 'execute', units: (c) => c.humanevalLimit * c.samples },   // once run-pipeline runs execute
+  { stage: 'generate', units: (c) => c.humanevalLimit * c.samples },
+  { stage: 'execute', units: (c) => c.humanevalLimit * c.samples },
 ];
 
 export interface FaultCommandConfig {
@@ -64,6 +64,8 @@ export async function writeFaultDataset(path: string, rows: number): Promise<voi
 
 export interface CliRun {
   child: ChildProcess;
+  /** Everything the CLI wrote to stderr so far (logs and progress lines). */
+  stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
@@ -80,7 +82,16 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
-  return { child, exited };
+  return { child, exited, stderr: () => stderr };
+}
+
+/** Has the stage started (its progress line is out) / finished (its 100% line is out) in this stderr text? */
+export function stageStarted(stderr: string, stage: string): boolean {
+  return stderr.includes(`\n${stage}: `) || stderr.startsWith(`${stage}: `);
+}
+
+export function stageFinished(stderr: string, stage: string): boolean {
+  return new RegExp(`(^|\\n)${stage}: 100% (\\d+)/\\2 `).test(stderr);
 }
 
 /** Complete records (lines ending in a newline) in a record file right now; 0 when it does not exist. */

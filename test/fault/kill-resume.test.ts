@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import {
   faultCommand,
   isAlive,
   seededRandom,
+  stageFinished,
+  stageStarted,
   startCli,
   waitUntil,
   withoutTiming,
@@ -19,72 +22,102 @@ import {
   type FaultCommandConfig,
 } from './harness.js';
 
-const KILLS = 12;
-const CONFIG_ROWS = 240;
+/** Kills that must land in the middle of each stage; a stage gets up to MAX_ATTEMPTS_PER_STAGE tries. */
+const KILLS_PER_STAGE = 5;
+const MAX_ATTEMPTS_PER_STAGE = 8;
 
-interface KillPoint {
+interface Landed {
   stage: string;
-  target: number;
+  afterMs: number;
+  records: number;
+  total: number;
+  midStage: boolean;
+  torn: number;
 }
 
 describe('kill -9 at random points, resume with the same command', () => {
   let root: string;
   let config: FaultCommandConfig;
   let reference: string;
+  /** How long each stage took in the uninterrupted run (ms), to spread kill points over it. */
+  const durations = new Map<string, number>();
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'evalpipe-fault-kill-'));
-    config = { dataset: join(root, 'texts.jsonl'), rows: CONFIG_ROWS, humanevalLimit: 3, samples: 2 };
+    config = { dataset: join(root, 'texts.jsonl'), rows: 240, humanevalLimit: 3, samples: 8 };
     await writeFaultDataset(config.dataset, config.rows);
     reference = join(root, 'reference');
     const run = startCli(faultCommand(reference, config));
+    let exited = false;
+    void run.exited.then(() => (exited = true));
+    const started = new Map<string, number>();
+    while (!exited) {
+      const text = run.stderr();
+      for (const { stage } of FAULT_STAGES) {
+        if (!started.has(stage) && stageStarted(text, stage)) started.set(stage, Date.now());
+        if (started.has(stage) && !durations.has(stage) && stageFinished(text, stage)) durations.set(stage, Date.now() - started.get(stage)!);
+      }
+      await delay(1);
+    }
     const result = await run.exited;
     expect(result.code, result.stderr).toBe(0);
+    expect([...durations.keys()].sort()).toEqual(FAULT_STAGES.map((stage) => stage.stage).sort());
   }, 300_000);
   afterAll(async () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
 
-  it(`survives ${KILLS} kills spread over ${FAULT_STAGES.map((stage) => stage.stage).join(', ')}: identical records, none lost or duplicated`, async () => {
+  it(`survives kills at random points spread over ${FAULT_STAGES.map((stage) => stage.stage).join(', ')}: identical records, none lost or duplicated`, async () => {
     const seed = Number(process.env.EVALPIPE_FAULT_SEED ?? Date.now() % 1_000_000);
     const random = seededRandom(seed);
-    const context = `kill schedule seed ${seed} (replay with EVALPIPE_FAULT_SEED=${seed})`;
-    // Kill points: each stage gets its share, stratified over its units so they spread from start to end.
-    const points: KillPoint[] = [];
-    FAULT_STAGES.forEach((stage, index) => {
-      const total = stage.units(config);
-      const share = Math.floor(KILLS / FAULT_STAGES.length) + (index < KILLS % FAULT_STAGES.length ? 1 : 0);
-      for (let i = 0; i < share; i += 1) points.push({ stage: stage.stage, target: 1 + Math.floor(((i + random()) * Math.floor(total * 0.85)) / share) });
-    });
+    const context = `kill schedule seed ${seed} (replay with EVALPIPE_FAULT_SEED=${seed}); reference stage ms ${JSON.stringify(Object.fromEntries(durations))}`;
     const runDir = join(root, 'killed');
-    const landed: { stage: string; target: number; atKill: number; total: number; torn: number }[] = [];
-    for (const point of points) {
-      const stage = FAULT_STAGES.find((item) => item.stage === point.stage)!;
+    const landed: Landed[] = [];
+    for (const stage of FAULT_STAGES) {
       const total = stage.units(config);
-      const file = join(runDir, 'records', `${point.stage}.jsonl`);
-      const target = Math.max(point.target, completeLines(file) + 1);
-      if (target >= Math.floor(total * 0.9)) continue;
-      const run = startCli(faultCommand(runDir, config));
-      const reached = await waitUntil(() => completeLines(file) >= target, { timeoutMs: 120_000, done: run.exited });
-      const exitedEarly = await Promise.race([run.exited.then(() => true), Promise.resolve(false)]);
-      if (!reached || exitedEarly) {
-        throw new Error(`${context}: the run ended before reaching ${target} ${point.stage} records: ${(await run.exited).stderr.slice(-800)}`);
+      const file = join(runDir, 'records', `${stage.stage}.jsonl`);
+      for (let i = 0, mid = 0; i < MAX_ATTEMPTS_PER_STAGE && mid < KILLS_PER_STAGE; i += 1) {
+        const before = await checkRecordFile(file);
+        if (before.completeLines >= total) break;
+        // Kill points alternate between two kinds: a random time early in the stage (inside the first engine
+        // request or container run, before this attempt's first record), and a random record count stratified
+        // over the stage (between two records, or inside one).
+        const slot = mid % KILLS_PER_STAGE;
+        const byTime = i % 2 === 0;
+        const waitMs = random() * Math.min(300, 0.5 * durations.get(stage.stage)!);
+        const low = before.completeLines + 1;
+        const high = Math.max(low, Math.floor(0.7 * total));
+        const target = Math.min(high, Math.max(low, Math.floor(((slot + random()) / KILLS_PER_STAGE) * high)));
+        const run = startCli(faultCommand(runDir, config));
+        const inStage = await waitUntil(() => stageStarted(run.stderr(), stage.stage), { timeoutMs: 120_000, intervalMs: 1, done: run.exited });
+        if (!inStage) throw new Error(`${context}: the run ended before ${stage.stage} started: ${(await run.exited).stderr.slice(-800)}`);
+        const startedAt = Date.now();
+        await waitUntil(
+          () => (byTime ? Date.now() - startedAt >= waitMs : completeLines(file) >= target) || stageFinished(run.stderr(), stage.stage),
+          { timeoutMs: 120_000, intervalMs: 1, done: run.exited },
+        );
+        if (!byTime) await delay(random() * 3);
+        const midStage = !stageFinished(run.stderr(), stage.stage);
+        const engines = childPids(run.child.pid!);
+        run.child.kill('SIGKILL');
+        const result = await run.exited;
+        expect(result.signal, `${context}: the CLI exited (code ${result.code}) before the kill: ${result.stderr.slice(-500)}`).toBe('SIGKILL');
+        // An orphaned engine notices its closed stdin and exits: no process is left behind.
+        await waitUntil(() => engines.every((pid) => !isAlive(pid)), { timeoutMs: 30_000, intervalMs: 50 }).catch((error: Error) => {
+          const alive = engines.filter(isAlive).map((pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+          throw new Error(`${context}: ${error.message}: still running after the kill in ${stage.stage}: ${alive.join('; ')}`);
+        });
+        const check = await checkRecordFile(file);
+        expect(check.corruptLines, `${context}: corrupt lines after a kill`).toEqual([]);
+        expect(check.duplicates, `${context}: duplicated keys after a kill`).toEqual([]);
+        if (midStage) mid += 1;
+        landed.push({ stage: stage.stage, afterMs: Math.round(Date.now() - startedAt), records: check.completeLines, total, midStage, torn: check.tornBytes });
       }
-      await delay(random() * 8); // land anywhere between two records, or in the middle of one
-      const engines = childPids(run.child.pid!);
-      run.child.kill('SIGKILL');
-      const result = await run.exited;
-      expect(result.signal, `${context}: the CLI exited (code ${result.code}) before the kill: ${result.stderr.slice(-500)}`).toBe('SIGKILL');
-      // The orphaned engine notices its closed stdin and exits: no process is left behind.
-      await waitUntil(() => engines.every((pid) => !isAlive(pid)), { timeoutMs: 30_000, intervalMs: 50 });
-      const check = await checkRecordFile(file);
-      expect(check.corruptLines, `${context}: corrupt lines after a kill`).toEqual([]);
-      expect(check.duplicates, `${context}: duplicated keys after a kill`).toEqual([]);
-      landed.push({ stage: point.stage, target, atKill: check.completeLines, total, torn: check.tornBytes });
     }
-    // At least 10 kills, each in the middle of its stage.
-    expect(landed.length, `${context}: ${JSON.stringify(landed)}`).toBeGreaterThanOrEqual(10);
-    for (const kill of landed) expect(kill.atKill, context).toBeLessThan(kill.total);
+    const summary = landed.map((kill) => `${kill.stage}@${kill.records}/${kill.total}${kill.midStage ? '' : '(at end)'}${kill.torn ? '+torn' : ''}`).join(', ');
+    // At least 10 kills in the middle of a stage, and some in every stage.
+    expect(landed.filter((kill) => kill.midStage).length, `${context}: ${summary}`).toBeGreaterThanOrEqual(10);
+    for (const stage of FAULT_STAGES) expect(landed.some((kill) => kill.stage === stage.stage && kill.midStage), `${context}: ${summary}`).toBe(true);
 
     const final = startCli(faultCommand(runDir, config));
     const result = await final.exited;
@@ -103,6 +136,6 @@ describe('kill -9 at random points, resume with the same command', () => {
     const wantResults = JSON.parse(await readFile(join(reference, 'results.json'), 'utf8')) as Record<string, unknown>;
     const gotResults = JSON.parse(await readFile(join(runDir, 'results.json'), 'utf8')) as Record<string, unknown>;
     expect(comparableResults(gotResults), context).toEqual(comparableResults(wantResults));
-    process.stderr.write(`${context}: ${landed.length} kills at ${landed.map((kill) => `${kill.stage}@${kill.atKill}/${kill.total}${kill.torn ? '+torn' : ''}`).join(', ')}\n`);
+    process.stderr.write(`${context}: ${landed.length} kills: ${summary}\n`);
   }, 900_000);
 });
