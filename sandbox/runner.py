@@ -38,7 +38,6 @@ import random  # noqa: F401
 import re  # noqa: F401
 import resource
 import selectors
-import shutil
 import signal
 import stat
 import string  # noqa: F401
@@ -135,23 +134,42 @@ def kill_others(child_pid: int, statuses: dict[int, int]) -> bool:
 
 
 def empty_work_root() -> bool:
-    def force(function: Any, path: str, _info: Any) -> None:
-        os.chmod(os.path.dirname(path), stat.S_IRWXU)
-        with contextlib.suppress(OSError):
-            os.chmod(path, stat.S_IRWXU)
-        function(path)
+    """Empty /tmp, whatever modes, depth or width the candidate left there. Runs only once every candidate
+    process is dead, so nothing changes underneath; it walks by chdir so no path grows past PATH_MAX and no file
+    descriptor is held per level. False when something stayed (the caller then replaces the container)."""
 
-    ok = True
-    for entry in os.scandir(WORK_ROOT):
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                os.chmod(entry.path, stat.S_IRWXU)
-                shutil.rmtree(entry.path, onerror=force)
+    def scan() -> list[str]:
+        """Unlink everything in the current directory but subdirectories, which it returns."""
+        subdirectories = []
+        for name in os.listdir("."):
+            if stat.S_ISDIR(os.lstat(name).st_mode):
+                subdirectories.append(name)
             else:
-                os.unlink(entry.path)
-        except OSError:
-            ok = False
-    return ok
+                os.unlink(name)
+        return subdirectories
+
+    try:
+        os.chdir(WORK_ROOT)
+        pending = [scan()]
+        entered: list[str] = []
+        while pending:
+            if pending[-1]:
+                name = pending[-1].pop()
+                os.chmod(name, stat.S_IRWXU)
+                os.chdir(name)
+                entered.append(name)
+                pending.append(scan())
+            else:
+                pending.pop()
+                if entered:
+                    os.chdir("..")
+                    os.rmdir(entered.pop())
+        return not os.listdir(WORK_ROOT)
+    except Exception:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.chdir(WORK_ROOT)
 
 
 def decode(data: bytearray) -> str:
@@ -318,7 +336,9 @@ def main() -> int:
             job_id = job.get("id")
             result = run_job(job)
         except Exception as error:
-            clean = kill_others(-1, {}) and empty_work_root()
+            clean = False
+            with contextlib.suppress(Exception):
+                clean = kill_others(-1, {}) and empty_work_root()
             result = {
                 "id": job_id,
                 "status": "sandbox_error",

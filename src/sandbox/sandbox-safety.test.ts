@@ -255,6 +255,33 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
     }
   });
 
+  it('files left in /tmp (locked modes, 3000 levels deep, symlinks out) are gone before the next candidate', async () => {
+    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
+    try {
+      const litter = await single.execute(
+        [
+          'import os',
+          'os.makedirs("/tmp/a/b/c")',
+          'open("/tmp/a/b/c/secret", "w").write("for the next candidate")',
+          'for path in ("/tmp/a/b/c", "/tmp/a/b", "/tmp/a", "."):',
+          '    os.chmod(path, 0)',
+          'os.symlink("/etc", "/tmp/etc-link")',
+          'os.mkdir("/tmp/deep")',
+          'os.chdir("/tmp/deep")',
+          'for _ in range(3000):',
+          '    os.mkdir("d")',
+          '    os.chdir("d")',
+        ].join('\n'),
+      );
+      expect(litter.status).toBe('passed');
+      const next = await single.execute('import os\nprint(sorted(os.listdir("/tmp")), os.path.exists("/etc/passwd"))\n');
+      expect(next.stdout.trim()).toBe("['job'] True");
+      expect(single.stats.containersStarted).toBe(1); // cleaned in place, no replacement needed
+    } finally {
+      await single.close();
+    }
+  });
+
   it('printing 100 MB is drained and trimmed; the candidate still passes', async () => {
     const result = await withBystanders('import sys\nsys.stdout.write("x" * 100_000_000)\nsys.stderr.write("e" * 10_000_000)\n');
     expect(result.status).toBe('passed');
