@@ -94,7 +94,11 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
         exec(code, {})
         report = {"outcome": "ok"}
     except BaseException as error:
-        report = {"outcome": "exception", "type": type(error).__name__, "message": str(error)[:1000]}
+        try:
+            message = str(error)[:1000]
+        except BaseException:  # an exception whose __str__ raises is still just a failure
+            message = "<unprintable exception>"
+        report = {"outcome": "exception", "type": type(error).__name__, "message": message}
         with contextlib.suppress(BaseException):  # the candidate's frames only, not the runner's
             traceback.print_exception(type(error), error, error.__traceback__.tb_next, limit=-5)
     for stream in (sys.stdout, sys.stderr):
