@@ -133,9 +133,17 @@ class HfBackend:
 
 
 def build_hf_backend(
-    model_dir: Path, config: dict[str, Any], quant: str, attn: str, device: torch.device, architecture: str
+    model_dir: Path,
+    config: dict[str, Any],
+    quant: str,
+    attn: str,
+    device: torch.device,
+    architecture: str,
+    *,
+    compute_dtype: str | None = None,
 ) -> HfBackend:
-    """Load `model_dir` with transformers in the dense dtype of `quant` and the requested attention."""
+    """Load `model_dir` with transformers in the dense dtype of `quant` and the requested attention.
+    (`compute_dtype` only applies to quantized modes, which this backend refuses.)"""
     if quant not in DENSE_DTYPES:
         raise Unsupported(
             f"quant {quant} is not available for {architecture} on the HF transformers backend",

@@ -315,7 +315,8 @@ def architecture_of(config: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------------------
 # Backend choice and loading
 
-BackendBuilder = Callable[[Path, dict[str, Any], str, str, torch.device, str], CausalLMBackend]
+BackendBuilder = Callable[..., CausalLMBackend]
+"""builder(model_dir, config, quant, attn, device, architecture, *, compute_dtype) -> backend"""
 
 
 def select_backend(config: dict[str, Any], quant: str, attn: str, device: torch.device) -> BackendBuilder:
@@ -362,7 +363,7 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
     architecture = architecture_of(config)
     builder = select_backend(config, quant, attn, device)
     try:
-        backend = builder(directory, config, quant, attn, device, architecture)
+        backend = builder(directory, config, quant, attn, device, architecture, compute_dtype=compute_dtype)
     except QuantError as exc:
         raise (Unsupported if exc.error_type == "unsupported" else BadRequest)(str(exc)) from exc
     except OSError as exc:

@@ -686,12 +686,22 @@ class NativeDecoder:
 
 
 def build_native_backend(
-    model_dir: Path, config: dict[str, Any], quant: str, attn: str, device: torch.device, architecture: str
+    model_dir: Path,
+    config: dict[str, Any],
+    quant: str,
+    attn: str,
+    device: torch.device,
+    architecture: str,
+    *,
+    compute_dtype: str | None = None,
 ) -> NativeStarcoder2:
-    """loading.select_backend's builder for StarCoder2 checkpoints."""
+    """loading.select_backend's builder for StarCoder2 checkpoints. `compute_dtype` (bf16/fp16/fp32) is the
+    activation dtype of the quantized modes (nf4 with fp32 compute, ...)."""
     cfg = Starcoder2Config.from_dict(config, source=str(model_dir / "config.json"))
     with torch.inference_mode():
-        return NativeStarcoder2(cfg, SafetensorsSource(model_dir, device), quant=quant, attn=attn)
+        return NativeStarcoder2(
+            cfg, SafetensorsSource(model_dir, device), quant=quant, attn=attn, compute_dtype=compute_dtype
+        )
 
 
 def hf_reference_model(
