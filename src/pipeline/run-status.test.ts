@@ -2,7 +2,7 @@ import { cp, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realSmokeRun } from '../../test/helpers/run-dirs.js';
+import { realSmokeRun, syntheticRun } from '../../test/helpers/run-dirs.js';
 import { formatRunStatus, readRunStatus } from './run-status.js';
 
 describe('run status', () => {
@@ -49,6 +49,24 @@ describe('run status', () => {
     const text = formatRunStatus(status);
     expect(text).toContain('perplexity  10/24 rows        in progress 41%');
     expect(text).toContain('run incomplete: the same `evalpipe run` command resumes it');
+  });
+
+  it('counts HumanEval samples against --limit × n, with execution status counts', async () => {
+    const dir = await syntheticRun(join(root, 'humaneval'), {
+      quant: 'bf16',
+      attn: 'sdpa',
+      humanevalRows: 164,
+      execute: { 'HumanEval/0': [true, false], 'HumanEval/1': [false, false], 'HumanEval/2': [true, true] },
+    });
+    const status = await readRunStatus(dir);
+    expect(status.stages.map((stage) => [stage.stage, stage.done, stage.total, stage.complete])).toEqual([
+      ['generate', 0, 6, false],
+      ['execute', 6, 6, true],
+      ['score', 1, 1, true],
+      ['report', 0, 1, false],
+    ]);
+    expect(status.stages[1]!.detail).toEqual({ passed: 3, failed: 3 });
+    expect(formatRunStatus(status)).toContain('execute   6/6 samples       complete  (failed 3, passed 3)');
   });
 
   it('names the file and what to do for a newer schema, a corrupt manifest, or a corrupt record', async () => {

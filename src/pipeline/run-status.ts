@@ -53,12 +53,12 @@ export async function readRunStatus(directory: string): Promise<RunStatus> {
   };
 }
 
-/** HumanEval problems in the run: from the manifest once the data set was read, else the --limit asked for. */
+/** HumanEval problems in the run: --limit capped by the data set's size once it was read, else the --limit asked for. */
 function humanEvalProblems(run: RunData): number | null {
-  const datasets = run.manifest.datasets;
-  const recorded = datasets.humaneval ?? datasets.generate;
-  if (recorded) return recorded.rowCount;
-  return run.manifest.config.humaneval.limit ?? null;
+  const limit = run.manifest.config.humaneval.limit;
+  const recorded = run.manifest.datasets.humaneval;
+  if (recorded) return limit === undefined ? recorded.rowCount : Math.min(limit, recorded.rowCount);
+  return limit ?? null;
 }
 
 async function stageStatus(run: RunData, stage: Stage): Promise<StageStatus> {

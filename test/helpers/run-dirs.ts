@@ -21,6 +21,8 @@ export interface SyntheticRunOptions {
   perplexityRows?: { nll_sum: number; n_scored_tokens: number; n_bytes: number }[];
   /** Per-problem pass flags, one per sample. */
   execute?: Record<string, boolean[]>;
+  /** Problems in the HumanEval file (default: as many as `execute` has; more means --limit took a subset). */
+  humanevalRows?: number;
   latency?: LatencyCellSummary[];
 }
 
@@ -61,7 +63,7 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
         ? { perplexity: { source: 'hub', id: 'flytech/python-codes-25k', revision: 'c0ffee', files: [], contentSha256: 'a'.repeat(64), rowCount: options.perplexityRows.length } }
         : {}),
       ...(options.execute
-        ? { humaneval: { source: 'local', id: 'HumanEval.jsonl.gz', files: [], contentSha256: 'b'.repeat(64), rowCount: Object.keys(options.execute).length } }
+        ? { humaneval: { source: 'local', id: 'HumanEval.jsonl.gz', files: [], contentSha256: 'b'.repeat(64), rowCount: options.humanevalRows ?? Object.keys(options.execute).length } }
         : {}),
     },
   });

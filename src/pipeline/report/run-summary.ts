@@ -147,7 +147,9 @@ async function summariseHumanEval(run: RunData): Promise<RunSummary['humaneval']
     if (passed) problem.c += 1;
     problems.set(taskId, problem);
   }
-  const expected = run.manifest.datasets.humaneval?.rowCount ?? config.humaneval.limit;
+  const available = run.manifest.datasets.humaneval?.rowCount;
+  const limit = config.humaneval.limit;
+  const expected = available === undefined ? limit : limit === undefined ? available : Math.min(limit, available);
   if (problems.size === 0 || (expected !== undefined && problems.size < expected)) {
     // Execution records are not (all) there: fall back to what the score stage wrote, without s.e.
     const results = run.results?.humaneval;
