@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 ATTN_MODES: tuple[str, ...] = ("eager", "sdpa", "flash")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-LOAD_PARAMS: tuple[str, ...] = ("model", "revision", "quant", "attn", "device", "compute_dtype", "seed")
+BACKENDS: tuple[str, ...] = ("auto", "native", "hf")
+LOAD_PARAMS: tuple[str, ...] = ("model", "revision", "quant", "attn", "device", "compute_dtype", "seed", "backend")
 HUB_PATTERNS: list[str] = [
     "config.json",
     "generation_config.json",
@@ -319,17 +320,30 @@ BackendBuilder = Callable[..., CausalLMBackend]
 """builder(model_dir, config, quant, attn, device, architecture, *, compute_dtype) -> backend"""
 
 
-def select_backend(config: dict[str, Any], quant: str, attn: str, device: torch.device) -> BackendBuilder:
-    """Which implementation serves this model. Today: HF transformers for every architecture and mode (it raises
-    `unsupported` for modes it lacks). The native StarCoder2 (model.py) will be chosen here for model_type
-    starcoder2."""
+def _is_starcoder2(config: dict[str, Any]) -> bool:
+    archs = config.get("architectures") or []
+    return config.get("model_type") == "starcoder2" or "Starcoder2ForCausalLM" in archs
+
+
+def select_backend(
+    config: dict[str, Any], quant: str, attn: str, device: torch.device, backend: str = "auto"
+) -> BackendBuilder:
+    """Which implementation serves this model: our native StarCoder2 (model.py: every quant mode, eager/sdpa/flash)
+    for StarCoder2 checkpoints, HF transformers for every other architecture (it raises `unsupported` for the modes
+    it lacks). `backend` "hf" forces HF transformers (the parity reference); "native" insists on the native model."""
     from .hf_backend import build_hf_backend
 
-    archs = config.get("architectures") or []
-    if config.get("model_type") == "starcoder2" or "Starcoder2ForCausalLM" in archs:
-        from .model import build_native_backend  # our StarCoder2 (model.py): every quant mode, eager/sdpa/flash
+    if backend == "hf":
+        return build_hf_backend
+    if _is_starcoder2(config):
+        from .model import build_native_backend
 
         return build_native_backend
+    if backend == "native":
+        raise Unsupported(
+            f"the native engine implements StarCoder2 only, not {config.get('model_type')!r}",
+            hint="use backend auto or hf for other architectures",
+        )
     return build_hf_backend
 
 
@@ -348,6 +362,7 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
     device = resolve_device(_opt_str(params, "device", DEVICES) or "auto")
     quant = _opt_str(params, "quant", QUANT_MODES) or ("bf16" if device.type == "cuda" else "fp32")
     compute_dtype = _opt_str(params, "compute_dtype", ("fp32", "fp16", "bf16"))
+    backend_choice = _opt_str(params, "backend", BACKENDS) or "auto"
     try:
         check_mode(quant)
     except QuantError as exc:
@@ -361,7 +376,7 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
     config, files = validate_model_dir(directory)
     tokenizer = load_tokenizer(directory)
     architecture = architecture_of(config)
-    builder = select_backend(config, quant, attn, device)
+    builder = select_backend(config, quant, attn, device, backend_choice)
     try:
         backend = builder(directory, config, quant, attn, device, architecture, compute_dtype=compute_dtype)
     except QuantError as exc:

@@ -16,9 +16,9 @@ from evalpipe_engine.loading import LoadedModel, load_model
 PROMPT = "def count_vowels(word: str) -> int:\n"
 
 
-@pytest.fixture(scope="module")
-def loaded() -> LoadedModel:
-    return load_model({"model": "preset:tiny-starcoder2", "seed": 0, "device": "cpu"})
+@pytest.fixture(scope="module", params=["native", "hf"])
+def loaded(request: pytest.FixtureRequest) -> LoadedModel:
+    return load_model({"model": "preset:tiny-starcoder2", "seed": 0, "device": "cpu", "backend": request.param})
 
 
 def test_sample_seed_is_sha256_of_seed_key_index() -> None:

@@ -67,18 +67,28 @@ def reference_scores(model_dir: Path, texts: list[str], max_length: int, stride:
 @pytest.fixture(scope="module")
 def local_engine(preset_dir: Path):
     proc = EngineProcess()
-    proc.ok("load", {"model": str(preset_dir), "quant": "fp32", "device": "cpu"})
     yield proc
     proc.close()
 
 
+@pytest.mark.parametrize(("backend", "class_name"), [("native", "NativeStarcoder2"), ("hf", "HfBackend")])
 @pytest.mark.parametrize(
     ("max_length", "stride", "add_bos"),
     [(512, 512, True), (128, 96, True), (128, 128, True), (100, 1 + 40, False)],
 )
 def test_engine_matches_hf_reference(
-    local_engine: EngineProcess, preset_dir: Path, max_length: int, stride: int, add_bos: bool
+    local_engine: EngineProcess,
+    preset_dir: Path,
+    max_length: int,
+    stride: int,
+    add_bos: bool,
+    backend: str,
+    class_name: str,
 ) -> None:
+    loaded, _ = local_engine.ok(
+        "load", {"model": str(preset_dir), "quant": "fp32", "device": "cpu", "backend": backend}
+    )
+    assert loaded["backend"] == class_name
     rows = [{"index": 10 + i, "text": t} for i, t in enumerate(TEXTS)]
     result, _ = local_engine.ok(
         "score", {"rows": rows, "max_length": max_length, "stride": stride, "add_bos": add_bos, "token_budget": 300}

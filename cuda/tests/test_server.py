@@ -107,6 +107,14 @@ def test_load_errors_are_typed_and_name_the_problem(engine: EngineProcess, prese
         assert res["backend"] == "NativeStarcoder2" and res["quant"] == quant, res
     res, _ = engine.ok("load", {"model": PRESET, "attn": "flash"})
     assert res["backend"] == "NativeStarcoder2" and res["attn"] == "flash", res
+    # The HF transformers backend (forced with backend: hf) has the dense modes only, and no flash attention.
+    for quant in ("int8", "nf4", "fp8"):
+        err = engine.error("load", {"model": PRESET, "quant": quant, "backend": "hf"})
+        assert err["type"] == "unsupported" and quant in err["message"], err
+    err = engine.error("load", {"model": PRESET, "attn": "flash", "backend": "hf"})
+    assert err["type"] == "unsupported" and "flash" in err["message"] and "native" in err["hint"]
+    err = engine.error("load", {"model": PRESET, "backend": "tensorrt"})
+    assert err["type"] == "bad_request" and "tensorrt" in err["message"] and "hf" in err["hint"]
     engine.ok("load", {"model": PRESET, "seed": 0})  # back to the module's default model
 
     # Hub ids: no network here and HF_HUB_OFFLINE=1, so the id is reported with a way out.
@@ -167,8 +175,13 @@ def test_non_starcoder2_architecture_loads_through_hf(engine: EngineProcess, pre
     shutil.copy(preset_dir / "tokenizer.json", tmp_path / "llama" / "tokenizer.json")
     result, _ = engine.ok("load", {"model": str(tmp_path / "llama")})
     assert result["architecture"] == "LlamaForCausalLM" and result["max_position_embeddings"] == 256
+    assert result["backend"] == "HfBackend"
     scored, _ = engine.ok("score", {"rows": [{"index": 0, "text": PY_PROMPT}]})
     assert scored["rows"][0]["nll_sum"] > 0
+    generated, _ = engine.ok("generate", {"requests": [{"key": "k", "prompt": PY_PROMPT}], "max_new_tokens": 5})
+    assert generated == {"count": 1}
+    err = engine.error("load", {"model": str(tmp_path / "llama"), "backend": "native"})
+    assert err["type"] == "unsupported" and "llama" in err["message"] and "hf" in err["hint"]
     engine.ok("load", {"model": PRESET})
 
 
@@ -417,7 +430,14 @@ def test_cuda_engine_matches_cpu(engine: EngineProcess) -> None:
         assert first == {"count": 8}
         runs = [[e["data"] for e in gpu.call("generate", params)[1]] for _ in range(2)]
         assert len(runs[0]) == 8 and runs[0] == runs[1]
-        err = gpu.error("load", {"model": PRESET, "attn": "flash"})
+        for backend in ("native", "hf"):
+            loaded, _ = gpu.ok("load", {"model": PRESET, "quant": "bf16", "backend": backend})
+            assert loaded["device"].startswith("cuda")
+            for g, c in zip(gpu.ok("score", score)[0]["rows"], cpu["rows"], strict=True):
+                assert g["nll_sum"] == pytest.approx(c["nll_sum"], rel=3e-2), backend
+            sampled = [e["data"] for e in gpu.call("generate", params)[1]]
+            assert len(sampled) == 8 and all(s["finish_reason"] in ("stop", "eos", "length") for s in sampled)
+        err = gpu.error("load", {"model": PRESET, "attn": "flash", "backend": "hf"})
         assert err["type"] == "unsupported"
         gpu.ok("shutdown")
         assert gpu.wait() == 0
