@@ -5,6 +5,9 @@ import type { Manifest } from '../manifest.js';
 import { MANIFEST_FILE, RESULTS_FILE, readManifest } from '../run-directory.js';
 import { RECORD_SCHEMA_VERSION, type StageRecord } from '../stage-records.js';
 
+/** The newest results.json schema this reader understands (run-pipeline.ts RESULTS_SCHEMA_VERSION). */
+const RESULTS_SCHEMA_READ = 1;
+
 /** What `results.json` may hold. Every section is optional: a reader must cope with runs of any task mix. */
 export interface ResultsFile {
   schema_version: number;
@@ -90,8 +93,8 @@ async function readResults(path: string): Promise<ResultsFile | undefined> {
       hint: 'run the score stage again to rewrite it: evalpipe run <same options> --stages score,report',
     });
   }
-  if (parsed.schema_version > 1) {
-    throw new RunStoreError(`${path} has results schema version ${parsed.schema_version}, newer than this evalpipe reads (1)`, {
+  if (parsed.schema_version > RESULTS_SCHEMA_READ) {
+    throw new RunStoreError(`${path} has results schema version ${parsed.schema_version}, newer than this evalpipe reads (${RESULTS_SCHEMA_READ})`, {
       hint: 'upgrade evalpipe to read this run directory',
     });
   }
