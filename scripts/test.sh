@@ -9,12 +9,14 @@ bash scripts/setup.sh
 log "starting Docker and building the sandbox image"
 bash scripts/start-docker.sh
 node bin/evalpipe.js sandbox build >&2
+log "installing headless Chromium (the HTML report test renders report.html)"
+bash scripts/install-chromium.sh
 
 log "type check"
 npx tsc --noEmit -p tsconfig.test.json
 log "ruff"
-.venv/bin/ruff check cuda bench
-.venv/bin/ruff format --check cuda bench
+.venv/bin/ruff check cuda bench sandbox
+.venv/bin/ruff format --check cuda bench sandbox
 log "pytest (engine, CPU)"
 TRITON_INTERPRET=1 .venv/bin/python -m pytest -q cuda/tests
 log "vitest (CLI, pipeline, sandbox with the real Docker daemon, engine process)"

@@ -27,6 +27,7 @@ describe('buildRunConfig', () => {
     [{ 'max-length': 8, stride: 9 }, /--stride \(9\) must not exceed --max-length \(8\)/],
     [{ batches: '2,x' }, /--batches must be a comma list/],
     [{ model: ' ' }, /--model is empty/],
+    [{ n: 5, temperature: 0 }, /greedy decoding .* -n is 5/],
   ])('rejects %j with a clear message', (raw, message) => {
     expect(() => buildRunConfig(raw)).toThrow(UsageError);
     expect(() => buildRunConfig(raw)).toThrow(message);

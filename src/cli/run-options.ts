@@ -119,6 +119,11 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   const n = positiveInt(options.n ?? 1, '--n');
   const temperature = options.temperature ?? (n === 1 ? 0 : 0.2);
   if (!(temperature >= 0)) throw new UsageError(`--temperature must be ≥ 0, got ${temperature}`, { hint: 'use 0 for greedy decoding' });
+  if (temperature === 0 && n > 1) {
+    throw new UsageError(`greedy decoding (--temperature 0) makes one sample per problem, but -n is ${n}`, {
+      hint: 'use -n 1 for greedy pass@1, or a temperature above 0 (e.g. --temperature 0.2) for n samples',
+    });
+  }
   const topP = options['top-p'] ?? 0.95;
   if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`, { hint: 'use e.g. --top-p 0.95' });
   const config: RunConfig = {

@@ -36,10 +36,15 @@ export function promptForGeneration(prompt: string, strip: boolean): string {
 /** Problems per engine request: small, so a crash loses little and progress moves. */
 const PROBLEMS_PER_REQUEST = 4;
 
+/** The sample indices of a task that have no record yet. */
+export function missingSamples(taskId: string, n: number, has: (key: string) => boolean): number[] {
+  return Array.from({ length: n }, (_, index) => index).filter((index) => !has(generationKey(taskId, index)));
+}
+
 /**
- * n completions per problem through the engine. Each finished sample is one record; a problem whose n samples
- * are all recorded is skipped on resume, a partial one is generated again (the engine's per-(task, sample) seeds
- * make the samples identical) and only its missing samples are written.
+ * n completions per problem through the engine. Each finished sample is one record. On resume only the missing
+ * samples of a task are asked for: the engine seeds each (task, sample index) on its own, so a sample generated
+ * after a crash is the one the uninterrupted run would have made.
  */
 export async function runGenerateStage(options: {
   run: RunDirectory;
@@ -52,9 +57,7 @@ export async function runGenerateStage(options: {
   const { config } = options;
   const records = await options.run.stage(GENERATE_STAGE);
   const total = options.problems.length * config.n;
-  const todo = options.problems.filter((problem) =>
-    Array.from({ length: config.n }, (_, index) => index).some((index) => !records.has(generationKey(problem.task_id, index))),
-  );
+  const todo = options.problems.filter((problem) => missingSamples(problem.task_id, config.n, (key) => records.has(key)).length > 0);
   if (todo.length === 0) return;
   const engine = await options.engine();
   const progress = new Progress('generate', total, 'samples', process.stderr, records.size);
@@ -66,7 +69,11 @@ export async function runGenerateStage(options: {
     await engine.request(
       'generate',
       {
-        requests: group.map((problem) => ({ key: problem.task_id, prompt: prompts.get(problem.task_id)! })),
+        requests: group.map((problem) => ({
+          key: problem.task_id,
+          prompt: prompts.get(problem.task_id)!,
+          samples: missingSamples(problem.task_id, config.n, (key) => records.has(key)),
+        })),
         n: config.n,
         temperature: config.temperature,
         top_p: config.topP,

@@ -93,6 +93,25 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     expect(existsSync(join(cpuSide, 'report.html'))).toBe(true);
   });
 
+  it('generation resumes only the missing samples of a task, and they equal the uninterrupted ones', async () => {
+    const runDir = join(await tempDir(), 'gen-resume');
+    const args = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '-n', '3',
+      '--temperature', '0.8', '--max-new-tokens', '12', '--stages', 'generate', '--run-dir', runDir];
+    expect((await runCli(args)).code).toBe(0);
+    const file = join(runDir, 'records', 'generate.jsonl');
+    const complete = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(complete).toHaveLength(6);
+    // Keep all but one sample of the first task, as if the process died before writing it.
+    const dropped = complete.find((record) => record.task_id === complete[0].task_id && record.sample_index === 1);
+    const kept = complete.filter((record) => record !== dropped);
+    await writeFile(file, kept.map((record) => JSON.stringify(record)).join('\n') + '\n');
+    const resumed = await runCli(args);
+    expect(resumed.code).toBe(0);
+    const after = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(after).toHaveLength(6);
+    expect(after.at(-1)).toEqual(dropped);
+  });
+
   it('execute without generated samples says which stage to run first', async () => {
     const runDir = join(await tempDir(), 'no-gen');
     const result = await runCli([
