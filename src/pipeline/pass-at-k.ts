@@ -11,6 +11,7 @@ export function passAtK(n: number, c: number, k: number): number {
   }
   if (k > n) throw new RangeError(`pass@${k} needs at least ${k} samples, got n=${n}`);
   if (n - c < k) return 1;
+  if (k === 1) return c / n; // the product below telescopes to 1 - (n-c)/n; this form is exact
   let product = 1;
   for (let i = n - c + 1; i <= n; i += 1) product *= 1 - k / i;
   return 1 - product;

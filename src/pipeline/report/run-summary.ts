@@ -1,15 +1,10 @@
 import { RunStoreError } from '../../util/errors.js';
+import type { LatencyCell } from '../latency-stage.js';
 import { readRunData, type RunData } from './run-data.js';
 import { bitsPerByteEstimate, passAtKEstimate, perplexityEstimate, type Estimate } from './statistics.js';
 
-export interface LatencyCellSummary {
-  batch: number;
-  ctx: number;
-  status: 'ok' | 'oom';
-  seconds_per_minibatch: number | null;
-  tokens_per_s: number | null;
-  peak_gib: number | null;
-}
+/** A latency cell as reports show it: the latency stage's record without its model/precision labels. */
+export type LatencyCellSummary = Omit<LatencyCell, 'model' | 'quant' | 'attn'>;
 
 /** One run reduced to what reports and the leaderboard show. Built from the records, so every figure is traceable. */
 export interface RunSummary {

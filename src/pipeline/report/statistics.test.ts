@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bitsPerByteEstimate, meanEstimate, passAtK, passAtKEstimate, perplexityEstimate, ratioEstimate } from './statistics.js';
+import { passAtK } from '../pass-at-k.js';
+import { bitsPerByteEstimate, meanEstimate, passAtKEstimate, perplexityEstimate, ratioEstimate } from './statistics.js';
 
 function choose(n: number, k: number): number {
   let result = 1;
@@ -16,8 +17,8 @@ describe('passAtK', () => {
     expect(passAtK(10, 3, 1)).toBeCloseTo(0.3, 12);
   });
 
-  it('is NaN when k exceeds the samples', () => {
-    expect(passAtK(1, 1, 10)).toBeNaN();
+  it('refuses k above the samples (the caller reports only k ≤ n)', () => {
+    expect(() => passAtK(1, 1, 10)).toThrow(RangeError);
   });
 });
 

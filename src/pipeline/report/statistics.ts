@@ -1,3 +1,4 @@
+import { passAtK } from '../pass-at-k.js';
 /** Standard errors for the metrics we publish. Pure functions; see run-summary.ts for where the inputs come from. */
 
 export interface Estimate {
@@ -41,18 +42,8 @@ export function bitsPerByteEstimate(rows: readonly { nll_sum: number; n_bytes: n
   return ratio;
 }
 
-/** Unbiased pass@k for one problem with n samples of which c passed (Chen et al. 2021): 1 − C(n−c, k) / C(n, k). */
-export function passAtK(n: number, c: number, k: number): number {
-  if (k > n) return Number.NaN;
-  if (n - c < k) return 1;
-  if (k === 1) return c / n;
-  let product = 1;
-  for (let i = n - c + 1; i <= n; i += 1) product *= 1 - k / i;
-  return 1 - product;
-}
-
 /**
- * Mean pass@k over problems and its standard error across problems: sd(pass@k_i) / √P. With one sample per
+ * Mean pass@k over problems (those with n ≥ k; the unbiased estimator is pass-at-k.ts's) and its standard error across problems: sd(pass@k_i) / √P. With one sample per
  * problem this is the binomial s.e. √(p(1−p)/(P−1)).
  */
 export function passAtKEstimate(problems: readonly { n: number; c: number }[], k: number): Estimate {
