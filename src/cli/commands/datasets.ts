@@ -6,6 +6,7 @@ import { formatBytes } from '../../datasets/hub-pull.js';
 import { DEFAULT_ROWS, loadTextRows, type TextLoadOptions } from '../../datasets/load.js';
 import { defaultCacheDir } from '../../datasets/paths.js';
 import { listDatasetSpecs } from '../../datasets/specs.js';
+import { withInterrupt } from '../with-interrupt.js';
 
 interface SourceFlags {
   source: string;
@@ -44,19 +45,6 @@ function loadOptions(flags: SourceFlags, signal: AbortSignal): TextLoadOptions {
   if (flags.config !== undefined) options.config = flags.config;
   if (flags['cache-dir'] !== undefined) options.cacheDir = flags['cache-dir'];
   return options;
-}
-
-async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    return await work(controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
 }
 
 export const command: CommandModule = {

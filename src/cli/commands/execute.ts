@@ -7,6 +7,7 @@ import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limit
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { Progress } from '../../util/progress.js';
 import { resolve } from 'node:path';
+import { withInterrupt } from '../with-interrupt.js';
 
 export const EXECUTE_SCHEMA_VERSION = 1;
 
@@ -45,12 +46,7 @@ export const command: CommandModule = {
           .example('$0 execute --samples samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
       async (argv) => {
         const flags = argv as unknown as ExecuteFlags;
-        const controller = new AbortController();
-        const onSignal = (): void => controller.abort(new Error('interrupted'));
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        const signal = controller.signal;
-        try {
+        await withInterrupt(async (signal) => {
           const { samples, sha256 } = await readHumanEvalSamples(flags.samples, { signal });
           const humaneval = await loadHumanEval(flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL, { ...hubOptionsFromEnv(process.env), signal });
           const candidates = samples.map((sample) => ({ ...sample, origin: `${flags.samples} line ${sample.line}` }));
@@ -129,10 +125,7 @@ export const command: CommandModule = {
           if ((statusCounts.sandbox_error ?? 0) > 0) {
             process.stderr.write(`warning: ${statusCounts.sandbox_error} samples hit sandbox errors after retries; they are left out of pass@k\n`);
           }
-        } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
+        });
       },
     );
   },

@@ -4,6 +4,7 @@ import { addRunOptions, buildRunConfig, type RawRunOptions } from '../run-option
 import { hubOptionsFromProcessEnv } from '../hub-env.js';
 import { formatResultsTable } from '../results-table.js';
 import { setVerbose } from '../../util/log.js';
+import { withInterrupt } from '../with-interrupt.js';
 
 export const command: CommandModule = {
   register(cli) {
@@ -18,18 +19,9 @@ export const command: CommandModule = {
         const raw = argv as unknown as RawRunOptions;
         setVerbose(raw.verbose ?? false);
         const { config, settings } = buildRunConfig(raw);
-        const controller = new AbortController();
-        const onSignal = (): void => controller.abort(new Error('interrupted'));
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        try {
-          const results = await runEvaluation(config, settings, hubOptionsFromProcessEnv(), controller.signal);
-          if (!results) return;
-          process.stdout.write(settings.json ? `${JSON.stringify(results)}\n` : `${formatResultsTable(results)}\n`);
-        } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
+        const results = await withInterrupt((signal) => runEvaluation(config, settings, hubOptionsFromProcessEnv(), signal));
+        if (!results) return;
+        process.stdout.write(settings.json ? `${JSON.stringify(results)}\n` : `${formatResultsTable(results)}\n`);
       },
     );
   },

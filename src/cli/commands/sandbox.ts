@@ -7,19 +7,7 @@ import { runSandboxCheck } from '../../sandbox/sandbox-check.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
 import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { Progress } from '../../util/progress.js';
-
-async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    return await work(controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
+import { withInterrupt } from '../with-interrupt.js';
 
 export const command: CommandModule = {
   register(cli) {
