@@ -65,38 +65,16 @@ export async function loadHumanEvalFile(path: string, options: { signal?: AbortS
       hint: 'pass --humaneval with HumanEval.jsonl or HumanEval.jsonl.gz (the openai/human-eval format)',
     });
   }
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(absolute, { signal: options.signal });
-  } catch (error) {
-    options.signal?.throwIfAborted();
-    throw new DataError(`cannot read HumanEval file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      hint: 'check the --humaneval path',
-      cause: error,
-    });
-  }
-  const fileHash = createHash('sha256').update(bytes).digest('hex');
-  let text: string;
-  try {
-    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
-  } catch (error) {
-    throw new DataError(`${path} is not a valid gzip file (${(error as Error).message})`, {
-      hint: 'pass the original HumanEval.jsonl.gz, or an uncompressed .jsonl',
-      cause: error,
-    });
-  }
+  const { sha256: fileHash, byteLength, text, lines } = await readJsonLines(absolute, {
+    shownAs: path,
+    signal: options.signal,
+    unreadable: (code, cause) => new DataError(`cannot read HumanEval file ${path}: ${code}`, { hint: 'check the --humaneval path', cause }),
+    hint: FORMAT_HINT,
+    gzipHint: 'pass the original HumanEval.jsonl.gz, or an uncompressed .jsonl',
+  });
   const problems: HumanEvalProblem[] = [];
   const lineOf: number[] = [];
-  text.split('\n').forEach((raw, index) => {
-    const line = raw.replace(/\r$/, '');
-    if (line.trim() === '') return;
-    const where = `${path} line ${index + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new DataError(`${where} is not valid JSON (${(error as Error).message})`, { hint: FORMAT_HINT });
-    }
+  lines.forEach(({ value, where, index }) => {
     problems.push(parseHumanEvalRow(value, where));
     lineOf.push(index + 1);
   });
@@ -107,7 +85,7 @@ export async function loadHumanEvalFile(path: string, options: { signal?: AbortS
     provenance: {
       source: 'local',
       id: absolute,
-      files: [{ path: absolute, sha256: fileHash, bytes: bytes.length }],
+      files: [{ path: absolute, sha256: fileHash, bytes: byteLength }],
       contentSha256: createHash('sha256').update(text).digest('hex'),
       rowCount: problems.length,
     },
@@ -146,35 +124,16 @@ const SAMPLE_HINT = 'each line must be a JSON object with string fields "task_id
 
 /** Read a human-eval samples .jsonl (or .jsonl.gz); errors name the line. Several lines per task are allowed. */
 export async function readHumanEvalSamples(path: string, options: { signal?: AbortSignal } = {}): Promise<{ samples: HumanEvalSampleLine[]; sha256: string }> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path, { signal: options.signal });
-  } catch (error) {
-    options.signal?.throwIfAborted();
-    throw new UsageError(`cannot read the samples file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      hint: 'check the --samples path',
-      cause: error,
-    });
-  }
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  let text: string;
-  try {
-    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
-  } catch (error) {
-    throw new DataError(`${path} is not a valid gzip file (${(error as Error).message})`, { hint: SAMPLE_HINT, cause: error });
-  }
+  const { sha256, lines } = await readJsonLines(path, {
+    shownAs: path,
+    signal: options.signal,
+    unreadable: (code, cause) => new UsageError(`cannot read the samples file ${path}: ${code}`, { hint: 'check the --samples path', cause }),
+    hint: SAMPLE_HINT,
+    gzipHint: SAMPLE_HINT,
+  });
   const samples: HumanEvalSampleLine[] = [];
   const perTask = new Map<string, number>();
-  text.split('\n').forEach((raw, index) => {
-    const line = raw.replace(/\r$/, '');
-    if (line.trim() === '') return;
-    const where = `${path} line ${index + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new DataError(`${where} is not valid JSON (${(error as Error).message})`, { hint: SAMPLE_HINT });
-    }
+  lines.forEach(({ value, where, index }) => {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new DataError(`${where} is not a JSON object`, { hint: SAMPLE_HINT });
     const row = value as Record<string, unknown>;
     for (const field of ['task_id', 'completion'] as const) {
@@ -188,4 +147,47 @@ export async function readHumanEvalSamples(path: string, options: { signal?: Abo
   });
   if (samples.length === 0) throw new DataError(`${path} holds no samples`, { hint: SAMPLE_HINT });
   return { samples, sha256 };
+}
+
+/**
+ * Read a .jsonl or gzip-compressed .jsonl file: its sha256, size and text, and each non-blank line parsed, with
+ * "<file> line N" for errors. A line that is not JSON is an error naming it.
+ */
+async function readJsonLines(
+  path: string,
+  options: {
+    shownAs: string;
+    signal: AbortSignal | undefined;
+    /** The error for a file that cannot be read (`code`: ENOENT, EACCES, ...). */
+    unreadable: (code: string, cause: unknown) => Error;
+    hint: string;
+    gzipHint: string;
+  },
+): Promise<{ sha256: string; byteLength: number; text: string; lines: { value: unknown; where: string; index: number }[] }> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path, { signal: options.signal });
+  } catch (error) {
+    options.signal?.throwIfAborted();
+    throw options.unreadable((error as NodeJS.ErrnoException).code ?? (error as Error).message, error);
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  let text: string;
+  try {
+    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
+  } catch (error) {
+    throw new DataError(`${options.shownAs} is not a valid gzip file (${(error as Error).message})`, { hint: options.gzipHint, cause: error });
+  }
+  const lines: { value: unknown; where: string; index: number }[] = [];
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '') return;
+    const where = `${options.shownAs} line ${index + 1}`;
+    try {
+      lines.push({ value: JSON.parse(line), where, index });
+    } catch (error) {
+      throw new DataError(`${where} is not valid JSON (${(error as Error).message})`, { hint: options.hint });
+    }
+  });
+  return { sha256, byteLength: bytes.length, text, lines };
 }
