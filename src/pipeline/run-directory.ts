@@ -1,5 +1,5 @@
 import { cpus, totalmem } from 'node:os';
-import { mkdir, readFile, rm, readdir } from 'node:fs/promises';
+import { mkdir, rm, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic-file.js';
 import { differingFields } from '../util/canonical-json.js';
@@ -8,6 +8,7 @@ import { packageVersion } from '../util/package-root.js';
 import { MANIFEST_SCHEMA_VERSION, type Manifest } from './manifest.js';
 import { configHash, type RunConfig } from './run-config.js';
 import { StageRecordFile } from './stage-records.js';
+import { readRunJson } from './read-run-json.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const RESULTS_FILE = 'results.json';
@@ -94,23 +95,9 @@ export class RunDirectory {
 /** Read and check manifest.json; undefined when the directory has none yet. */
 export async function readManifest(directory: string): Promise<Manifest | undefined> {
   const path = join(directory, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RunStoreError(`cannot read ${path}`, { cause: error });
-  }
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(text) as Manifest;
-  } catch (error) {
-    throw new RunStoreError(`${path} is corrupt (not valid JSON)`, {
-      cause: error,
-      hint: 'restore it from a copy, or pass --fresh to start the run over',
-    });
-  }
-  if (typeof manifest.schema_version !== 'number' || typeof manifest.config_hash !== 'string' || !manifest.config) {
+  const manifest = (await readRunJson(path, 'restore it from a copy, or pass --fresh to start the run over')) as Manifest | undefined;
+  if (manifest === undefined) return undefined;
+  if (typeof manifest !== 'object' || manifest === null || typeof manifest.schema_version !== 'number' || typeof manifest.config_hash !== 'string' || !manifest.config) {
     throw new RunStoreError(`${path} is corrupt (missing schema_version, config or config_hash)`, {
       hint: 'restore it from a copy, or pass --fresh to start the run over',
     });

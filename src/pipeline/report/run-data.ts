@@ -4,6 +4,9 @@ import { RunStoreError } from '../../util/errors.js';
 import type { Manifest } from '../manifest.js';
 import { MANIFEST_FILE, RESULTS_FILE, readManifest } from '../run-directory.js';
 import { RECORD_SCHEMA_VERSION, type StageRecord } from '../stage-records.js';
+import { readRunJson } from '../read-run-json.js';
+
+const RESULTS_CORRUPT_HINT = 'run the score stage again to rewrite it: evalpipe run <same options> --stages score,report';
 
 /** The newest results.json schema this reader understands (run-pipeline.ts RESULTS_SCHEMA_VERSION). */
 const RESULTS_SCHEMA_READ = 1;
@@ -72,25 +75,11 @@ export async function readRunData(directory: string): Promise<RunData> {
 }
 
 async function readResults(path: string): Promise<ResultsFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RunStoreError(`cannot read ${path}`, { cause: error });
-  }
-  let parsed: ResultsFile;
-  try {
-    parsed = JSON.parse(text) as ResultsFile;
-  } catch (error) {
-    throw new RunStoreError(`${path} is corrupt (not valid JSON)`, {
-      cause: error,
-      hint: 'run the score stage again to rewrite it: evalpipe run <same options> --stages score,report',
-    });
-  }
+  const parsed = (await readRunJson(path, RESULTS_CORRUPT_HINT)) as ResultsFile | undefined;
+  if (parsed === undefined) return undefined;
   if (typeof parsed !== 'object' || parsed === null || typeof parsed.schema_version !== 'number') {
     throw new RunStoreError(`${path} is corrupt (no schema_version)`, {
-      hint: 'run the score stage again to rewrite it: evalpipe run <same options> --stages score,report',
+      hint: RESULTS_CORRUPT_HINT,
     });
   }
   if (parsed.schema_version > RESULTS_SCHEMA_READ) {
