@@ -67,7 +67,10 @@ export const command: CommandModule = {
                 }
                 throw error;
               }
-              if (!header) header = benchHeader(await engine.request<EngineInfo>('info', {}, { timeoutMs: 60_000 }));
+              if (!header) {
+                header = benchHeader(await engine.request<EngineInfo>('info', {}, { timeoutMs: 60_000 }));
+                if (args.json) process.stdout.write(`${JSON.stringify({ header })}\n`);
+              }
               await runLatencyCells({
                 engine,
                 model: args.model,
@@ -85,8 +88,7 @@ export const command: CommandModule = {
           }
         }
         if (args.output) await writeJsonAtomic(args.output, { header, cells });
-        if (args.json) process.stdout.write(`${JSON.stringify({ header })}\n`);
-        else process.stdout.write(`${formatLatencyMatrix(cells)}\n`);
+        if (!args.json) process.stdout.write(`${formatLatencyMatrix(cells)}\n`);
       },
     );
   },
