@@ -2,34 +2,14 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadHumanEval, type HumanEvalProblem } from '../../datasets/humaneval.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
-import { main } from '../main.js';
+import { cliInProcess } from '../../../test/support/cli-in-process.js';
 
 const docker = await probeDocker();
 
-/** Run the CLI in-process and capture what it printed. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    process.exitCode = undefined;
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const cli = cliInProcess;
 
 describe('evalpipe execute', () => {
   let dir: string;

@@ -1,35 +1,16 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadHumanEval } from '../../datasets/humaneval.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
 import type { SandboxCheckReport } from '../../sandbox/sandbox-check.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
-import { main } from '../main.js';
+import { cliInProcess } from '../../../test/support/cli-in-process.js';
 
 const docker = await probeDocker();
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    process.exitCode = undefined;
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const cli = cliInProcess;
 
 describe('evalpipe sandbox', () => {
   it('image prints the recipe tag', async () => {
