@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FAULT_STAGES,
+  PERPLEXITY_ONLY,
   checkRecordFile,
   comparableResults,
   completeLines,
@@ -13,11 +13,10 @@ import {
   startCli,
   waitUntil,
   withoutTiming,
-  writeFaultDataset,
+  perplexityReference,
   type FaultCommandConfig,
 } from './harness.js';
 
-const PERPLEXITY_ONLY = FAULT_STAGES.filter((stage) => stage.stage === 'perplexity');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Fill a file system until it refuses: the next write anyone makes there fails with ENOSPC. */
@@ -49,11 +48,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint]);
     mounted = true;
     // 240 rows of records (~30 KB) span several 4 KiB pages, so filling the disk mid-stage makes a later append fail.
-    config = { dataset: join(root, 'texts.jsonl'), rows: 240, humanevalLimit: 3, samples: 1 };
-    await writeFaultDataset(config.dataset, config.rows);
-    reference = join(root, 'reference');
-    const result = await startCli(faultCommand(reference, config, PERPLEXITY_ONLY)).exited;
-    expect(result.code, result.stderr).toBe(0);
+    ({ config, reference } = await perplexityReference(root));
   }, 300_000);
   afterAll(async () => {
     if (mounted) execFileSync('umount', [mountPoint]);

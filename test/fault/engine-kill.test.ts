@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FAULT_STAGES,
+  PERPLEXITY_ONLY,
   checkRecordFile,
   childPids,
   comparableResults,
@@ -12,11 +12,10 @@ import {
   startCli,
   waitUntil,
   withoutTiming,
-  writeFaultDataset,
+  perplexityReference,
   type FaultCommandConfig,
 } from './harness.js';
 
-const PERPLEXITY_ONLY = FAULT_STAGES.filter((stage) => stage.stage === 'perplexity');
 
 describe('the engine process killed in mid-stage', () => {
   let root: string;
@@ -25,11 +24,7 @@ describe('the engine process killed in mid-stage', () => {
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'evalpipe-fault-engine-'));
-    config = { dataset: join(root, 'texts.jsonl'), rows: 240, humanevalLimit: 3, samples: 1 };
-    await writeFaultDataset(config.dataset, config.rows);
-    reference = join(root, 'reference');
-    const result = await startCli(faultCommand(reference, config, PERPLEXITY_ONLY)).exited;
-    expect(result.code, result.stderr).toBe(0);
+    ({ config, reference } = await perplexityReference(root));
   }, 300_000);
   afterAll(async () => {
     if (root) await rm(root, { recursive: true, force: true });

@@ -18,6 +18,9 @@ export const FAULT_STAGES: FaultStage[] = [
   { stage: 'execute', units: (c) => c.humanevalLimit * c.samples },
 ];
 
+/** Only the perplexity stage: the single-fault tests need one stage the engine serves. */
+export const PERPLEXITY_ONLY: FaultStage[] = FAULT_STAGES.filter((stage) => stage.stage === 'perplexity');
+
 export interface FaultCommandConfig {
   dataset: string;
   rows: number;
@@ -67,6 +70,19 @@ export interface CliRun {
   /** Everything the CLI wrote to stderr so far (logs and progress lines). */
   stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/**
+ * The shared start of the single-fault tests: 240 rows of texts under `root` and an uninterrupted perplexity-only
+ * run of them in `<root>/reference`, to compare the faulted run with.
+ */
+export async function perplexityReference(root: string): Promise<{ config: FaultCommandConfig; reference: string }> {
+  const config: FaultCommandConfig = { dataset: join(root, 'texts.jsonl'), rows: 240, humanevalLimit: 3, samples: 1 };
+  await writeFaultDataset(config.dataset, config.rows);
+  const reference = join(root, 'reference');
+  const result = await startCli(faultCommand(reference, config, PERPLEXITY_ONLY)).exited;
+  if (result.code !== 0) throw new Error(`the reference run failed (exit ${result.code}):\n${result.stderr}`);
+  return { config, reference };
 }
 
 export function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): CliRun {
