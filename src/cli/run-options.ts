@@ -223,7 +223,8 @@ function parseList<T extends string>(text: string, allowed: readonly T[], flag: 
   return allowed.filter((item) => items.includes(item));
 }
 
-function parseIntList(text: string, flag: string): number[] {
+/** A comma list of positive whole numbers (`--batches 2,4,8`). */
+export function parseIntList(text: string, flag: string): number[] {
   const values = text.split(',').map((item) => Number(item.trim()));
   if (values.length === 0 || values.some((value) => !Number.isInteger(value) || value <= 0)) {
     throw new UsageError(`${flag} must be a comma list of positive whole numbers, got "${text}"`, { hint: `e.g. ${flag} 2,4,8` });

@@ -7,6 +7,7 @@ import { UsageError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
+import { parseIntList } from '../run-options.js';
 
 interface BenchArgs {
   model: string;
@@ -46,8 +47,8 @@ export const command: CommandModule = {
         const quants = parseChoices(args.quant, QUANT_MODES, '--quant') as QuantMode[];
         const attns = parseChoices(args.attn, ATTENTION_BACKENDS, '--attn') as AttentionBackend[];
         const latency = {
-          batches: parseInts(args.batches, '--batches'),
-          contexts: parseInts(args.contexts, '--contexts'),
+          batches: parseIntList(args.batches, '--batches'),
+          contexts: parseIntList(args.contexts, '--contexts'),
           warmup: args.warmup,
           iters: args.iters,
           repeats: args.repeats,
@@ -113,12 +114,4 @@ function parseChoices(text: string, allowed: readonly string[], flag: string): s
     throw new UsageError(`${flag}: unknown value(s) ${unknown.join(', ') || '(empty)'}`, { hint: `use a comma list of ${allowed.join(', ')}` });
   }
   return items;
-}
-
-function parseInts(text: string, flag: string): number[] {
-  const values = text.split(',').map((item) => Number(item.trim()));
-  if (values.some((value) => !Number.isInteger(value) || value <= 0)) {
-    throw new UsageError(`${flag} must be a comma list of positive whole numbers, got "${text}"`, { hint: `e.g. ${flag} 2,4,8` });
-  }
-  return values;
 }
