@@ -92,6 +92,12 @@ class Fp8Linear(QuantLinearBase):
         return self._add_bias(y)
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            from ..kernels.gemv_cuda import gemv
+
+            y = gemv("fp8", x, self.qweight, self.scale, self.bias)
+            if y is not None:
+                return y
         if x.shape[0] <= self.options.small_m_max:
             from ..kernels.quant_smallm import w8_smallm_linear
 

@@ -85,6 +85,12 @@ class Int8Linear(QuantLinearBase):
         return int8_dequantize(self.qweight, self.scale, dtype)
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            from ..kernels.gemv_cuda import gemv
+
+            y = gemv("int8", x, self.qweight, self.scale, self.bias)
+            if y is not None:
+                return y
         if x.shape[0] <= self.options.small_m_max:
             from ..kernels.quant_smallm import w8_smallm_linear
 

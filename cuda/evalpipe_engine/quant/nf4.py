@@ -158,6 +158,12 @@ class Nf4Linear(QuantLinearBase):
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         absmax = self.absmax()
         m = x.shape[0]
+        if m == 1:
+            from ..kernels.gemv_cuda import gemv
+
+            y = gemv("nf4", x, self.packed, absmax, self.bias, code=self.code, k=self.in_features)
+            if y is not None:
+                return y
         if m == 1 or (self.options.nf4_small_m_dot and m <= self.options.small_m_max):
             from ..kernels.nf4_smallm import nf4_smallm_linear
 
