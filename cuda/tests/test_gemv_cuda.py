@@ -17,6 +17,12 @@ SHAPES = [(3584, 3072), (3072, 12288), (1000, 1008), (17, 48), (4099, 4096)]
 NF4_SHAPES = [*SHAPES, (300, 200), (5, 70)]
 
 
+@pytest.fixture(autouse=True)
+def _rtc_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels are opt-in (EVALPIPE_CUDA_RTC=1) until verified on a GPU; these tests are that verification."""
+    monkeypatch.setenv("EVALPIPE_CUDA_RTC", "1")
+
+
 def test_source_has_one_kernel_per_format_activation_and_variant() -> None:
     assert len(gemv_cuda.KERNEL_NAMES) == 3 * 3 * len(gemv_cuda.VARIANTS)
     for name in gemv_cuda.KERNEL_NAMES:
