@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end on the GPU machine (no Node.js, no Docker, no network there): the bundled CLI (scripts/bundle-cli.sh)
-# drives the real engine through our kernels on a random full-size StarCoder2-3B checkpoint: perplexity, HumanEval
-# generation and the latency cells, for bf16 and fp8, both with flash attention. Execution of the generated
-# samples happens on a machine with Docker from a copy of the run directories (two-phase run):
+# drives the real engine through our kernels on a random full-size StarCoder2-3B checkpoint, every precision
+# (E2E_MODES, default all six) through the perplexity and latency stages, and bf16 and fp8 (E2E_GENERATE) also
+# through HumanEval generation, all with flash attention. Execution of the generated samples happens on a machine
+# with Docker from a copy of the run directories (two-phase run):
 #   evalpipe run <same flags> --stages execute,score,report --run-dir <copy>
 # Needs .carry/{node.xz,evalpipe.mjs,HumanEval.jsonl.gz}; writes $OUT/e2e-runs.tar.gz and $OUT/e2e.log.
 set -euo pipefail
@@ -10,13 +11,17 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/e2e-out}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 EVALPIPE_PYTHON="${EVALPIPE_PYTHON:-python3}"
+MODES="${E2E_MODES:-bf16 fp16 fp32 int8 nf4 fp8}"
+GENERATE="${E2E_GENERATE:-bf16 fp8}"
 xz -d < .carry/node.xz > /tmp/node && chmod +x /tmp/node
 python3 bench/write_random_checkpoint.py --size 3b --out /tmp/starcoder2-3b-random
 mkdir -p /tmp/e2e-runs
-for quant in bf16 fp8; do
+for quant in $MODES; do
+  tasks=perplexity,latency stages=perplexity,latency
+  case " $GENERATE " in *" $quant "*) tasks=perplexity,humaneval,latency stages=perplexity,generate,latency ;; esac
   /tmp/node .carry/evalpipe.mjs run --model /tmp/starcoder2-3b-random --device cuda --quant "$quant" --attn flash \
-    --tasks perplexity,humaneval,latency --stages perplexity,generate,latency \
+    --tasks "$tasks" --stages "$stages" \
     --dataset builtin:smoke --rows 24 --humaneval .carry/HumanEval.jsonl.gz --limit 8 --max-new-tokens 64 \
-    --batches 2,4 --contexts 4096,16384 --run-dir "/tmp/e2e-runs/3b-$quant-flash"
+    --batches 2,4 --contexts 4096,16384 --run-dir "/tmp/e2e-runs/3b-$quant-flash" 2>&1 | tee -a "$OUT/e2e.log"
 done
 tar -C /tmp/e2e-runs -czf "$OUT/e2e-runs.tar.gz" .
