@@ -1,12 +1,27 @@
 """Dynamic per-token (per-row) activation quantization for the W8A8 paths: s[m] = max_k |x[m, k]| / QMAX,
 q = round(x / s) as int8 (QMAX 127, round half away from zero) or fp8 E4M3 (QMAX 448, round to nearest even).
-A row of zeros gets s = 1. One program per row; the row is read once and written once."""
+A row of zeros gets s = 1. One program per row; the row is read once and written once.
+
+`scale_row` is that rule as a Triton function: kernels/fused_quant.py applies it to the row it has just computed
+(LayerNorm, GELU), so a fused producer and `quantize_rows` quantize a row bit for bit alike."""
 
 from __future__ import annotations
 
 import torch
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def scale_row(x, QMAX: tl.constexpr, TO_INT8: tl.constexpr):
+    """x: one row in fp32 (masked lanes 0) -> (x / s rounded for int8 and clamped to +-QMAX, still fp32; s).
+    The caller casts the first to the stored dtype (fp8's cast rounds to nearest even)."""
+    amax = tl.max(tl.abs(x), axis=0)
+    s = tl.where(amax > 0, amax / QMAX, 1.0)
+    v = x / s
+    if TO_INT8:
+        v = tl.where(v >= 0, tl.floor(v + 0.5), -tl.floor(-v + 0.5))
+    return tl.minimum(tl.maximum(v, -QMAX), QMAX), s
 
 
 @triton.jit
@@ -17,15 +32,8 @@ def _quant_rows_kernel(
     offs = tl.arange(0, BLOCK_K)
     mask = offs < K
     x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
-    amax = tl.max(tl.abs(x), axis=0)
-    s = tl.where(amax > 0, amax / QMAX, 1.0)
-    v = x / s
-    if TO_INT8:
-        r = tl.where(v >= 0, tl.floor(v + 0.5), -tl.floor(-v + 0.5))
-        q = tl.minimum(tl.maximum(r, -QMAX), QMAX).to(tl.int8)
-    else:
-        q = tl.minimum(tl.maximum(v, -QMAX), QMAX).to(q_ptr.dtype.element_ty)
-    tl.store(q_ptr + row * stride_qm + offs, q, mask=mask)
+    v, s = scale_row(x, QMAX, TO_INT8)
+    tl.store(q_ptr + row * stride_qm + offs, v.to(q_ptr.dtype.element_ty), mask=mask)
     tl.store(s_ptr + row, s)
 
 
