@@ -106,7 +106,7 @@ def test_num_splits_fill_the_card_within_the_capacity(monkeypatch: pytest.Monkey
     assert default_num_splits(1, 2, 64, 128, dev) == 1  # one key block: nothing to split
     assert default_num_splits(1, 2, 100, 128, dev) == 2
     assert default_num_splits(1, 2, 200, 128, dev) == 4
-    assert default_num_splits(3, 2, 40, 16, torch.device("cpu")) == 2
+    assert default_num_splits(3, 2, 40, 16, torch.device("cpu")) == 1  # the interpreter: one split by default
 
 
 def test_bad_inputs_are_refused() -> None:

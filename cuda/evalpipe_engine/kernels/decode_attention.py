@@ -17,6 +17,7 @@ Two kernels:
   writes its normalised partial output and its log-sum-exp (base 2) to float32 scratch. A split whose chunk is
   empty (short lengths) writes lse = -inf.
 - combine: one program per (sample, query head) merges the splits' partials by their log-sum-exp weights.
+  With a single split the split kernel writes the output itself and there is no combine launch.
 
 `num_splits` is fixed per (n, Hkv, C) by `default_num_splits`: enough (sample, head, split) programs to fill the
 card's SMs about twice when the batch is small, never more splits than the capacity has key blocks.
@@ -47,8 +48,11 @@ def _decode_split_kernel(
     LEN,
     O_PART,
     LSE_PART,
+    OUT,
     stride_qb,
     stride_qh,
+    stride_ob,
+    stride_oh,
     stride_kb,
     stride_kh,
     stride_kt,
@@ -124,11 +128,15 @@ def _decode_split_kernel(
 
     empty = l_i == 0.0
     out = acc / tl.where(empty, 1.0, l_i)[:, None]
-    lse = tl.where(empty, float("-inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
-    n_heads = n_kv_heads * GROUP
-    row = (b * n_heads + heads).to(tl.int64) * NUM_SPLITS + split  # [G_PAD] rows of the [n, Hq, S] scratch
-    tl.store(LSE_PART + row, lse, mask=g_ok)
-    tl.store(O_PART + row[:, None] * HEAD_DIM + offs_d[None, :], out, mask=g_ok[:, None])
+    if NUM_SPLITS == 1:  # nothing to merge: the final output directly (no combine launch)
+        o_ptrs = OUT + b.to(tl.int64) * stride_ob + heads[:, None] * stride_oh + offs_d[None, :]
+        tl.store(o_ptrs, out.to(OUT.dtype.element_ty), mask=g_ok[:, None])
+    else:
+        lse = tl.where(empty, float("-inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
+        n_heads = n_kv_heads * GROUP
+        row = (b * n_heads + heads).to(tl.int64) * NUM_SPLITS + split  # [G_PAD] rows of the [n, Hq, S] scratch
+        tl.store(LSE_PART + row, lse, mask=g_ok)
+        tl.store(O_PART + row[:, None] * HEAD_DIM + offs_d[None, :], out, mask=g_ok[:, None])
 
 
 @triton.jit
@@ -162,7 +170,7 @@ def _decode_combine_kernel(
 
 def _sm_count(device: torch.device) -> int:
     if device.type != "cuda":
-        return 4  # the interpreter runs programs one after another: a few splits exercise the combine
+        return 1  # the interpreter runs programs one after another, slowly: one split unless asked for more
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _SM_COUNT:
         _SM_COUNT[index] = torch.cuda.get_device_properties(index).multi_processor_count
@@ -230,8 +238,11 @@ def decode_attention(
     group = n_heads // n_kv
     g_pad = max(16, triton.next_power_of_2(group))
     block_n = block_n_for(head_dim, q.device)
-    o_part = torch.empty((n, n_heads, splits, head_dim), dtype=torch.float32, device=q.device)
-    lse_part = torch.empty((n, n_heads, splits), dtype=torch.float32, device=q.device)
+    if splits > 1:
+        o_part = torch.empty((n, n_heads, splits, head_dim), dtype=torch.float32, device=q.device)
+        lse_part = torch.empty((n, n_heads, splits), dtype=torch.float32, device=q.device)
+    else:  # the split kernel writes `out` itself; the scratch arguments are never touched
+        o_part = lse_part = out
     sm_scale = scale if scale is not None else 1.0 / math.sqrt(head_dim)
     # a window at least as large as the capacity never bites
     has_window = window is not None and window < capacity
@@ -240,8 +251,8 @@ def decode_attention(
     # upcast to float32 first. On the GPU bf16 stays on the tensor cores.
     upcast = not on_gpu and q.dtype == torch.bfloat16
     _decode_split_kernel[(n * n_kv, splits)](
-        q, k_cache, v_cache, length, o_part, lse_part,
-        q.stride(0), q.stride(1),
+        q, k_cache, v_cache, length, o_part, lse_part, out,
+        q.stride(0), q.stride(1), out.stride(0), out.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         n_kv, sm_scale * LOG2E, int(window) if has_window else 0,
@@ -249,11 +260,12 @@ def decode_attention(
         IEEE_F32=q.dtype == torch.float32 or upcast, UPCAST=upcast,
         num_warps=4 if on_gpu else 1, num_stages=3 if on_gpu else 1,
     )  # fmt: skip
-    _decode_combine_kernel[(n * n_heads,)](
-        o_part, lse_part, out, out.stride(0), out.stride(1), n_heads,
-        NUM_SPLITS=splits, S_PAD=triton.next_power_of_2(splits), HEAD_DIM=head_dim,
-        num_warps=4 if on_gpu and head_dim >= 128 else 1,
-    )  # fmt: skip
+    if splits > 1:
+        _decode_combine_kernel[(n * n_heads,)](
+            o_part, lse_part, out, out.stride(0), out.stride(1), n_heads,
+            NUM_SPLITS=splits, S_PAD=triton.next_power_of_2(splits), HEAD_DIM=head_dim,
+            num_warps=4 if on_gpu and head_dim >= 128 else 1,
+        )  # fmt: skip
     return out
 
 
