@@ -1,0 +1,258 @@
+"""KV-cache decoding for the native StarCoder2 whose step has static shapes and device-side positions, so that on
+CUDA each step is one CUDA graph replay (whole-model decode is otherwise launch-bound: hundreds of small kernels
+per token).
+
+    dec = StaticDecoder(model, prompt, n, capacity=len(prompt) + max_new_tokens)   # or model.open_decoder(...)
+    logits = dec.first_logits            # [n, vocab] float32, after the prompt
+    logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
+    dec.keep([0, 2])                     # finished samples leave; n shrinks
+
+- Prefill: the prompt goes once through `model.hidden_states(packed, kv_out=...)` (the packed path and its
+  attention kernels); its rotated keys and values are copied into every sample's rows of the cache.
+- Cache: per layer k and v [rows, Hkv, capacity, D] in the activation dtype, allocated (zeroed) once. `capacity`
+  counts prompt and generated positions (default prompt + 256, capped at the model's max_position_embeddings);
+  a step past it, or past the model's maximum, raises ModelError before touching the device.
+- Step (`_body`): static token buffer -> embedding; per layer F.layer_norm, the qkv linear, RoPE in place
+  (`apply_rope_inplace` with a device positions tensor), the new key/value written into the cache with
+  `index_copy_` at the device position, attention through kernels/decode_attention.py (the length is a device
+  tensor: the launch is the same at every step), o-proj, F.layer_norm, `model._mlp`; final norm, `model._head`;
+  and the device position is incremented in the step itself, so a graph replay advances it.
+- CUDA graphs: the first step for a batch size runs eagerly on a side stream (the warm-up: Triton compiles and
+  autotunes there, never during capture), then the step is captured in a `torch.cuda.CUDAGraph` on a private
+  memory pool; later steps copy the tokens into the static buffer, replay, and return a clone of the static
+  logits. Graphs are per batch size: a step runs for the live rows rounded up on the ladder 1, 2, 4, 8, 16, 32,
+  48, 64, ... (never more than the rows allocated), the padding rows computing ignored values. `keep(rows)`
+  compacts the kept rows to the front of the cache (a gather of the valid positions, no allocation of the cache)
+  and only when the rounded batch size changes is the graph dropped and captured again at the next step. On CPU
+  (and with EVALPIPE_CUDA_GRAPHS=0) the same static step runs eagerly.
+- Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`); on CPU a masked SDPA over
+  the whole static cache (same function, same static shapes), or the real kernel through Triton's interpreter
+  when TRITON_INTERPRET=1 and the model's `attn` is `flash` (as attention.py does for prefill).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .model import ModelError, NativeStarcoder2
+from .rope import apply_rope_inplace
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NEW_POSITIONS = 256
+GRAPHS_ENV = "EVALPIPE_CUDA_GRAPHS"
+
+
+def graphs_enabled() -> bool:
+    """CUDA graphs are on unless EVALPIPE_CUDA_GRAPHS=0 (eager static steps, for debugging)."""
+    return os.environ.get(GRAPHS_ENV, "1").strip() != "0"
+
+
+def batch_bucket(n: int, rows: int) -> int:
+    """The batch size a step runs for n live samples in a cache of `rows` rows: n rounded up to 1, 2, 4, 8, 16,
+    then a multiple of 16, never more than `rows`. One CUDA graph per bucket."""
+    b = 1 << max(0, n - 1).bit_length() if n <= 16 else -(-n // 16) * 16
+    return min(b, rows)
+
+
+def masked_decode_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: torch.Tensor,
+    window: int | None,
+    key_positions: torch.Tensor,
+) -> torch.Tensor:
+    """The decode kernel's function in PyTorch with static shapes (the CPU path): SDPA of q [n, Hq, D] over the
+    whole cache [n, Hkv, C, D] with positions outside [length - window, length) masked out. The cache must hold
+    finite values everywhere (the decoder zero-fills it)."""
+    allowed = key_positions < length
+    if window is not None:
+        allowed = allowed & (key_positions >= length - window)
+    mask = allowed.view(1, 1, 1, -1)
+    o = F.scaled_dot_product_attention(q[:, :, None, :], k_cache, v_cache, attn_mask=mask, enable_gqa=True)
+    return o[:, :, 0]
+
+
+class StaticDecoder:
+    """Incremental decoding of n samples sharing one prompt with a static cache and (on CUDA) one graph replay per
+    step. The interface of the generation op's decoders: `first_logits`, `n`, `length`, `step`, `keep`."""
+
+    def __init__(self, model: NativeStarcoder2, prompt: torch.Tensor, n: int, capacity: int | None = None) -> None:
+        if n < 1:
+            raise ModelError(f"decoder needs n >= 1 samples, got {n}")
+        cfg = model.cfg
+        self.model = model
+        self.n = n
+        self.device = model.device
+        self._rows = n  # rows allocated; the live samples are rows [0, n)
+        with torch.inference_mode():
+            packed = model._pack([prompt])
+            kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+            hidden = model.hidden_states(packed, kv_out=kv)
+            self.first_logits = model._head(hidden[-1:]).float().expand(n, -1).contiguous()
+            del hidden
+            self.length = packed.max_seqlen
+            cap = self.length + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
+            cap = min(cap, cfg.max_position_embeddings)
+            if cap < self.length:
+                raise ModelError(
+                    f"decoder capacity {cap} is smaller than the prompt's {self.length} tokens",
+                    hint="open the decoder with capacity >= prompt length + max_new_tokens",
+                )
+            self.capacity = cap
+            hkv, d = cfg.num_key_value_heads, cfg.head_dim
+            self._k: list[torch.Tensor] = []
+            self._v: list[torch.Tensor] = []
+            for k, v in kv:
+                # zero-filled: the CPU path's masked SDPA reads every position (0 * garbage could be NaN)
+                kc = k.new_zeros((n, hkv, cap, d))
+                vc = v.new_zeros((n, hkv, cap, d))
+                kc[:, :, : self.length] = k.transpose(0, 1)[None]
+                vc[:, :, : self.length] = v.transpose(0, 1)[None]
+                self._k.append(kc)
+                self._v.append(vc)
+            del kv
+            dev = self.device
+            self._tokens = torch.zeros(n, dtype=torch.int64, device=dev)  # static input buffer
+            self._positions = torch.zeros(n, dtype=torch.int32, device=dev)  # rope positions, all equal
+            self._pos = torch.full((1,), self.length, dtype=torch.int64, device=dev)  # the next token's position
+            self._key_positions = torch.arange(cap, device=dev)
+        self._window = cfg.sliding_window
+        self._kernel = dev.type == "cuda" or (os.environ.get("TRITON_INTERPRET") == "1" and model.attn == "flash")
+        self._use_graphs = dev.type == "cuda" and graphs_enabled()
+        self._bucket = batch_bucket(n, self._rows)
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_rows = 0
+        self._static_logits: torch.Tensor | None = None
+        self._pool: Any = None  # the private memory pool of this decoder's graphs
+        self.captures = 0  # graphs captured so far (tests and benchmarks read it)
+
+    @property
+    def graphed(self) -> bool:
+        """True when steps replay a CUDA graph (CUDA, graphs on, and no capture has failed)."""
+        return self._use_graphs
+
+    # ------------------------------------------------------------------------------------------------ keep
+
+    @torch.inference_mode()
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these samples (finished ones leave the batch): their cache rows move to the front, in the
+        order given. The graph is captured again at the next step only if the rounded batch size changes."""
+        m = len(rows)
+        if m == 0 or len(set(rows)) != m or min(rows) < 0 or max(rows) >= self.n:
+            raise ModelError(f"keep needs distinct rows in [0, {self.n}), got {rows}")
+        if rows != list(range(m)):
+            idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+            used = self.length
+            for cache in (*self._k, *self._v):
+                cache[:m, :, :used] = cache[:, :, :used].index_select(0, idx)
+        self.n = m
+        bucket = batch_bucket(m, self._rows)
+        if bucket != self._bucket:
+            self._bucket = bucket
+            self._drop_graph()
+
+    def _drop_graph(self) -> None:
+        self._graph = None
+        self._static_logits = None
+        self._graph_rows = 0
+
+    # ------------------------------------------------------------------------------------------------ step
+
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [n] int64 (one per sample) -> next-token logits [n, vocab] float32."""
+        cfg = self.model.cfg
+        if tokens.shape != (self.n,):
+            raise ModelError(f"decoder step needs {self.n} tokens, got shape {tuple(tokens.shape)}")
+        if self.length >= cfg.max_position_embeddings:
+            raise ModelError(
+                f"generation reached the model's maximum context of {cfg.max_position_embeddings} tokens",
+                hint="lower max_new_tokens or shorten the prompt",
+            )
+        if self.length >= self.capacity:
+            raise ModelError(
+                f"generation reached the decoder's capacity of {self.capacity} positions",
+                hint="open the decoder with capacity >= prompt length + max_new_tokens",
+            )
+        if tokens.device.type == "cpu" and tokens.numel():
+            lo, hi = int(tokens.min()), int(tokens.max())
+            if lo < 0 or hi >= cfg.vocab_size:
+                raise ModelError(f"token id {lo if lo < 0 else hi} is outside the vocabulary [0, {cfg.vocab_size})")
+        self._tokens[: self.n].copy_(tokens)
+        rows = self._bucket
+        if not self._use_graphs:
+            logits = self._body(rows)
+        elif self._graph is None or self._graph_rows != rows:
+            logits = self._warm_up_and_capture(rows)
+        else:
+            with torch.cuda.device(self.device):
+                self._graph.replay()
+            assert self._static_logits is not None
+            logits = self._static_logits[: self.n].clone()
+        self.length += 1
+        return logits[: self.n]
+
+    def _warm_up_and_capture(self, rows: int) -> torch.Tensor:
+        """The first step at this batch size runs eagerly on a side stream (it is a real step, and Triton compiles
+        and autotunes there); then the same step is captured (capture runs nothing) for the following replays."""
+        with torch.cuda.device(self.device):
+            current = torch.cuda.current_stream()
+            side = torch.cuda.Stream()
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                logits = self._body(rows)[: self.n].clone()
+            current.wait_stream(side)
+            logits.record_stream(current)
+            self._drop_graph()
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph, pool=self._pool):
+                    static = self._body(rows)
+            except Exception as exc:  # a kernel that cannot be captured: keep decoding, eagerly
+                log.warning("CUDA graph capture of the decode step failed (%s); decoding without graphs", exc)
+                self._use_graphs = False
+                return logits
+            self._graph, self._static_logits, self._graph_rows = graph, static, rows
+            self.captures += 1
+        return logits
+
+    def _body(self, rows: int) -> torch.Tensor:
+        """One decode step for cache rows [0, rows): static shapes, every position on the device. Returns the
+        float32 logits [rows, vocab]; advances the device position."""
+        model, cfg = self.model, self.model.cfg
+        hq, hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        shape, eps = (cfg.hidden_size,), cfg.norm_epsilon
+        positions = self._positions[:rows]
+        positions.copy_(self._pos.expand(rows))
+        length = (self._pos + 1).to(torch.int32)
+        x = F.embedding(self._tokens[:rows], model.embed)
+        for i, layer in enumerate(model.layers):
+            h = F.layer_norm(x, shape, layer.ln1_w, layer.ln1_b, eps)
+            qkv = layer.qkv(h).view(rows, hq + 2 * hkv, d)
+            apply_rope_inplace(qkv, positions, model.rope, hq + hkv)
+            kc, vc = self._k[i][:rows], self._v[i][:rows]
+            kc.index_copy_(2, self._pos, qkv[:, hq : hq + hkv, None, :])
+            vc.index_copy_(2, self._pos, qkv[:, hq + hkv :, None, :])
+            a = self._attend(qkv[:, :hq], kc, vc, length)
+            x = x + layer.o(a.reshape(rows, hq * d))
+            h = F.layer_norm(x, shape, layer.ln2_w, layer.ln2_b, eps)
+            x = x + model._mlp(layer, h)
+        logits = model._head(F.layer_norm(x, shape, model.norm_w, model.norm_b, eps)).float()
+        self._pos += 1
+        return logits
+
+    def _attend(self, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        if self._kernel:
+            from .kernels.decode_attention import decode_attention
+
+            return decode_attention(q, kc, vc, length, self._window)
+        return masked_decode_attention(q, kc, vc, length, self._window, self._key_positions)

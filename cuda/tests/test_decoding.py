@@ -1,0 +1,261 @@
+"""StaticDecoder (decoding.py): on CPU every step's logits equal full recomputation (`next_token_logits` over the
+grown sequences) on the tiny config, with keep() in the middle, past sliding windows, and the capacity/maximum
+errors; on the GPU the CUDA-graph step equals the eager static step and recomputation in bf16 and the quantized
+modes, and a replayed step allocates nothing new."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from _native_helpers import tiny_config
+
+from evalpipe_engine import generation
+from evalpipe_engine.decoding import GRAPHS_ENV, StaticDecoder, batch_bucket, graphs_enabled
+from evalpipe_engine.model import ModelError, NativeStarcoder2, Starcoder2Config
+
+TOL = 1e-5  # float32 on CPU (measured ~1e-7)
+CUDA = torch.cuda.is_available()
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def _model(cfg: Starcoder2Config | None = None, attn: str = "sdpa", seed: int = 0) -> NativeStarcoder2:
+    return NativeStarcoder2.random(cfg or tiny_config(), device="cpu", seed=seed, quant="fp32", attn=attn)
+
+
+def _tokens(vocab: int, count: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, vocab, (count,), generator=gen)
+
+
+def _recompute(model: NativeStarcoder2, seqs: list[torch.Tensor]) -> torch.Tensor:
+    return model.next_token_logits(seqs)
+
+
+def _attn_params() -> list[str]:
+    # `flash` runs the Triton decode kernel through the interpreter when TRITON_INTERPRET=1 (else the masked SDPA)
+    return ["sdpa", "flash"]
+
+
+@pytest.mark.parametrize("attn", _attn_params())
+@pytest.mark.parametrize("n", [1, 3])
+def test_every_step_equals_recomputation(n: int, attn: str) -> None:
+    model = _model(attn=attn)
+    vocab = model.cfg.vocab_size
+    g = torch.Generator().manual_seed(n)
+    prompt = _tokens(vocab, 10, g)
+    dec = StaticDecoder(model, prompt, n)
+    assert dec.n == n and dec.length == 10 and dec.capacity == min(10 + 256, model.cfg.max_position_embeddings)
+    assert dec._kernel == (attn == "flash" and INTERPRETED)
+    first = _recompute(model, [prompt])
+    assert dec.first_logits.shape == (n, vocab) and dec.first_logits.dtype == torch.float32
+    assert rel(dec.first_logits, first.expand(n, -1)) <= TOL
+    seqs = [prompt.clone() for _ in range(n)]
+    steps = 12 if dec._kernel else 30  # past the window (16); the interpreted kernel is slow
+    for _ in range(steps):
+        tok = _tokens(vocab, n, g)
+        seqs = [torch.cat([s, tok[i : i + 1]]) for i, s in enumerate(seqs)]
+        logits = dec.step(tok)
+        assert logits.shape == (n, vocab) and logits.dtype == torch.float32
+        assert rel(logits, _recompute(model, seqs)) <= TOL
+        assert dec.length == seqs[0].numel()
+
+
+@pytest.mark.parametrize("attn", _attn_params())
+def test_keep_in_the_middle(attn: str) -> None:
+    """5 rows; keep three in a new order (the step then runs 4 rows: one padding row), then one."""
+    model = _model(attn=attn, seed=1)
+    vocab = model.cfg.vocab_size
+    g = torch.Generator().manual_seed(7)
+    prompt = _tokens(vocab, 9, g)
+    dec = StaticDecoder(model, prompt, 5, capacity=40)
+    seqs = [prompt.clone() for _ in range(5)]
+    for step in range(16):  # past the window (16)
+        if step == 5:
+            dec.keep([4, 0, 2])
+            seqs = [seqs[4], seqs[0], seqs[2]]
+            assert dec.n == 3 and dec._bucket == 4
+        if step == 10:
+            dec.keep([2])
+            seqs = [seqs[2]]
+            assert dec.n == 1 and dec._bucket == 1
+        tok = _tokens(vocab, len(seqs), g)
+        seqs = [torch.cat([s, tok[i : i + 1]]) for i, s in enumerate(seqs)]
+        assert rel(dec.step(tok), _recompute(model, seqs)) <= TOL, step
+
+
+@pytest.mark.parametrize("window", [5, None])
+def test_sliding_window_smaller_than_the_sequence(window: int | None) -> None:
+    cfg = tiny_config(sliding_window=window, max_position_embeddings=64)
+    model = _model(cfg, seed=2)
+    g = torch.Generator().manual_seed(3)
+    prompt = _tokens(cfg.vocab_size, 3, g)
+    dec = StaticDecoder(model, prompt, 2, capacity=30)
+    seqs = [prompt.clone(), prompt.clone()]
+    for _ in range(20):
+        tok = _tokens(cfg.vocab_size, 2, g)
+        seqs = [torch.cat([s, tok[i : i + 1]]) for i, s in enumerate(seqs)]
+        assert rel(dec.step(tok), _recompute(model, seqs)) <= TOL
+    if window is not None:  # and the window matters here: without it the logits are far off
+        free = _model(tiny_config(sliding_window=None, max_position_embeddings=64), seed=2)
+        assert rel(_recompute(free, seqs), _recompute(model, seqs)) > 100 * TOL
+
+
+def test_capacity_and_model_maximum_errors() -> None:
+    model = _model()
+    g = torch.Generator().manual_seed(4)
+    prompt = _tokens(model.cfg.vocab_size, 10, g)
+    dec = StaticDecoder(model, prompt, 2, capacity=13)
+    for _ in range(3):
+        dec.step(_tokens(model.cfg.vocab_size, 2, g))
+    with pytest.raises(ModelError, match="capacity of 13 positions") as err:
+        dec.step(_tokens(model.cfg.vocab_size, 2, g))
+    assert err.value.hint and "capacity" in err.value.hint
+    assert dec.length == 13
+
+    small = _model(tiny_config(max_position_embeddings=20))
+    dec = StaticDecoder(small, _tokens(small.cfg.vocab_size, 17, g), 1, capacity=1000)  # capped at the model's maximum
+    assert dec.capacity == 20
+    for _ in range(3):
+        dec.step(_tokens(small.cfg.vocab_size, 1, g))
+    with pytest.raises(ModelError, match="maximum context of 20 tokens") as err:
+        dec.step(_tokens(small.cfg.vocab_size, 1, g))
+    assert err.value.hint == "lower max_new_tokens or shorten the prompt"
+
+    with pytest.raises(ModelError, match="smaller than the prompt"):
+        StaticDecoder(model, prompt, 1, capacity=5)
+    with pytest.raises(ModelError, match="n >= 1"):
+        StaticDecoder(model, prompt, 0)
+
+
+def test_bad_steps_and_keeps_are_refused() -> None:
+    model = _model()
+    prompt = torch.arange(6)
+    dec = StaticDecoder(model, prompt, 3, capacity=20)
+    with pytest.raises(ModelError, match="needs 3 tokens"):
+        dec.step(torch.tensor([1, 2]))
+    with pytest.raises(ModelError, match="outside the vocabulary"):
+        dec.step(torch.tensor([1, 2, model.cfg.vocab_size]))
+    for rows in ([], [0, 0], [3], [-1]):
+        with pytest.raises(ModelError, match="distinct rows"):
+            dec.keep(rows)
+    assert dec.n == 3 and dec.length == 6  # nothing moved
+
+
+def test_batch_buckets() -> None:
+    assert [batch_bucket(n, 1000) for n in (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 200)] == [
+        1, 2, 4, 4, 8, 8, 16, 16, 32, 32, 48, 208,
+    ]  # fmt: skip
+    assert batch_bucket(3, 3) == 3 and batch_bucket(17, 20) == 20
+
+
+def test_graphs_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(GRAPHS_ENV, raising=False)
+    assert graphs_enabled()
+    monkeypatch.setenv(GRAPHS_ENV, "0")
+    assert not graphs_enabled()
+    dec = StaticDecoder(_model(), torch.arange(4), 1)
+    assert not dec.graphed  # CPU never captures
+
+
+def test_model_and_generation_open_the_static_decoder() -> None:
+    model = _model()
+    prompt = torch.arange(12)
+    dec = model.open_decoder(prompt, 2, capacity=30)
+    assert isinstance(dec, StaticDecoder) and dec.capacity == 30
+    dec = generation.open_decoder(model, prompt, 2, budget=7)
+    assert isinstance(dec, StaticDecoder) and dec.capacity == 12 + 7
+    assert generation.open_decoder(model, prompt, 2).capacity == model.cfg.max_position_embeddings  # 12 + 256 capped
+
+    class NoCapacity:  # HfBackend's signature: open_decoder(prompt, n)
+        def open_decoder(self, prompt: torch.Tensor, n: int) -> str:
+            return f"opened {n}"
+
+    opened = generation.open_decoder(NoCapacity(), prompt, 2, budget=7)  # type: ignore[arg-type]
+    assert opened == "opened 2"
+
+
+# ----------------------------------------------------------------------------------------------------- GPU
+
+
+def _gpu_config() -> Starcoder2Config:
+    return tiny_config(
+        vocab_size=1024,
+        hidden_size=256,
+        intermediate_size=1024,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        sliding_window=8,
+    )
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("mode", ["bf16", "int8", "nf4", "fp8"])
+def test_graph_step_equals_eager_step_and_recomputation_on_gpu(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if mode == "fp8" and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 needs compute capability 8.9+")
+    cfg = _gpu_config()
+    model = NativeStarcoder2.random(cfg, device="cuda", seed=0, quant=mode, attn="flash")
+    g = torch.Generator().manual_seed(11)
+    prompt = _tokens(cfg.vocab_size, 8, g)
+    monkeypatch.setenv(GRAPHS_ENV, "0")
+    eager = StaticDecoder(model, prompt, 3, capacity=40)
+    monkeypatch.setenv(GRAPHS_ENV, "1")
+    graphed = StaticDecoder(model, prompt, 3, capacity=40)
+    assert graphed.graphed and not eager.graphed
+    seqs = [prompt.clone() for _ in range(3)]
+    worst_eager = worst_ref = 0.0
+    for step in range(24):  # past the window (8); sequences stay <= 32 tokens (see below)
+        if step == 8:
+            for dec in (graphed, eager):
+                dec.keep([0, 2])
+            seqs = [seqs[0], seqs[2]]
+        if step == 16:
+            for dec in (graphed, eager):
+                dec.keep([1])
+            seqs = [seqs[1]]
+        tok = _tokens(cfg.vocab_size, len(seqs), g)
+        seqs = [torch.cat([s, tok[i : i + 1]]) for i, s in enumerate(seqs)]
+        a, b = graphed.step(tok), eager.step(tok)
+        worst_eager = max(worst_eager, rel(a, b))
+        # one sequence per call: <= 32 rows, so quantized linears take the same small-M path as decode
+        ref = torch.cat([model.next_token_logits([s]) for s in seqs])
+        worst_ref = max(worst_ref, rel(a, ref))
+    print(f"{mode}: graph vs eager {worst_eager:.2e}, graph vs recompute {worst_ref:.2e}, captures {graphed.captures}")
+    assert graphed.graphed and graphed.captures == 3  # batch 3, then 2, then 1
+    assert worst_eager <= 1e-3
+    assert worst_ref <= 2e-2
+
+
+@pytest.mark.gpu
+@gpu
+def test_a_step_after_capture_allocates_nothing_new() -> None:
+    cfg = _gpu_config()
+    model = NativeStarcoder2.random(cfg, device="cuda", seed=0, quant="bf16", attn="flash")
+    g = torch.Generator().manual_seed(12)
+    dec = StaticDecoder(model, _tokens(cfg.vocab_size, 20, g), 4, capacity=80)
+    tok = _tokens(cfg.vocab_size, 4, g)
+    for _ in range(3):  # the first step warms up and captures
+        dec.step(tok)
+    assert dec.graphed and dec.captures == 1
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_stats()
+    allocated, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
+    steps = 10
+    for _ in range(steps):
+        out = dec.step(tok)
+        del out
+    torch.cuda.synchronize()
+    after = torch.cuda.memory_stats()
+    assert torch.cuda.memory_allocated() == allocated
+    assert torch.cuda.memory_reserved() == reserved
+    # at most one allocation per step: the clone of the static logits handed back
+    assert after["allocation.all.allocated"] - before["allocation.all.allocated"] <= steps
+    assert dec.captures == 1
