@@ -12,6 +12,7 @@ per step) when the backend has it, else through `next_token_logits` on the whole
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,11 +70,24 @@ class RecomputeDecoder:
         self._seqs = [self._seqs[r] for r in rows]
 
 
-def open_decoder(backend: CausalLMBackend, prompt: torch.Tensor, n: int) -> Decoder:
+def open_decoder(backend: CausalLMBackend, prompt: torch.Tensor, n: int, budget: int | None = None) -> Decoder:
+    """The backend's KV-cache decoder, else recomputation. With `budget` (the most new tokens the caller will
+    ask for), a decoder whose `open_decoder` takes `capacity` gets prompt length + budget, so that a static cache
+    is sized once (the native model's); others (HfBackend) are opened as before."""
     opener = getattr(backend, "open_decoder", None)
     if callable(opener):
+        if budget is not None and _accepts_capacity(opener):
+            return opener(prompt, n, capacity=len(prompt) + budget)  # type: ignore[no-any-return]
         return opener(prompt, n)  # type: ignore[no-any-return]
     return RecomputeDecoder(backend, prompt, n)
+
+
+def _accepts_capacity(opener: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(opener).parameters
+    except (TypeError, ValueError):
+        return False
+    return "capacity" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def sample_seed(seed: int, key: str, sample_index: int) -> int:
@@ -266,7 +280,7 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
             )
             for i in indices
         ]
-        decoder = open_decoder(loaded.backend, prompt_ids, len(samples))
+        decoder = open_decoder(loaded.backend, prompt_ids, len(samples), budget)
         can_drop = callable(getattr(decoder, "keep", None))
         logits = decoder.first_logits
         active = list(range(len(samples)))  # row r of the decoder's batch is sample active[r]
