@@ -148,6 +148,22 @@ def test_full_size_bf16_matches_fp32_reference_on_gpu(n: int) -> None:
 
 @pytest.mark.gpu
 @gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("d", [64, 256])
+def test_other_dtypes_and_head_dims_on_gpu(dtype: torch.dtype, d: int) -> None:
+    n, hq, hkv, cap = 3, 12, 4, 1000  # group 3, a capacity that is no multiple of the key block
+    q, k, v = _inputs(n, hq, hkv, d, cap, dtype, "cuda", seed=d)
+    ln = torch.zeros(1, dtype=torch.int32, device="cuda")
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    for length in (1, 500, 1000):
+        for window in (None, 300):
+            ln.fill_(length)
+            out = decode_attention(q, k, v, ln, window)
+            assert rel(out, decode_attention_reference(q, k, v, length, window)) < tol, (length, window)
+
+
+@pytest.mark.gpu
+@gpu
 def test_captured_in_a_cuda_graph_follows_the_length() -> None:
     n, hq, hkv, d, cap = 4, 24, 2, 128, 1024
     q, k, v = _inputs(n, hq, hkv, d, cap, torch.bfloat16, "cuda", seed=5)

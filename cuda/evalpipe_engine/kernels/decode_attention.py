@@ -177,19 +177,28 @@ def _sm_count(device: torch.device) -> int:
     return _SM_COUNT[index]
 
 
-def block_n_for(head_dim: int, device: torch.device) -> int:
-    """Keys per loop iteration: 16 in the interpreter (tiny shapes), 64 on the GPU (32 for D = 256)."""
+def block_n_for(head_dim: int, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> int:
+    """Keys per loop iteration: 16 in the interpreter (tiny shapes); on the GPU 64 for 16-bit D <= 128, halved for
+    D = 256 and again for float32 (pipelined K and V tiles stay well inside shared memory)."""
     if device.type != "cuda":
         return 16
-    return 64 if head_dim <= 128 else 32
+    block = 64 if head_dim <= 128 else 32
+    return block // 2 if dtype == torch.float32 else block
 
 
-def default_num_splits(n: int, n_kv_heads: int, capacity: int, head_dim: int, device: torch.device) -> int:
+def default_num_splits(
+    n: int,
+    n_kv_heads: int,
+    capacity: int,
+    head_dim: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.bfloat16,
+) -> int:
     """A power of two: about two waves of (sample, KV head, split) programs over the SMs, at most one split per
     key block of the capacity and at most MAX_SPLITS. Depends only on static sizes, so a captured graph keeps it."""
     programs = max(1, n * n_kv_heads)
     want = triton.next_power_of_2(max(1, triton.cdiv(2 * _sm_count(device), programs)))
-    blocks = max(1, triton.cdiv(capacity, block_n_for(head_dim, device)))
+    blocks = max(1, triton.cdiv(capacity, block_n_for(head_dim, device, dtype)))
     cap = 1 << (blocks.bit_length() - 1)  # largest power of two <= blocks
     return max(1, min(want, cap, MAX_SPLITS))
 
@@ -232,12 +241,12 @@ def decode_attention(
         out = torch.empty((n, n_heads, head_dim), dtype=q.dtype, device=q.device)
     if n == 0:
         return out
-    splits = num_splits or default_num_splits(n, n_kv, capacity, head_dim, q.device)
+    splits = num_splits or default_num_splits(n, n_kv, capacity, head_dim, q.device, q.dtype)
     if splits < 1:
         raise ValueError(f"decode_attention: num_splits must be >= 1, got {splits}")
     group = n_heads // n_kv
     g_pad = max(16, triton.next_power_of_2(group))
-    block_n = block_n_for(head_dim, q.device)
+    block_n = block_n_for(head_dim, q.device, q.dtype)
     if splits > 1:
         o_part = torch.empty((n, n_heads, splits, head_dim), dtype=torch.float32, device=q.device)
         lse_part = torch.empty((n, n_heads, splits), dtype=torch.float32, device=q.device)
@@ -258,7 +267,7 @@ def decode_attention(
         n_kv, sm_scale * LOG2E, int(window) if has_window else 0,
         GROUP=group, G_PAD=g_pad, HEAD_DIM=head_dim, BLOCK_N=block_n, NUM_SPLITS=splits, HAS_WINDOW=has_window,
         IEEE_F32=q.dtype == torch.float32 or upcast, UPCAST=upcast,
-        num_warps=4 if on_gpu else 1, num_stages=3 if on_gpu else 1,
+        num_warps=4 if on_gpu else 1, num_stages=(2 if q.dtype == torch.float32 else 3) if on_gpu else 1,
     )  # fmt: skip
     if splits > 1:
         _decode_combine_kernel[(n * n_heads,)](
