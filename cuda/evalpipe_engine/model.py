@@ -485,8 +485,20 @@ class NativeStarcoder2(nn.Module):
         cu = torch.tensor(bounds, dtype=torch.int32).to(self.device, non_blocking=True)
         return _Packed(ids, positions, cu, bounds, max(lens))
 
-    def _mlp(self, layer: _Layer, h: torch.Tensor) -> torch.Tensor:
+    def _mlp(self, layer: _Layer, h: Any) -> torch.Tensor:
+        """c_proj(gelu_tanh(c_fc(h))). `h` is a tensor, or on the fp8 prefill path the quant.fp8.QuantizedRows that
+        _add_norm made for c_fc: then c_fc runs on the fp8 tensor cores (bias in its epilogue, bf16 out) and GELU
+        is fused with the per-token quantization of c_proj's input (kernels/fused_quant.py)."""
         fc = layer.fc
+        if not isinstance(h, torch.Tensor):
+            g = fc(h)
+            if self._fp8_input(layer.proj, g.shape[0]):
+                from .kernels.fused_quant import gelu_quant_rows
+                from .quant.fp8 import FP8_DTYPE, QuantizedRows
+
+                q, s = gelu_quant_rows(g, FP8_DTYPE)
+                return layer.proj(QuantizedRows(q, s, g.dtype))
+            return layer.proj(F.gelu(g, approximate="tanh"))
         if self.fuse_gelu and isinstance(fc, DenseLinear) and fc.bias is not None:
             # cuBLASLt GELU(tanh) epilogue: bias + GELU fused into the c_fc GEMM
             h = torch._addmm_activation(fc.bias, h, fc.weight.t(), use_gelu=True)
@@ -527,27 +539,50 @@ class NativeStarcoder2(nn.Module):
                 bounds=packed.bounds,
             )
             del qkv
-            h = self._add_norm(x, layer.o(a.view(n, hq * d)), layer.ln2_w, layer.ln2_b)
+            h = self._add_norm(x, layer.o(a.view(n, hq * d)), layer.ln2_w, layer.ln2_b, feeds=layer.fc)
             del a
             y = self._mlp(layer, h)
             del h
             if i + 1 < len(layers):
                 nxt = layers[i + 1]
                 assert isinstance(nxt, _Layer)
-                h = self._add_norm(x, y, nxt.ln1_w, nxt.ln1_b)
+                h = self._add_norm(x, y, nxt.ln1_w, nxt.ln1_b, feeds=nxt.qkv)
             else:
                 h = self._add_norm(x, y, self.norm_w, self.norm_b)
             del y
         return h
 
-    def _add_norm(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """x += y (the residual), then LayerNorm(x): one fused Triton pass on CUDA."""
+    def _add_norm(
+        self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, feeds: nn.Module | None = None
+    ) -> Any:
+        """x += y (the residual), then LayerNorm(x): one fused Triton pass on CUDA. `feeds` is the one linear that
+        takes the result; when it is an fp8 linear on its prefill path (`_fp8_input`), the same pass quantizes the
+        result per token and returns quant.fp8.QuantizedRows for it instead of a tensor."""
+        if feeds is not None and self._fp8_input(feeds, x.shape[0]):
+            from .kernels.fused_quant import add_layernorm_quant_rows
+            from .quant.fp8 import FP8_DTYPE, QuantizedRows
+
+            q, s = add_layernorm_quant_rows(x, y, w, b, self.cfg.norm_epsilon, FP8_DTYPE)
+            return QuantizedRows(q, s, x.dtype)
         if x.device.type == "cuda":
             from .kernels.add_layernorm import add_layernorm_
 
             return add_layernorm_(x, y, w, b, self.cfg.norm_epsilon)
         x += y
         return F.layer_norm(x, (self.cfg.hidden_size,), w, b, self.cfg.norm_epsilon)
+
+    def _fp8_input(self, linear: nn.Module, rows: int) -> bool:
+        """Whether the op producing `linear`'s input should quantize it (fused add+LayerNorm or GELU) instead of the
+        linear: an fp8 linear on its prefill path on CUDA (more than small_m_max rows; decode never gets here).
+        Opt-in with EVALPIPE_FP8_FUSED=1 until verified on a GPU (quant/fp8.py fused_prefill_enabled)."""
+        from .quant.fp8 import Fp8Linear, fused_prefill_enabled
+
+        return (
+            isinstance(linear, Fp8Linear)
+            and self.device.type == "cuda"
+            and rows > linear.options.small_m_max
+            and fused_prefill_enabled()
+        )
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, self.lm_head)
@@ -573,9 +608,13 @@ class NativeStarcoder2(nn.Module):
         last = torch.tensor([e - 1 for e in packed.bounds[1:]], device=self.device)
         return self._head(hidden[last]).float()
 
-    def open_decoder(self, prompt: torch.Tensor, n: int) -> NativeDecoder:
-        """Incremental decoding of n samples sharing one prompt (the generation op's interface, as HfBackend)."""
-        return NativeDecoder(self, prompt, n)
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Any:
+        """Incremental decoding of n samples sharing one prompt (the generation op's interface, as HfBackend):
+        a decoding.StaticDecoder, its cache allocated once for `capacity` positions (prompt included; default
+        prompt + 256, capped at the model's maximum), one CUDA graph replay per step on CUDA."""
+        from .decoding import StaticDecoder
+
+        return StaticDecoder(self, prompt, n, capacity)
 
     @torch.inference_mode()
     def logits(self, sequence: torch.Tensor) -> torch.Tensor:
@@ -600,89 +639,6 @@ class NativeStarcoder2(nn.Module):
             return target_logprobs_chunked(
                 hidden[:, :-1].reshape(-1, hidden.shape[-1]), targets, self._head, chunk_rows=self.chunk_rows
             )
-
-
-class NativeDecoder:
-    """KV-cache decoding: the prompt is prefilled once through the packed path (our attention kernels), its keys
-    and values copied for the n samples; each `step` feeds one token per sample. Decode attention reads the last
-    `sliding_window` cached positions with SDPA (one query per sample, so no mask is needed). The cache grows by
-    doubling and is bounded by the model's maximum context."""
-
-    def __init__(self, model: NativeStarcoder2, prompt: torch.Tensor, n: int) -> None:
-        if n < 1:
-            raise ModelError(f"decoder needs n >= 1 samples, got {n}")
-        self.model = model
-        self.n = n
-        cfg = model.cfg
-        with torch.inference_mode():
-            packed = model._pack([prompt])
-            kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-            hidden = model.hidden_states(packed, kv_out=kv)
-            self.first_logits = model._head(hidden[-1:]).float().expand(n, -1).contiguous()
-            self.length = packed.max_seqlen
-            cap = min(cfg.max_position_embeddings, max(64, 2 * self.length))
-            self._k: list[torch.Tensor] = []
-            self._v: list[torch.Tensor] = []
-            for k, v in kv:
-                kc = k.new_empty((n, cfg.num_key_value_heads, cap, cfg.head_dim))
-                vc = v.new_empty((n, cfg.num_key_value_heads, cap, cfg.head_dim))
-                kc[:, :, : self.length] = k.transpose(0, 1)[None]
-                vc[:, :, : self.length] = v.transpose(0, 1)[None]
-                self._k.append(kc)
-                self._v.append(vc)
-
-    def keep(self, rows: list[int]) -> None:
-        """Keep only these samples (finished ones leave the batch)."""
-        idx = torch.tensor(rows, dtype=torch.long, device=self.model.device)
-        self._k = [k.index_select(0, idx) for k in self._k]
-        self._v = [v.index_select(0, idx) for v in self._v]
-        self.n = len(rows)
-
-    def _grow(self) -> None:
-        cap = self._k[0].shape[2]
-        new_cap = min(self.model.cfg.max_position_embeddings, 2 * cap)
-        for i in range(len(self._k)):
-            for store in (self._k, self._v):
-                old = store[i]
-                new = old.new_empty((*old.shape[:2], new_cap, old.shape[3]))
-                new[:, :, :cap] = old
-                store[i] = new
-
-    @torch.inference_mode()
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [n] int64 (one per sample) -> next-token logits [n, vocab] float32."""
-        model, cfg = self.model, self.model.cfg
-        if tokens.shape != (self.n,):
-            raise ModelError(f"decoder step needs {self.n} tokens, got shape {tuple(tokens.shape)}")
-        pos = self.length
-        if pos >= cfg.max_position_embeddings:
-            raise ModelError(
-                f"generation reached the model's maximum context of {cfg.max_position_embeddings} tokens",
-                hint="lower max_new_tokens or shorten the prompt",
-            )
-        if pos >= self._k[0].shape[2]:
-            self._grow()
-        n, hq, hkv, d = self.n, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        shape, eps = (cfg.hidden_size,), cfg.norm_epsilon
-        positions = torch.full((n,), pos, dtype=torch.int32, device=model.device)
-        lo = 0 if cfg.sliding_window is None else max(0, pos + 1 - cfg.sliding_window)
-        x = F.embedding(tokens.to(model.device), model.embed)
-        for i, layer in enumerate(model.layers):
-            assert isinstance(layer, _Layer)
-            h = F.layer_norm(x, shape, layer.ln1_w, layer.ln1_b, eps)
-            qkv = layer.qkv(h).view(n, hq + 2 * hkv, d)
-            apply_rope_inplace(qkv, positions, model.rope, hq + hkv)
-            self._k[i][:, :, pos] = qkv[:, hq : hq + hkv]
-            self._v[i][:, :, pos] = qkv[:, hq + hkv :]
-            q = qkv[:, :hq, None, :]  # [n, Hq, 1, D]
-            a = F.scaled_dot_product_attention(
-                q, self._k[i][:, :, lo : pos + 1], self._v[i][:, :, lo : pos + 1], enable_gqa=True
-            )
-            x = x + layer.o(a.reshape(n, hq * d))
-            h = F.layer_norm(x, shape, layer.ln2_w, layer.ln2_b, eps)
-            x = x + model._mlp(layer, h)
-        self.length = pos + 1
-        return model._head(F.layer_norm(x, shape, model.norm_w, model.norm_b, eps)).float()
 
 
 def build_native_backend(

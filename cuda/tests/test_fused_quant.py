@@ -10,7 +10,7 @@ fp32 activations and int8 output; bf16 and fp8 against PyTorch's conversions are
 
 GPU (`gpu` mark): the kernels on fresh random full-size shapes (M = 8192, K = 3072 and 12288, bf16) against the
 unfused kernels and the references; forward_quantized against forward; the fp8 model's fused prefill against its
-unfused path (EVALPIPE_FP8_FUSED=0), and decode untouched.
+unfused path (EVALPIPE_FP8_FUSED=0; the fusion is opt-in with =1), and decode untouched.
 """
 
 from __future__ import annotations
@@ -217,6 +217,13 @@ class _Spy:
         return call
 
 
+@pytest.fixture(autouse=True)
+def _fusion_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fusion is opt-in (EVALPIPE_FP8_FUSED=1) until verified on a GPU; these tests turn it on, and off where
+    they compare."""
+    monkeypatch.setenv(FUSED_ENV, "1")
+
+
 def _seqs(cfg: Starcoder2Config, lens: tuple[int, ...], seed: int = 1) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randint(0, cfg.vocab_size, (n,), generator=g) for n in lens]
@@ -236,6 +243,34 @@ def test_cpu_fp8_prefill_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     lp_off = model.target_logprobs(seqs)
     assert all(torch.equal(a, b) for a, b in zip(lp, lp_off, strict=True))
     assert torch.equal(model.logits(seqs[0]), logits)
+
+
+def test_fused_prefill_wiring_equals_unfused_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused control flow of hidden_states/_mlp/_add_norm, forced on CPU with the kernels' PyTorch references
+    in their place, computes exactly the unfused path's log-probs (on CPU both are fp32 reference math), calls
+    add+LN+quant 2L-1 times and GELU+quant L times, and leaves decode steps alone."""
+    cfg = tiny_config()
+    model = NativeStarcoder2.random(cfg, device="cpu", quant="fp8", seed=5)
+    seqs = _seqs(cfg, (60, 23))
+    prompt = _seqs(cfg, (40,), seed=2)[0]
+    lp_plain = model.target_logprobs(seqs)
+    dec = model.open_decoder(prompt, 2)
+    tok = torch.tensor([3, 4])
+    steps_plain = [dec.step(tok) for _ in range(3)]
+
+    spy = _Spy(monkeypatch, use_references=True)
+    monkeypatch.setattr(
+        model, "_fp8_input", lambda lin, rows: isinstance(lin, Fp8Linear) and rows > lin.options.small_m_max
+    )
+    lp_fused = model.target_logprobs(seqs)
+    layers = cfg.num_hidden_layers
+    assert spy.calls == {"add_layernorm_quant_rows": 2 * layers - 1, "gelu_quant_rows": layers}
+    assert all(torch.equal(a, b) for a, b in zip(lp_fused, lp_plain, strict=True))
+
+    dec = model.open_decoder(prompt, 2)  # a 40-token prompt: fused prefill
+    spy.allowed = False  # ... but no step may take the fused path
+    steps = [dec.step(tok) for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(steps, steps_plain, strict=True))
 
 
 # ---------------------------------------------------------------- GPU tests
@@ -311,3 +346,61 @@ def test_gpu_forward_quantized_equals_forward() -> None:
     assert torch.equal(lin(QuantizedRows(q, s, torch.bfloat16)), lin(x))
     y32 = lin.forward_quantized(QuantizedRows(q, s, torch.float32))
     assert y32.dtype == torch.float32 and torch.equal(y32, lin(x).float())
+
+
+def _mid_config() -> Starcoder2Config:
+    """Small, but with every fp8 GEMM size a multiple of 16 and wide enough that quantization error shows."""
+    return tiny_config(
+        hidden_size=256,
+        intermediate_size=1024,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        vocab_size=1000,
+        max_position_embeddings=1024,
+        sliding_window=256,
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_gpu_fp8_fused_prefill_matches_unfused(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _mid_config()
+    seed = _fresh_seed()
+    model = NativeStarcoder2.random(cfg, device="cuda", quant="fp8", seed=seed)
+    seqs = _seqs(cfg, (400, 77, 300), seed=seed)
+    spy = _Spy(monkeypatch, use_references=False)
+    lp_fused = torch.cat(model.target_logprobs(seqs)).double()
+    layers = cfg.num_hidden_layers
+    assert spy.calls == {"add_layernorm_quant_rows": 2 * layers - 1, "gelu_quant_rows": layers}
+    with monkeypatch.context() as mp:
+        mp.setenv(FUSED_ENV, "0")
+        spy.allowed = False
+        lp_unfused = torch.cat(model.target_logprobs(seqs)).double()
+        spy.allowed = True
+    del model
+    bf16 = NativeStarcoder2.random(cfg, device="cuda", quant="bf16", seed=seed)
+    lp_bf16 = torch.cat(bf16.target_logprobs(seqs)).double()
+    d_fused = (lp_fused - lp_unfused).abs()
+    d_fp8 = (lp_unfused - lp_bf16).abs()
+    print(
+        f"\n[fp8 fused vs unfused] log-prob |diff| mean {d_fused.mean():.2e} max {d_fused.max():.2e}; "
+        f"fp8 vs bf16 mean {d_fp8.mean():.2e} max {d_fp8.max():.2e}; bit-identical: {torch.equal(lp_fused, lp_unfused)}"
+    )
+    # the fusion changes the result far less than fp8 itself does (it computes the same function)
+    assert d_fused.mean() <= 0.2 * d_fp8.mean() + 1e-5
+    assert d_fused.max() <= d_fp8.max() + 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_gpu_fp8_decode_and_small_prefill_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _mid_config()
+    model = NativeStarcoder2.random(cfg, device="cuda", quant="fp8", seed=_fresh_seed())
+    spy = _Spy(monkeypatch, use_references=False)
+    dec = model.open_decoder(_seqs(cfg, (40,))[0], 3)  # 40 prompt tokens > small_m_max: fused prefill
+    assert spy.calls["gelu_quant_rows"] == cfg.num_hidden_layers
+    spy.allowed = False  # decode steps (3 rows) and a prefill of <= small_m_max rows keep the unfused path
+    for _ in range(3):
+        assert torch.isfinite(dec.step(torch.tensor([1, 2, 3], device="cuda"))).all()
+    model.target_logprobs(_seqs(cfg, (20, 12)))
