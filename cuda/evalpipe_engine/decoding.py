@@ -2,6 +2,10 @@
 CUDA each step is one CUDA graph replay (whole-model decode is otherwise launch-bound: hundreds of small kernels
 per token).
 
+Status: the graphs and the Triton decode kernel are opt-in on CUDA (EVALPIPE_CUDA_GRAPHS=1,
+EVALPIPE_DECODE_KERNEL=1) until their GPU tests (cuda/tests/test_decoding.py, test_decode_attention.py) have run:
+they were built on a machine without a GPU. By default CUDA runs the static step eagerly with PyTorch's SDPA.
+
     dec = StaticDecoder(model, prompt, n, capacity=len(prompt) + max_new_tokens)   # or model.open_decoder(...)
     logits = dec.first_logits            # [n, vocab] float32, after the prompt
     logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
@@ -24,8 +28,9 @@ per token).
   48, 64, ... (never more than the rows allocated), the padding rows computing ignored values. `keep(rows)`
   compacts the kept rows to the front of the cache (a gather of the valid positions, no allocation of the cache)
   and only when the rounded batch size changes is the graph dropped and captured again at the next step. On CPU
-  (and with EVALPIPE_CUDA_GRAPHS=0) the same static step runs eagerly.
-- Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`); on CPU a masked SDPA over
+  (and on CUDA unless EVALPIPE_CUDA_GRAPHS=1) the same static step runs eagerly.
+- Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`) with EVALPIPE_DECODE_KERNEL=1;
+  otherwise, and on CPU, a masked SDPA over
   the whole static cache (same function, same static shapes), or the real kernel through Triton's interpreter
   when TRITON_INTERPRET=1 and the model's `attn` is `flash` (as attention.py does for prefill).
 """
@@ -46,11 +51,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NEW_POSITIONS = 256
 GRAPHS_ENV = "EVALPIPE_CUDA_GRAPHS"
+KERNEL_ENV = "EVALPIPE_DECODE_KERNEL"
 
 
 def graphs_enabled() -> bool:
-    """CUDA graphs are on unless EVALPIPE_CUDA_GRAPHS=0 (eager static steps, for debugging)."""
-    return os.environ.get(GRAPHS_ENV, "1").strip() != "0"
+    """CUDA graphs for decode steps: opt-in (EVALPIPE_CUDA_GRAPHS=1) until the GPU tests of this module have run;
+    it was written on a machine without a GPU. Off, the same static step runs eagerly."""
+    return os.environ.get(GRAPHS_ENV, "0").strip() == "1"
+
+
+def decode_kernel_enabled() -> bool:
+    """The Triton decode-attention kernel on CUDA: opt-in (EVALPIPE_DECODE_KERNEL=1) until verified on a GPU. Off,
+    CUDA uses the masked SDPA over the static cache (PyTorch's attention: the same function, more work)."""
+    return os.environ.get(KERNEL_ENV, "0").strip() == "1"
 
 
 def batch_bucket(n: int, rows: int) -> int:
@@ -124,7 +137,9 @@ class StaticDecoder:
             self._pos = torch.full((1,), self.length, dtype=torch.int64, device=dev)  # the next token's position
             self._key_positions = torch.arange(cap, device=dev)
         self._window = cfg.sliding_window
-        self._kernel = dev.type == "cuda" or (os.environ.get("TRITON_INTERPRET") == "1" and model.attn == "flash")
+        self._kernel = (dev.type == "cuda" and decode_kernel_enabled()) or (
+            os.environ.get("TRITON_INTERPRET") == "1" and model.attn == "flash"
+        )
         self._use_graphs = dev.type == "cuda" and graphs_enabled()
         self._bucket = batch_bucket(n, self._rows)
         self._graph: torch.cuda.CUDAGraph | None = None

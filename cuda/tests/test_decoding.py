@@ -12,13 +12,27 @@ import torch
 from _native_helpers import tiny_config
 
 from evalpipe_engine import generation
-from evalpipe_engine.decoding import GRAPHS_ENV, StaticDecoder, batch_bucket, graphs_enabled
+from evalpipe_engine.decoding import (
+    GRAPHS_ENV,
+    KERNEL_ENV,
+    StaticDecoder,
+    batch_bucket,
+    decode_kernel_enabled,
+    graphs_enabled,
+)
 from evalpipe_engine.model import ModelError, NativeStarcoder2, Starcoder2Config
 
 TOL = 1e-5  # float32 on CPU (measured ~1e-7)
 CUDA = torch.cuda.is_available()
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True)
+def _fast_paths_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graphs and the decode kernel are opt-in until verified on a GPU; these tests are that verification."""
+    monkeypatch.setenv(GRAPHS_ENV, "1")
+    monkeypatch.setenv(KERNEL_ENV, "1")
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -156,7 +170,11 @@ def test_batch_buckets() -> None:
 
 def test_graphs_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(GRAPHS_ENV, raising=False)
-    assert graphs_enabled()
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    assert not graphs_enabled() and not decode_kernel_enabled()  # opt-in until verified on a GPU
+    monkeypatch.setenv(GRAPHS_ENV, "1")
+    monkeypatch.setenv(KERNEL_ENV, "1")
+    assert graphs_enabled() and decode_kernel_enabled()
     monkeypatch.setenv(GRAPHS_ENV, "0")
     assert not graphs_enabled()
     dec = StaticDecoder(_model(), torch.arange(4), 1)
