@@ -58,7 +58,7 @@ def load_module(source: str, kernel_names: list[str], device: torch.device) -> d
         try:
             with torch.cuda.device(index):
                 # the name expression only has to exist; every extern "C" kernel lands in the same module
-                binary, _ = _nvrtc_compile(source, kernel_names[0], f"{major}{minor}", None, ["-std=c++17", "-O3"])
+                binary, _ = _nvrtc_compile(source, kernel_names[0], f"{major}{minor}", None, ["-std=c++17"])
                 loaded = _cuda_load_module(binary, kernel_names)
                 kernels = loaded if isinstance(loaded, dict) else {n: getattr(loaded, n) for n in kernel_names}
         except Exception as exc:  # any compile or load failure means: use the fallback
