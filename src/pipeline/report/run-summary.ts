@@ -28,7 +28,16 @@ export interface RunSummary {
   engine: { version: string | null; torch: string | null; transformers: string | null; triton: string | null; python: string | null };
   hardware: { card: string; driver: string | null; total_gib: number | null; host_cpu: string; host_cores: number; host_memory_gib: number };
   datasets: { name: string; id: string; revision: string | null; contentSha256: string; rows: number }[];
-  perplexity?: { perplexity: Estimate; bitsPerByte: Estimate; tokens: number; dataset: string };
+  perplexity?: {
+    perplexity: Estimate;
+    bitsPerByte: Estimate;
+    tokens: number;
+    dataset: string;
+    /** Content hash of the scored rows (the same rows in two runs: a paired comparison is possible). */
+    datasetSha256: string;
+    /** Per-row NLL sums and scored-token counts by record key, for paired comparisons between runs. */
+    rows: Map<string, { nll_sum: number; n_scored_tokens: number }>;
+  };
   humaneval?: {
     passAtK: Record<string, Estimate>;
     nProblems: number;
@@ -92,7 +101,8 @@ export async function summariseRun(run: RunData): Promise<RunSummary> {
 
   if (config.tasks.includes('perplexity')) {
     const provenance = manifest.datasets.perplexity;
-    const rows = [...(await run.records('perplexity')).values()].map((record) => ({
+    const records = await run.records('perplexity');
+    const rows = [...records.values()].map((record) => ({
       nll_sum: Number(record.nll_sum),
       n_scored_tokens: Number(record.n_scored_tokens),
       n_bytes: Number(record.n_bytes),
@@ -103,6 +113,8 @@ export async function summariseRun(run: RunData): Promise<RunSummary> {
         bitsPerByte: bitsPerByteEstimate(rows),
         tokens: rows.reduce((sum, row) => sum + row.n_scored_tokens, 0),
         dataset: provenance.id,
+        datasetSha256: provenance.contentSha256,
+        rows: new Map([...records].map(([key, record]) => [key, { nll_sum: Number(record.nll_sum), n_scored_tokens: Number(record.n_scored_tokens) }])),
       };
     }
   }

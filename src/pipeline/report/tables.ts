@@ -1,5 +1,6 @@
 import type { LatencyCellSummary, RunSummary } from './run-summary.js';
 import type { Estimate } from './statistics.js';
+import { qualityDeltaTable } from './quality-deltas.js';
 
 /** A table both writers (Markdown, HTML) render: plain strings, already formatted. */
 export interface Table {
@@ -165,8 +166,10 @@ function speedupText(base: LatencyCellSummary | undefined, other: LatencyCellSum
 /** Every table of a report, in reading order. */
 export function reportTables(runs: readonly RunSummary[]): Table[] {
   const sorted = sortRuns(runs);
+  const deltas = qualityDeltaTable(sorted);
   return [
     qualityTable(sorted),
+    ...(deltas ? [deltas] : []),
     ...sorted.map(latencyGridTable).filter((table): table is Table => table !== undefined),
     ...speedupTables(sorted, 'attn'),
     ...speedupTables(sorted, 'precision'),

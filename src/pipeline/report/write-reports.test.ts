@@ -61,6 +61,13 @@ describe('writeRunReports', () => {
     expect(markdown).toMatch(/\| starcoder2-3b \| bf16 \| sdpa \| 1\.10\d\d ± 0\.\d{4} \|/);
     expect(markdown).toContain('| 0.500 ± 0.289 | 3 × 2 |');
     expect(markdown).toContain('| nf4 (fp16 compute) | sdpa |');
+    // quality cost vs bf16, paired by row: fp8 rows have 5x bf16's NLL, nf4 5.5x
+    expect(markdown).toContain('### Quality cost vs bf16 (perplexity stage, paired by row)');
+    const tokens = Array.from({ length: 8 }, (_, i) => 100 + i * 10);
+    const weighted = tokens.reduce((sum, t, i) => sum + t * (1 + (i % 3) * 0.01), 0) / tokens.reduce((sum, t) => sum + t, 0);
+    const fp8Delta = 0.4 * weighted;
+    expect(markdown).toMatch(new RegExp(`\\| starcoder2-3b \\| fp8 \\| sdpa \\| bf16 sdpa \\| 8 \\| \\+${fp8Delta.toFixed(5)} ± 0\\.\\d{5} \\| ${Math.exp(fp8Delta).toFixed(4)} \\| 0\\.40350 \\| 0\\.40800 \\|`));
+    expect(markdown).toContain('| nf4 (fp16 compute) | sdpa | bf16 sdpa | 8 |');
 
     const html = await readFile(written.html, 'utf8');
     expect(html).toContain('<svg');
