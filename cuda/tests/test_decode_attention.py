@@ -92,6 +92,22 @@ def test_strided_query_and_the_same_buffers_at_growing_lengths() -> None:
         assert rel(out, decode_attention_reference(q, k, v, length, 20)) < 1e-5, length
 
 
+@interpreted
+@pytest.mark.parametrize("window", [None, 9])
+def test_one_length_per_sample_in_interpreter(window: int | None) -> None:
+    """Samples of different prompts decoded together: each row attends to its own first length[i] positions."""
+    n, hq, hkv, d, cap = 4, 6, 2, 16, 48
+    q, k, v = _inputs(n, hq, hkv, d, cap, torch.float32, "cpu", seed=21)
+    lengths = torch.tensor([1, 17, 48, 30], dtype=torch.int32)
+    out = torch.full_like(q, float("nan"))
+    decode_attention(q, k, v, lengths, window, num_splits=4, out=out)
+    assert torch.isfinite(out).all()
+    for i, length in enumerate(lengths.tolist()):
+        ref = decode_attention_reference(q[i : i + 1], k[i : i + 1], v[i : i + 1], length, window)
+        assert rel(out[i : i + 1], ref) < 1e-5, (i, length)
+    assert rel(out, decode_attention_reference(q, k, v, lengths, window)) < 1e-5
+
+
 def test_num_splits_fill_the_card_within_the_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(da._SM_COUNT, 0, 132)
     dev = torch.device("cuda", 0)  # the SM count comes from the cache above: no GPU needed
@@ -120,6 +136,8 @@ def test_bad_inputs_are_refused() -> None:
         decode_attention(q[..., :8], k[..., :8], v[..., :8], ln)
     with pytest.raises(ValueError, match="length"):
         decode_attention(q, k, v, torch.tensor([3.0]))
+    with pytest.raises(ValueError, match="length"):
+        decode_attention(q, k, v, torch.tensor([3, 4, 5], dtype=torch.int32))  # neither 1 nor n lengths
     with pytest.raises(ValueError, match="window"):
         decode_attention(q, k, v, ln, 0)
     with pytest.raises(ValueError, match="dtype"):
@@ -144,6 +162,21 @@ def test_full_size_bf16_matches_fp32_reference_on_gpu(n: int) -> None:
             assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
             assert err < 8e-3 and worst < 2e-2, (n, length, window, err, worst)
     print(f"n={n}: splits {default_num_splits(n, hkv, cap, d, q.device)}")
+
+
+@pytest.mark.gpu
+@gpu
+def test_one_length_per_sample_on_gpu() -> None:
+    """Full-size heads, 16 samples of different prompts (lengths 1 .. 4096), windowed and not, bf16."""
+    hq, hkv, d, cap, n = 24, 2, 128, 4096, 16
+    q, k, v = _inputs(n, hq, hkv, d, cap, torch.bfloat16, "cuda", seed=77)
+    g = torch.Generator().manual_seed(78)
+    lengths = torch.cat([torch.tensor([1, 4096]), torch.randint(1, cap + 1, (n - 2,), generator=g)]).to(torch.int32)
+    for window in (None, 1024):
+        out = decode_attention(q, k, v, lengths.cuda(), window)
+        ref = decode_attention_reference(q, k, v, lengths, window)
+        assert torch.isfinite(out).all()
+        assert rel(out, ref) < 8e-3, window
 
 
 @pytest.mark.gpu

@@ -62,6 +62,7 @@ def _decode_split_kernel(
     n_kv_heads,
     qk_scale,
     window,
+    len_stride,
     GROUP: tl.constexpr,
     G_PAD: tl.constexpr,
     HEAD_DIM: tl.constexpr,
@@ -75,7 +76,7 @@ def _decode_split_kernel(
     split = tl.program_id(1)
     b = pid // n_kv_heads
     kvh = pid % n_kv_heads
-    length = tl.load(LEN).to(tl.int32)
+    length = tl.load(LEN + b * len_stride).to(tl.int32)  # one length for all samples (stride 0) or one each
     if HAS_WINDOW:  # noqa: SIM108 (a constexpr branch, not a ternary)
         lo = tl.maximum(length - window, 0)
     else:
@@ -215,8 +216,9 @@ def decode_attention(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention of q [n, Hq, D] over the first `length` (device tensor) positions of k/v_cache [n, Hkv, C, D],
-    optionally only the last `window` of them. See the module docstring. Graph-capturable: nothing here reads
-    the device."""
+    optionally only the last `window` of them. `length` holds one element (every sample) or n (one per sample:
+    samples of different prompts decoded together). See the module docstring. Graph-capturable: nothing here
+    reads the device."""
     n, n_heads, head_dim = q.shape
     if k_cache.dim() != 4 or k_cache.shape[0] != n or k_cache.shape[3] != head_dim or v_cache.shape != k_cache.shape:
         raise ValueError(
@@ -233,8 +235,17 @@ def decode_attention(
             raise ValueError(f"decode_attention: {name} must have a contiguous last dimension")
     if k_cache.dtype != q.dtype or v_cache.dtype != q.dtype:
         raise ValueError(f"decode_attention: q {q.dtype}, k {k_cache.dtype}, v {v_cache.dtype} must share a dtype")
-    if length.numel() != 1 or length.dtype not in (torch.int32, torch.int64) or length.device != q.device:
-        raise ValueError("decode_attention: length must be one int32/int64 element on q's device")
+    if (
+        length.numel() not in (1, n)
+        or length.dim() > 1
+        or length.dtype not in (torch.int32, torch.int64)
+        or length.device != q.device
+    ):
+        raise ValueError(
+            f"decode_attention: length must be 1 or n={n} int32/int64 elements on q's device, "
+            f"got {tuple(length.shape)} {length.dtype} on {length.device}"
+        )
+    len_stride = 0 if length.numel() == 1 else length.stride(-1)
     if window is not None and window < 1:
         raise ValueError(f"decode_attention: window must be >= 1, got {window}")
     if out is None:
@@ -264,7 +275,7 @@ def decode_attention(
         q.stride(0), q.stride(1), out.stride(0), out.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-        n_kv, sm_scale * LOG2E, int(window) if has_window else 0,
+        n_kv, sm_scale * LOG2E, int(window) if has_window else 0, len_stride,
         GROUP=group, G_PAD=g_pad, HEAD_DIM=head_dim, BLOCK_N=block_n, NUM_SPLITS=splits, HAS_WINDOW=has_window,
         IEEE_F32=q.dtype == torch.float32 or upcast, UPCAST=upcast,
         num_warps=4 if on_gpu else 1, num_stages=(2 if q.dtype == torch.float32 else 3) if on_gpu else 1,
@@ -288,7 +299,15 @@ def decode_attention_reference(
     scale: float | None = None,
 ) -> torch.Tensor:
     """The same function in float32 PyTorch: SDPA of each query over the sliced cache [lo:length]. Returns float32
-    [n, Hq, D] (test reference; reads `length` on the host)."""
+    [n, Hq, D] (test reference; reads `length` on the host). A per-sample `length` ([n]) is done row by row."""
+    if isinstance(length, torch.Tensor) and length.numel() > 1:
+        rows = [
+            decode_attention_reference(
+                q[i : i + 1], k_cache[i : i + 1], v_cache[i : i + 1], length[i], window, scale=scale
+            )
+            for i in range(q.shape[0])
+        ]
+        return torch.cat(rows)
     total = int(length)
     lo = 0 if window is None else max(0, total - window)
     k = k_cache[:, :, lo:total].float()
