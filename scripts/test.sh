@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set-up, Docker + sandbox image, type check, vitest, pytest, ruff.
+# The whole test suite, from a fresh clone: set-up, Docker + sandbox image, Chromium and zstd, type check, vitest,
+# pytest, ruff.
 # This is the README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ bash scripts/start-docker.sh
 node bin/evalpipe.js sandbox build >&2
 log "installing headless Chromium (the HTML report test renders report.html)"
 bash scripts/install-chromium.sh
+log "installing the zstd command-line tool (the ZSTD parquet tests compress their pages with it)"
+bash scripts/install-zstd.sh
 
 log "type check"
 npx tsc --noEmit -p tsconfig.test.json
