@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Build the evalpipe sandbox image.
 #
-#   bash sandbox/build-image.sh [--from-dockerfile] [--force] [--print-tag]
+#   bash sandbox/build-image.sh [--from-dockerfile [--base-image IMAGE]] [--force] [--print-tag] [--print-base-tag]
 #
 # Default (no registry needed): Debian packages -> root file system (debootstrap --variant=minbase, needs root)
 # -> `docker import` as evalpipe-sandbox-base:<hash>, then the runner is copied in and committed as
-# evalpipe-sandbox:<recipe hash>. --from-dockerfile builds sandbox/Dockerfile instead (needs a registry for its
-# FROM line). The tag's hash covers every recipe file, so a changed recipe builds a new image; an image that
-# already exists is kept unless --force.
+# evalpipe-sandbox:<recipe hash>. --from-dockerfile builds sandbox/Dockerfile instead: from debian:bookworm-slim
+# (needs a registry), or from --base-image IMAGE, e.g. a local image whose python3 has the standard library
+# (then no network is needed; --print-base-tag names the base image the default build leaves). The tag's hash
+# covers every recipe file, so a changed recipe builds a new image; an image that already exists is kept unless
+# --force.
 #
 # Recipe hash (src/sandbox/image-recipe.ts computes the same): the first 12 hex digits of
 #   sha256( `sha256sum sandbox/Dockerfile sandbox/build-image.sh sandbox/packages.txt sandbox/runner.py` )
@@ -24,19 +26,27 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf 'sandbox build: %s\n' "$*" >&2; }
 die() { printf 'sandbox build: error: %s\n' "$*" >&2; exit 1; }
 
-from_dockerfile=0 force=0 print_tag=0
-for arg in "$@"; do
-  case "$arg" in
+from_dockerfile=0 force=0 print_tag=0 print_base_tag=0 base_image=''
+while [ $# -gt 0 ]; do
+  case "$1" in
     --from-dockerfile) from_dockerfile=1 ;;
+    --base-image) [ $# -ge 2 ] && [ -n "$2" ] || die "--base-image needs an image name"; base_image="$2"; shift ;;
+    --base-image=?*) base_image="${1#--base-image=}" ;;
     --force) force=1 ;;
     --print-tag) print_tag=1 ;;
-    *) die "unknown option '$arg' (use --from-dockerfile, --force or --print-tag)" ;;
+    --print-base-tag) print_base_tag=1 ;;
+    *) die "unknown option '$1' (use --from-dockerfile, --base-image IMAGE, --force, --print-tag or --print-base-tag)" ;;
   esac
+  shift
 done
+[ -z "$base_image" ] || [ "$from_dockerfile" = 1 ] || die "--base-image only applies to --from-dockerfile"
 
 recipe_hash="$(cd "$repo" && sha256sum sandbox/Dockerfile sandbox/build-image.sh sandbox/packages.txt sandbox/runner.py | sha256sum | cut -c1-12)"
 tag="evalpipe-sandbox:$recipe_hash"
+base_hash="$( (echo "rootfs=$ROOTFS_VERSION suite=$SUITE uid=$SANDBOX_UID"; grep -v '^#' "$repo/sandbox/packages.txt") | sha256sum | cut -c1-12)"
+base_tag="evalpipe-sandbox-base:$base_hash"
 if [ "$print_tag" = 1 ]; then echo "$tag"; exit 0; fi
+if [ "$print_base_tag" = 1 ]; then echo "$base_tag"; exit 0; fi
 
 command -v docker >/dev/null 2>&1 || die "the docker CLI is not installed (run: bash scripts/start-docker.sh)"
 docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable (run: bash scripts/start-docker.sh)"
@@ -49,14 +59,17 @@ fi
 
 labels=(--label "evalpipe.sandbox=1" --label "evalpipe.recipe=$recipe_hash")
 if [ "$from_dockerfile" = 1 ]; then
-  log "building $tag from sandbox/Dockerfile"
-  docker build "${labels[@]}" -t "$tag" -f "$repo/sandbox/Dockerfile" "$repo/sandbox" >&2
+  build_args=()
+  [ -z "$base_image" ] || build_args=(--build-arg "BASE_IMAGE=$base_image")
+  log "building $tag from sandbox/Dockerfile (base ${base_image:-debian:bookworm-slim})"
+  # The classic builder (it uses a local base image as it is, and needs no buildx plugin), on the host's network
+  # (no Docker bridge needed; only apt-get, when the base lacks python3, goes out).
+  DOCKER_BUILDKIT=0 docker build --network host --force-rm "${labels[@]}" "${build_args[@]}" -t "$tag" -f "$repo/sandbox/Dockerfile" "$repo/sandbox" >&2 \
+    || die "docker build failed; without a registry, pass --base-image with a local image that has python3 (e.g. $base_tag after a default build)"
   echo "$tag"
   exit 0
 fi
 
-base_hash="$( (echo "rootfs=$ROOTFS_VERSION suite=$SUITE uid=$SANDBOX_UID"; grep -v '^#' "$repo/sandbox/packages.txt") | sha256sum | cut -c1-12)"
-base_tag="evalpipe-sandbox-base:$base_hash"
 if [ "$force" = 1 ] || ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || die "building the root file system needs root (debootstrap): run with sudo, or use --from-dockerfile"
   if ! command -v debootstrap >/dev/null 2>&1; then
