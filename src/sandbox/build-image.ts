@@ -1,12 +1,21 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { UsageError } from '../util/errors.js';
 import { connectDocker, imageExists } from './docker-host.js';
+import { buildFromDockerfile } from './dockerfile-build.js';
 import { SandboxBuildError } from './errors.js';
-import { recipeImageTag, repoRoot } from './image-recipe.js';
+import { IMAGE_REPOSITORY, recipeHash, repoRoot } from './image-recipe.js';
 
 export interface BuildImageOptions {
-  /** Build sandbox/Dockerfile (needs a registry) instead of debootstrap + docker import. */
+  /** Build sandbox/Dockerfile instead of debootstrap + docker import. */
   fromDockerfile?: boolean;
+  /**
+   * With fromDockerfile: the Dockerfile's BASE_IMAGE (default debian:bookworm-slim, from a registry). A local image
+   * whose python3 has the standard library (e.g. the debootstrap build's evalpipe-sandbox-base:<hash>) builds offline.
+   */
+  baseImage?: string;
+  /** With fromDockerfile: tag the image this instead of the recipe's `evalpipe-sandbox:<hash>`. */
+  tag?: string;
   /** Rebuild even when the image for this recipe exists. */
   force?: boolean;
   signal?: AbortSignal;
@@ -21,16 +30,36 @@ export interface BuildImageResult {
   seconds: number;
 }
 
-/** Build the sandbox image with sandbox/build-image.sh; the tag names the recipe hash. */
+function checkOptions(options: BuildImageOptions): void {
+  for (const [flag, value] of [
+    ['--base-image', options.baseImage],
+    ['--tag', options.tag],
+  ] as const) {
+    if (value === undefined) continue;
+    if (!options.fromDockerfile) throw new UsageError(`${flag} only applies to the Dockerfile build`, { hint: `add --from-dockerfile, or leave out ${flag}` });
+    if (!/^[^\s]+$/.test(value)) throw new UsageError(`${flag} needs an image name, got ${JSON.stringify(value)}`, { hint: `e.g. ${flag} evalpipe-sandbox-base:<hash>` });
+  }
+}
+
+/**
+ * Build the sandbox image: by default with sandbox/build-image.sh (debootstrap + docker import), with
+ * fromDockerfile from sandbox/Dockerfile through the daemon's build API. The tag names the recipe hash (unless `tag`).
+ */
 export async function buildSandboxImage(options: BuildImageOptions = {}): Promise<BuildImageResult> {
   const started = performance.now();
+  checkOptions(options);
   const docker = await connectDocker({ signal: options.signal });
-  const image = await recipeImageTag();
+  const hash = await recipeHash();
+  const image = options.tag ?? `${IMAGE_REPOSITORY}:${hash}`;
   if (!options.force && (await imageExists(docker, image, options.signal))) {
     return { image, built: false, seconds: (performance.now() - started) / 1000 };
   }
+  if (options.fromDockerfile) {
+    const logStream = options.logStream ?? process.stderr;
+    await buildFromDockerfile(docker, { tag: image, recipeHash: hash, baseImage: options.baseImage, signal: options.signal, logStream });
+    return { image, built: true, seconds: (performance.now() - started) / 1000 };
+  }
   const args = [join(repoRoot(), 'sandbox', 'build-image.sh')];
-  if (options.fromDockerfile) args.push('--from-dockerfile');
   if (options.force) args.push('--force');
   const child = spawn('bash', args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
   let stdout = '';
@@ -50,9 +79,7 @@ export async function buildSandboxImage(options: BuildImageOptions = {}): Promis
   if (code !== 0) {
     const reason = stderrTail.trim().split('\n').filter((line) => line.includes('error')).pop() ?? stderrTail.trim().split('\n').pop() ?? '';
     throw new SandboxBuildError(`building the sandbox image failed (exit ${code}): ${reason}`, {
-      hint: options.fromDockerfile
-        ? 'the Dockerfile build needs a registry for its FROM line; without one, run `evalpipe sandbox build` without --from-dockerfile (as root)'
-        : 'the default build runs debootstrap and needs root and a Debian mirror (EVALPIPE_DEBIAN_MIRROR); see the log above',
+      hint: 'the default build runs debootstrap and needs root and a Debian mirror (EVALPIPE_DEBIAN_MIRROR); see the log above',
     });
   }
   const tag = stdout.trim().split('\n').pop();

@@ -14,14 +14,19 @@ export function repoRoot(): string {
 }
 
 /**
- * The image tag for the recipe on disk: `evalpipe-sandbox:<12 hex digits>`, the first 12 hex digits of the sha256
- * of `sha256sum`'s output over RECIPE_FILES (so the shell script and this function always agree).
+ * The recipe hash: the first 12 hex digits of the sha256 of `sha256sum`'s output over RECIPE_FILES (so the shell
+ * script and this function always agree). Images carry it as the label `evalpipe.recipe`.
  */
-export async function recipeImageTag(root: string = repoRoot()): Promise<string> {
+export async function recipeHash(root: string = repoRoot()): Promise<string> {
   let listing = '';
   for (const path of RECIPE_FILES) {
     const bytes = await readFile(join(root, path));
     listing += `${createHash('sha256').update(bytes).digest('hex')}  ${path}\n`;
   }
-  return `${IMAGE_REPOSITORY}:${createHash('sha256').update(listing).digest('hex').slice(0, 12)}`;
+  return createHash('sha256').update(listing).digest('hex').slice(0, 12);
+}
+
+/** The image tag for the recipe on disk: `evalpipe-sandbox:<recipe hash>`. */
+export async function recipeImageTag(root: string = repoRoot()): Promise<string> {
+  return `${IMAGE_REPOSITORY}:${await recipeHash(root)}`;
 }

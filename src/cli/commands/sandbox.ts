@@ -18,11 +18,23 @@ export const command: CommandModule = {
           'Build the sandbox image: Debian packages -> root file system -> docker import (no registry; needs root), or --from-dockerfile',
           (y) =>
             y
-              .option('from-dockerfile', { type: 'boolean', default: false, describe: 'Build sandbox/Dockerfile instead (needs a registry for FROM)' })
+              .option('from-dockerfile', {
+                type: 'boolean',
+                default: false,
+                describe: 'Build sandbox/Dockerfile instead (no root needed; its FROM needs a registry unless --base-image names a local image)',
+              })
+              .option('base-image', {
+                type: 'string',
+                describe:
+                  'With --from-dockerfile: the FROM image [default: debian:bookworm-slim]. Any image this Docker host has whose python3 has the standard library builds offline (no apt-get), e.g. the evalpipe-sandbox-base:<hash> a default build leaves',
+              })
+              .option('tag', { type: 'string', describe: 'With --from-dockerfile: tag the image this instead of evalpipe-sandbox:<recipe hash>' })
               .option('force', { type: 'boolean', default: false, describe: 'Rebuild even when the image for this recipe exists' }),
           async (argv) => {
-            const flags = argv as unknown as { 'from-dockerfile': boolean; force: boolean; json: boolean };
-            const result = await withInterrupt((signal) => buildSandboxImage({ fromDockerfile: flags['from-dockerfile'], force: flags.force, signal }));
+            const flags = argv as unknown as { 'from-dockerfile': boolean; 'base-image'?: string; tag?: string; force: boolean; json: boolean };
+            const result = await withInterrupt((signal) =>
+              buildSandboxImage({ fromDockerfile: flags['from-dockerfile'], baseImage: flags['base-image'], tag: flags.tag, force: flags.force, signal }),
+            );
             if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
             else process.stdout.write(`${result.image} ${result.built ? `built in ${result.seconds.toFixed(1)} s` : 'is already built'}\n`);
           },
@@ -33,13 +45,14 @@ export const command: CommandModule = {
           (y) =>
             y
               .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
+              .option('image', { type: 'string', describe: 'Check this image [default: evalpipe-sandbox:<recipe hash>, what runs use]' })
               .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
               .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' }),
           async (argv) => {
-            const flags = argv as unknown as { humaneval?: string; concurrency?: number; timeout: number; json: boolean };
+            const flags = argv as unknown as { humaneval?: string; image?: string; concurrency?: number; timeout: number; json: boolean };
             const report = await withInterrupt(async (signal) => {
               const { problems } = await loadHumanEval(flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL, { ...hubOptionsFromEnv(process.env), signal });
-              const pool = await SandboxPool.open({ concurrency: flags.concurrency, timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000, signal });
+              const pool = await SandboxPool.open({ image: flags.image, concurrency: flags.concurrency, timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000, signal });
               const progress = new Progress('sandbox check', problems.length * 4 + 2, 'executions');
               try {
                 return await runSandboxCheck(pool, problems, { signal, onResult: () => progress.tick() });
