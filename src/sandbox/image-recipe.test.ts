@@ -27,4 +27,21 @@ describe('recipeImageTag', () => {
       await rm(copy, { recursive: true, force: true });
     }
   });
+
+  it('the debootstrap base tag (--print-base-tag) ignores the Dockerfile, so a Dockerfile change reuses the base', async () => {
+    const printBase = (root: string): string =>
+      execFileSync('bash', [join(root, 'sandbox', 'build-image.sh'), '--print-base-tag'], { encoding: 'utf8' }).trim();
+    const copy = await mkdtemp(join(tmpdir(), 'evalpipe-recipe-'));
+    try {
+      await cp(join(repoRoot(), 'sandbox'), join(copy, 'sandbox'), { recursive: true });
+      const before = printBase(copy);
+      expect(before).toMatch(/^evalpipe-sandbox-base:[0-9a-f]{12}$/);
+      expect(before).toBe(printBase(repoRoot()));
+      await appendFile(join(copy, 'sandbox', 'Dockerfile'), '# a comment\n');
+      expect(printBase(copy)).toBe(before);
+      expect(await recipeImageTag(copy)).not.toBe(await recipeImageTag());
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+  });
 });
