@@ -7,20 +7,25 @@ EVALPIPE_DECODE_KERNEL=1) until their GPU tests (cuda/tests/test_decoding.py, te
 they were built on a machine without a GPU. By default CUDA runs the static step eagerly with PyTorch's SDPA.
 
     dec = StaticDecoder(model, prompt, n, capacity=len(prompt) + max_new_tokens)   # or model.open_decoder(...)
+    dec = StaticDecoder(model, [p0, p1], [n0, n1], capacity=...)   # several prompts in one batch: rows
+                                         # [0, n0) continue p0, [n0, n0 + n1) continue p1 (open_batch_decoder)
     logits = dec.first_logits            # [n, vocab] float32, after the prompt
     logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
     dec.keep([0, 2])                     # finished samples leave; n shrinks
 
-- Prefill: the prompt goes once through `model.hidden_states(packed, kv_out=...)` (the packed path and its
-  attention kernels); its rotated keys and values are copied into every sample's rows of the cache.
+- Prefill: the prompts go once through `model.hidden_states(packed, kv_out=...)` (the packed varlen path and
+  its attention kernels); each prompt's rotated keys and values are copied into its samples' rows of the cache.
+  Every row has its own length (a device tensor): rows of different prompts sit at different positions.
 - Cache: per layer k and v [rows, Hkv, capacity, D] in the activation dtype, allocated (zeroed) once. `capacity`
   counts prompt and generated positions (default prompt + 256, capped at the model's max_position_embeddings);
   a step past it, or past the model's maximum, raises ModelError before touching the device.
 - Step (`_body`): static token buffer -> embedding; per layer F.layer_norm, the qkv linear, RoPE in place
   (`apply_rope_inplace` with a device positions tensor), the new key/value written into the cache with
-  `index_copy_` at the device position, attention through kernels/decode_attention.py (the length is a device
-  tensor: the launch is the same at every step), o-proj, F.layer_norm, `model._mlp`; final norm, `model._head`;
-  and the device position is incremented in the step itself, so a graph replay advances it.
+  each row's position (an index_put_ with device indices), attention through kernels/decode_attention.py (the
+  per-row lengths are a device tensor: the launch is the same at every step), o-proj, F.layer_norm,
+  `model._mlp`; final norm, `model._head`; and the device positions are incremented in the step itself, so a
+  graph replay advances them. Padding rows (see below) may run past the capacity: their positions are clamped,
+  their values never read.
 - CUDA graphs: the first step for a batch size runs eagerly on a side stream (the warm-up: Triton compiles and
   autotunes there, never during capture), then the step is captured in a `torch.cuda.CUDAGraph` on a private
   memory pool; later steps copy the tokens into the static buffer, replay, and return a clone of the static
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -82,40 +88,61 @@ def masked_decode_attention(
     key_positions: torch.Tensor,
 ) -> torch.Tensor:
     """The decode kernel's function in PyTorch with static shapes (the CPU path): SDPA of q [n, Hq, D] over the
-    whole cache [n, Hkv, C, D] with positions outside [length - window, length) masked out. The cache must hold
-    finite values everywhere (the decoder zero-fills it)."""
-    allowed = key_positions < length
+    whole cache [n, Hkv, C, D] with positions outside [length - window, length) masked out; `length` holds one
+    element or one per row. The cache must hold finite values everywhere (the decoder zero-fills it)."""
+    ends = length.view(-1, 1)
+    allowed = key_positions.view(1, -1) < ends
     if window is not None:
-        allowed = allowed & (key_positions >= length - window)
-    mask = allowed.view(1, 1, 1, -1)
+        allowed = allowed & (key_positions.view(1, -1) >= ends - window)
+    mask = allowed[:, None, None, :]
     o = F.scaled_dot_product_attention(q[:, :, None, :], k_cache, v_cache, attn_mask=mask, enable_gqa=True)
     return o[:, :, 0]
 
 
 class StaticDecoder:
-    """Incremental decoding of n samples sharing one prompt with a static cache and (on CUDA) one graph replay per
-    step. The interface of the generation op's decoders: `first_logits`, `n`, `length`, `step`, `keep`."""
+    """Incremental decoding of samples of one or more prompts with a static cache and (on CUDA, opt-in) one graph
+    replay per step. The interface of the generation op's decoders: `first_logits`, `n`, `length`, `step`,
+    `keep`; `lengths` holds each live row's length (prompt + fed tokens)."""
 
-    def __init__(self, model: NativeStarcoder2, prompt: torch.Tensor, n: int, capacity: int | None = None) -> None:
-        if n < 1:
-            raise ModelError(f"decoder needs n >= 1 samples, got {n}")
+    def __init__(
+        self,
+        model: NativeStarcoder2,
+        prompt: torch.Tensor | Sequence[torch.Tensor],
+        n: int | Sequence[int],
+        capacity: int | None = None,
+    ) -> None:
+        prompts = [prompt] if isinstance(prompt, torch.Tensor) else list(prompt)
+        counts = [n] * len(prompts) if isinstance(n, int) else [int(c) for c in n]
+        if not prompts or len(counts) != len(prompts):
+            raise ModelError(f"decoder needs one sample count per prompt: {len(prompts)} prompts, {len(counts)} counts")
+        if min(counts) < 1:
+            raise ModelError(f"decoder needs n >= 1 samples per prompt, got {counts}")
         cfg = model.cfg
+        rows = sum(counts)
         self.model = model
-        self.n = n
+        self.n = rows
         self.device = model.device
-        self._rows = n  # rows allocated; the live samples are rows [0, n)
+        self._rows = rows  # rows allocated; the live samples are rows [0, n)
         with torch.inference_mode():
-            packed = model._pack([prompt])
+            packed = model._pack(prompts)
             kv: list[tuple[torch.Tensor, torch.Tensor]] = []
             hidden = model.hidden_states(packed, kv_out=kv)
-            self.first_logits = model._head(hidden[-1:]).float().expand(n, -1).contiguous()
+            bounds = packed.bounds
+            last = torch.tensor([b - 1 for b in bounds[1:]], device=self.device)
+            per_prompt = model._head(hidden[last]).float()
             del hidden
-            self.length = packed.max_seqlen
-            cap = self.length + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
+            repeat = torch.tensor(counts, device=self.device)
+            self.first_logits = per_prompt.repeat_interleave(repeat, dim=0, output_size=rows).contiguous()
+            prompt_lengths = [bounds[i + 1] - bounds[i] for i in range(len(prompts))]
+            self.lengths: list[int] = [
+                length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)
+            ]
+            longest = max(prompt_lengths)
+            cap = longest + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
             cap = min(cap, cfg.max_position_embeddings)
-            if cap < self.length:
+            if cap < longest:
                 raise ModelError(
-                    f"decoder capacity {cap} is smaller than the prompt's {self.length} tokens",
+                    f"decoder capacity {cap} is smaller than the prompt's {longest} tokens",
                     hint="open the decoder with capacity >= prompt length + max_new_tokens",
                 )
             self.capacity = cap
@@ -124,29 +151,39 @@ class StaticDecoder:
             self._v: list[torch.Tensor] = []
             for k, v in kv:
                 # zero-filled: the CPU path's masked SDPA reads every position (0 * garbage could be NaN)
-                kc = k.new_zeros((n, hkv, cap, d))
-                vc = v.new_zeros((n, hkv, cap, d))
-                kc[:, :, : self.length] = k.transpose(0, 1)[None]
-                vc[:, :, : self.length] = v.transpose(0, 1)[None]
+                kc = k.new_zeros((rows, hkv, cap, d))
+                vc = v.new_zeros((rows, hkv, cap, d))
+                row = 0
+                for i, c in enumerate(counts):
+                    a, b = bounds[i], bounds[i + 1]
+                    kc[row : row + c, :, : b - a] = k[a:b].transpose(0, 1)[None]
+                    vc[row : row + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
+                    row += c
                 self._k.append(kc)
                 self._v.append(vc)
             del kv
             dev = self.device
-            self._tokens = torch.zeros(n, dtype=torch.int64, device=dev)  # static input buffer
-            self._positions = torch.zeros(n, dtype=torch.int32, device=dev)  # rope positions, all equal
-            self._pos = torch.full((1,), self.length, dtype=torch.int64, device=dev)  # the next token's position
+            self._tokens = torch.zeros(rows, dtype=torch.int64, device=dev)  # static input buffer
+            self._positions = torch.zeros(rows, dtype=torch.int32, device=dev)  # rope positions, one per row
+            self._lens = torch.tensor(self.lengths, dtype=torch.int64, device=dev)  # each row's next position
+            self._row_ids = torch.arange(rows, device=dev)
             self._key_positions = torch.arange(cap, device=dev)
         self._window = cfg.sliding_window
         self._kernel = (dev.type == "cuda" and decode_kernel_enabled()) or (
             os.environ.get("TRITON_INTERPRET") == "1" and model.attn == "flash"
         )
         self._use_graphs = dev.type == "cuda" and graphs_enabled()
-        self._bucket = batch_bucket(n, self._rows)
+        self._bucket = batch_bucket(rows, self._rows)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_rows = 0
         self._static_logits: torch.Tensor | None = None
         self._pool: Any = None  # the private memory pool of this decoder's graphs
         self.captures = 0  # graphs captured so far (tests and benchmarks read it)
+
+    @property
+    def length(self) -> int:
+        """The longest live row's length (with one prompt: every row's)."""
+        return max(self.lengths[: self.n])
 
     @property
     def graphed(self) -> bool:
@@ -164,9 +201,11 @@ class StaticDecoder:
             raise ModelError(f"keep needs distinct rows in [0, {self.n}), got {rows}")
         if rows != list(range(m)):
             idx = torch.tensor(rows, dtype=torch.long, device=self.device)
-            used = self.length
+            used = max(self.lengths[r] for r in rows)
             for cache in (*self._k, *self._v):
                 cache[:m, :, :used] = cache[:, :, :used].index_select(0, idx)
+            self._lens[:m] = self._lens.index_select(0, idx)
+        self.lengths = [self.lengths[r] for r in rows]
         self.n = m
         bucket = batch_bucket(m, self._rows)
         if bucket != self._bucket:
@@ -186,7 +225,7 @@ class StaticDecoder:
         cfg = self.model.cfg
         if tokens.shape != (self.n,):
             raise ModelError(f"decoder step needs {self.n} tokens, got shape {tuple(tokens.shape)}")
-        if self.length >= cfg.max_position_embeddings:
+        if self.length >= cfg.max_position_embeddings:  # the longest live row
             raise ModelError(
                 f"generation reached the model's maximum context of {cfg.max_position_embeddings} tokens",
                 hint="lower max_new_tokens or shorten the prompt",
@@ -211,7 +250,7 @@ class StaticDecoder:
                 self._graph.replay()
             assert self._static_logits is not None
             logits = self._static_logits[: self.n].clone()
-        self.length += 1
+        self.lengths = [length + 1 for length in self.lengths]
         return logits[: self.n]
 
     def _warm_up_and_capture(self, rows: int) -> torch.Tensor:
@@ -246,23 +285,26 @@ class StaticDecoder:
         model, cfg = self.model, self.model.cfg
         hq, hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         shape, eps = (cfg.hidden_size,), cfg.norm_epsilon
+        # padding rows (past the live ones) may have run past the capacity: clamp, their values are never read
+        pos = self._lens[:rows].clamp(max=self.capacity - 1)
         positions = self._positions[:rows]
-        positions.copy_(self._pos.expand(rows))
-        length = (self._pos + 1).to(torch.int32)
+        positions.copy_(pos)
+        length = (pos + 1).to(torch.int32)
+        row_ids = self._row_ids[:rows]
         x = F.embedding(self._tokens[:rows], model.embed)
         for i, layer in enumerate(model.layers):
             h = F.layer_norm(x, shape, layer.ln1_w, layer.ln1_b, eps)
             qkv = layer.qkv(h).view(rows, hq + 2 * hkv, d)
             apply_rope_inplace(qkv, positions, model.rope, hq + hkv)
             kc, vc = self._k[i][:rows], self._v[i][:rows]
-            kc.index_copy_(2, self._pos, qkv[:, hq : hq + hkv, None, :])
-            vc.index_copy_(2, self._pos, qkv[:, hq + hkv :, None, :])
+            kc[row_ids, :, pos] = qkv[:, hq : hq + hkv]
+            vc[row_ids, :, pos] = qkv[:, hq + hkv :]
             a = self._attend(qkv[:, :hq], kc, vc, length)
             x = x + layer.o(a.reshape(rows, hq * d))
             h = F.layer_norm(x, shape, layer.ln2_w, layer.ln2_b, eps)
             x = x + model._mlp(layer, h)
         logits = model._head(F.layer_norm(x, shape, model.norm_w, model.norm_b, eps)).float()
-        self._pos += 1
+        self._lens[:rows] += 1
         return logits
 
     def _attend(self, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,11 @@ is reproducible whatever else is in the request. Stop strings are checked increm
 the completion is the decoded new tokens cut at the first stop string. EOS stops (the EOS text is not included);
 `max_new_tokens` (or the model's last position) stops with finish_reason "length".
 
-The decoding loop talks to the backend through `open_decoder(prompt, n)` (prefill once, then one token per sample
-per step) when the backend has it, else through `next_token_logits` on the whole sequence.
+The decoding loop talks to the backend through `open_batch_decoder(prompts, counts, capacity)` when it has one
+(the native model: the samples of several prompts, up to `max_batch_rows` in all, prefilled together and decoded
+as one batch, rows leaving as they finish), else `open_decoder(prompt, n)` (one prompt's samples at a time), else
+`next_token_logits` on the whole sequence. A sample's tokens depend only on its own logits and generator, not on
+what else is in its batch (up to the floating-point effects of batch shape on the logits).
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ GENERATE_PARAMS: tuple[str, ...] = (
     "seed",
     "stop",
     "add_bos",
+    "max_batch_rows",
 )
 # bigcode-evaluation-harness HumanEval stop list (EOS always stops as well).
 DEFAULT_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 DEFAULT_MAX_NEW_TOKENS = 512
+# Samples decoded together (across prompts) by a backend that batches prompts (the native model). The KV cache is
+# rows x (longest prompt + budget) positions: 256 rows of StarCoder2-3B at 1100 positions hold 8.4 GB in bf16.
+DEFAULT_MAX_BATCH_ROWS = 256
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -139,6 +146,7 @@ class GenerateSettings:
     seed: int
     stop: tuple[str, ...]
     add_bos: bool
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
 
 
 def _number(params: dict[str, Any], key: str, default: float) -> float:
@@ -187,7 +195,8 @@ def parse_settings(params: dict[str, Any]) -> GenerateSettings:
     add_bos = params.get("add_bos", False)
     if not isinstance(add_bos, bool):
         raise BadRequest(f"add_bos must be true or false, got {add_bos!r}")
-    return GenerateSettings(n, temperature, top_p, max_new, seed, tuple(stop_raw), add_bos)
+    max_rows = _integer(params, "max_batch_rows", DEFAULT_MAX_BATCH_ROWS, 1)
+    return GenerateSettings(n, temperature, top_p, max_new, seed, tuple(stop_raw), add_bos, max_rows)
 
 
 def _requests(params: dict[str, Any], settings: GenerateSettings) -> list[tuple[str, str, list[int]]]:
@@ -267,62 +276,129 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
             )
         prompts.append(torch.tensor(ids, dtype=torch.long))
 
+    units = [
+        _Unit(
+            key=key,
+            prompt=prompt_ids,
+            budget=min(settings.max_new_tokens, model_max - len(prompt_ids)),
+            samples=[
+                _Sample(
+                    index=i,
+                    gen=None
+                    if settings.temperature == 0.0
+                    else torch.Generator().manual_seed(sample_seed(settings.seed, key, i)),
+                    tokens=[],
+                )
+                for i in indices
+            ],
+        )
+        for (key, _, indices), prompt_ids in zip(requests, prompts, strict=True)
+    ]
+    batched = callable(getattr(loaded.backend, "open_batch_decoder", None))
     count = 0
-    for (key, _, indices), prompt_ids in zip(requests, prompts, strict=True):
-        budget = min(settings.max_new_tokens, model_max - len(prompt_ids))
-        samples = [
-            _Sample(
-                index=i,
-                gen=None
-                if settings.temperature == 0.0
-                else torch.Generator().manual_seed(sample_seed(settings.seed, key, i)),
-                tokens=[],
-            )
-            for i in indices
-        ]
-        decoder = open_decoder(loaded.backend, prompt_ids, len(samples), budget)
-        can_drop = callable(getattr(decoder, "keep", None))
-        logits = decoder.first_logits
-        active = list(range(len(samples)))  # row r of the decoder's batch is sample active[r]
-        while True:
-            live = [row for row in range(len(active)) if not samples[active[row]].done]
-            picks = choose_tokens(
-                logits[live] if len(live) != logits.shape[0] else logits,
-                settings.temperature,
-                settings.top_p,
-                [samples[active[row]].gen for row in live],
-            )
-            fed: list[int] = []
-            still: list[int] = []
-            for row, token in zip(live, picks, strict=True):
-                s = samples[active[row]]
-                if token in eos_ids:
-                    s.done, s.finish_reason = True, "eos"
-                else:
-                    s.tokens.append(token)
-                    if stops:
-                        hit = _find_stop(tokenizer.decode(s.tokens[-tail_tokens:], skip_special_tokens=False), stops)
-                        if hit is not None:
-                            s.done, s.finish_reason = True, "stop"
-                    if not s.done and len(s.tokens) >= budget:
-                        s.done, s.finish_reason = True, "length"
-                if s.done:
-                    _finish(s, tokenizer, stops)
-                    emit("partial", _partial(key, s, len(prompt_ids)))
-                    count += 1
-                else:
-                    still.append(row)
-                    fed.append(token)
-            if not still:
-                break
-            if len(still) != len(active):
-                if can_drop:
-                    decoder.keep(still)  # type: ignore[attr-defined]
-                    active = [active[r] for r in still]
-                else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
-                    fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
-            logits = decoder.step(torch.tensor(fed, dtype=torch.long))
+    for group in _batches(units, settings.max_batch_rows if batched else None):
+        count += _decode_group(loaded.backend, group, batched, settings, tokenizer, eos_ids, stops, tail_tokens, emit)
     return {"count": count}
+
+
+@dataclass
+class _Unit:
+    """The samples of one prompt that go through one decoder together (a prompt's samples may span decoders)."""
+
+    key: str
+    prompt: torch.Tensor
+    budget: int
+    samples: list[_Sample]
+
+
+def _batches(units: list[_Unit], max_rows: int | None) -> list[list[_Unit]]:
+    """Groups of units decoded together. Without a limit (backends that decode one prompt at a time): one unit per
+    group, all its samples. With one: consecutive prompts share a group up to max_rows samples in all, and a prompt
+    with more samples than that is cut into several units. A sample's tokens do not depend on its group: each has
+    its own generator."""
+    if max_rows is None:
+        return [[unit] for unit in units]
+    groups: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    rows = 0
+    for unit in units:
+        samples = unit.samples
+        while samples:
+            room = max_rows - rows
+            if room == 0:
+                groups.append(current)
+                current, rows = [], 0
+                room = max_rows
+            part, samples = samples[:room], samples[room:]
+            current.append(_Unit(unit.key, unit.prompt, unit.budget, part))
+            rows += len(part)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _decode_group(
+    backend: CausalLMBackend,
+    group: list[_Unit],
+    batched: bool,
+    settings: GenerateSettings,
+    tokenizer: Any,
+    eos_ids: set[int],
+    stops: tuple[str, ...],
+    tail_tokens: int,
+    emit: Emit,
+) -> int:
+    """Decode every sample of the group's units in one batch until each stops; emit each as it finishes."""
+    rows = [(unit, sample) for unit in group for sample in unit.samples]  # row r of the first batch
+    if batched:
+        capacity = max(len(unit.prompt) + unit.budget for unit in group)
+        opener = backend.open_batch_decoder  # type: ignore[attr-defined]
+        decoder: Decoder = opener([u.prompt for u in group], [len(u.samples) for u in group], capacity=capacity)
+    else:
+        (unit,) = group
+        decoder = open_decoder(backend, unit.prompt, len(unit.samples), unit.budget)
+    can_drop = callable(getattr(decoder, "keep", None))
+    logits = decoder.first_logits
+    active = list(range(len(rows)))  # row r of the decoder's batch is rows[active[r]]
+    count = 0
+    while True:
+        live = [row for row in range(len(active)) if not rows[active[row]][1].done]
+        picks = choose_tokens(
+            logits[live] if len(live) != logits.shape[0] else logits,
+            settings.temperature,
+            settings.top_p,
+            [rows[active[row]][1].gen for row in live],
+        )
+        fed: list[int] = []
+        still: list[int] = []
+        for row, token in zip(live, picks, strict=True):
+            unit, s = rows[active[row]]
+            if token in eos_ids:
+                s.done, s.finish_reason = True, "eos"
+            else:
+                s.tokens.append(token)
+                if stops:
+                    hit = _find_stop(tokenizer.decode(s.tokens[-tail_tokens:], skip_special_tokens=False), stops)
+                    if hit is not None:
+                        s.done, s.finish_reason = True, "stop"
+                if not s.done and len(s.tokens) >= unit.budget:
+                    s.done, s.finish_reason = True, "length"
+            if s.done:
+                _finish(s, tokenizer, stops)
+                emit("partial", _partial(unit.key, s, len(unit.prompt)))
+                count += 1
+            else:
+                still.append(row)
+                fed.append(token)
+        if not still:
+            return count
+        if len(still) != len(active):
+            if can_drop:
+                decoder.keep(still)  # type: ignore[attr-defined]
+                active = [active[r] for r in still]
+            else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
+                fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
+        logits = decoder.step(torch.tensor(fed, dtype=torch.long))
 
 
 def _finish(s: _Sample, tokenizer: Any, stops: tuple[str, ...]) -> None:

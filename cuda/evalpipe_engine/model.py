@@ -616,6 +616,13 @@ class NativeStarcoder2(nn.Module):
 
         return StaticDecoder(self, prompt, n, capacity)
 
+    def open_batch_decoder(self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None) -> Any:
+        """Decoding of counts[i] samples of prompts[i] for every i in one batch (rows in that order), the prompts
+        prefilled together through the packed path; `capacity` as for open_decoder (longest prompt + budget)."""
+        from .decoding import StaticDecoder
+
+        return StaticDecoder(self, prompts, counts, capacity)
+
     @torch.inference_mode()
     def logits(self, sequence: torch.Tensor) -> torch.Tensor:
         """Full float32 logits [L, vocab] of one sequence. For parity tests only: this is the waste the scoring

@@ -103,6 +103,43 @@ def test_keep_in_the_middle(attn: str) -> None:
         assert rel(dec.step(tok), _recompute(model, seqs)) <= TOL, step
 
 
+@pytest.mark.parametrize("attn", _attn_params())
+def test_several_prompts_in_one_batch(attn: str) -> None:
+    """Prompts of 10, 3 and 17 tokens with 2, 1 and 2 samples decode together: every row equals recomputation of
+    its own sequence at every step, across the window (16), with keep() reordering rows of different prompts."""
+    model = _model(attn=attn, seed=5)
+    vocab = model.cfg.vocab_size
+    g = torch.Generator().manual_seed(9)
+    prompts = [_tokens(vocab, 10, g), _tokens(vocab, 3, g), _tokens(vocab, 17, g)]
+    dec = StaticDecoder(model, prompts, [2, 1, 2], capacity=17 + 14)
+    assert dec.n == 5 and dec.lengths == [10, 10, 3, 17, 17] and dec.length == 17 and dec.capacity == 31
+    firsts = torch.cat([_recompute(model, [p]) for p in prompts])
+    assert rel(dec.first_logits, firsts.repeat_interleave(torch.tensor([2, 1, 2]), dim=0)) <= TOL
+    seqs = [prompts[0], prompts[0], prompts[1], prompts[2], prompts[2]]
+    for step in range(14):
+        if step == 4:
+            dec.keep([3, 1, 2])  # a row of each prompt, in a new order
+            seqs = [seqs[3], seqs[1], seqs[2]]
+            assert dec.lengths == [s.numel() for s in seqs]
+        tok = _tokens(vocab, len(seqs), g)
+        seqs = [torch.cat([s, tok[i : i + 1]]) for i, s in enumerate(seqs)]
+        logits = dec.step(tok)
+        for i, s in enumerate(seqs):
+            assert rel(logits[i : i + 1], _recompute(model, [s])) <= TOL, (step, i)
+    assert dec.lengths == [s.numel() for s in seqs]
+    with pytest.raises(ModelError, match="capacity of 31 positions"):
+        dec.step(_tokens(vocab, 3, g))  # the longest row (17 + 14) is full
+
+
+def test_one_count_per_prompt_is_required() -> None:
+    model = _model()
+    g = torch.Generator().manual_seed(1)
+    with pytest.raises(ModelError, match="one sample count per prompt"):
+        StaticDecoder(model, [_tokens(211, 4, g), _tokens(211, 5, g)], [1, 2, 3])
+    with pytest.raises(ModelError, match="n >= 1"):
+        StaticDecoder(model, [_tokens(211, 4, g)], [0])
+
+
 @pytest.mark.parametrize("window", [5, None])
 def test_sliding_window_smaller_than_the_sequence(window: int | None) -> None:
     cfg = tiny_config(sliding_window=window, max_position_embeddings=64)

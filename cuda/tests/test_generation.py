@@ -151,3 +151,47 @@ def test_length_is_bounded_by_the_model_maximum(loaded: LoadedModel) -> None:
     # Greedy on this preset runs to the end: generation stops at the model's last position, reported as length.
     assert sample["finish_reason"] == "length"
     assert sample["n_new_tokens"] == loaded.facts.max_position_embeddings - n_prompt
+
+
+def test_batching_across_prompts_changes_no_sample(loaded: LoadedModel) -> None:
+    """The native model decodes samples of several prompts in one batch (up to max_batch_rows): the samples are
+    the ones each prompt gets alone, for prompts of very different lengths, including one that runs into the
+    model's maximum while a short one keeps going (its rows leave; padding rows are clamped, never read)."""
+    if not callable(getattr(loaded.backend, "open_batch_decoder", None)):
+        pytest.skip("this backend decodes one prompt at a time")
+    requests = [
+        {"key": "short", "prompt": "def f(x):\n"},
+        {"key": "long", "prompt": "x = 1\n" * 100},
+        {"key": "mid", "prompt": PROMPT * 3},
+    ]
+    params = {"n": 3, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 600, "seed": 3, "stop": []}
+    together = _run(loaded, {**params, "requests": requests})
+    assert len(together) == 9
+    for rows in (1, 2, 4):
+        assert _run(loaded, {**params, "requests": requests, "max_batch_rows": rows}) == together, rows
+    for request in requests:
+        alone = _run(loaded, {**params, "requests": [request]})
+        assert alone == {key: sample for key, sample in together.items() if key[0] == request["key"]}
+    assert together[("long", 0)]["finish_reason"] == "length"
+    n_long = together[("long", 0)]["n_prompt_tokens"]
+    assert together[("long", 0)]["n_new_tokens"] == loaded.facts.max_position_embeddings - n_long
+
+
+def test_batches_cut_prompts_by_rows() -> None:
+    from evalpipe_engine.generation import _batches, _Sample, _Unit
+
+    def unit(key: str, n: int) -> _Unit:
+        return _Unit(key, torch.tensor([1]), 5, [_Sample(index=i, gen=None, tokens=[]) for i in range(n)])
+
+    units = [unit("a", 3), unit("b", 1), unit("c", 6)]
+    shape = [[(u.key, [s.index for s in u.samples]) for u in group] for group in _batches(units, 4)]
+    assert shape == [[("a", [0, 1, 2]), ("b", [0])], [("c", [0, 1, 2, 3])], [("c", [4, 5])]]
+    assert [[u.key for u in g] for g in _batches(units, None)] == [["a"], ["b"], ["c"]]
+
+
+def test_max_batch_rows_is_validated(loaded: LoadedModel) -> None:
+    from evalpipe_engine.errors import BadRequest
+
+    for bad in (0, -1, 2.5, "8", True):
+        with pytest.raises(BadRequest, match="max_batch_rows"):
+            generate(loaded, {"requests": [{"key": "k", "prompt": "x"}], "max_batch_rows": bad}, lambda e, d: None)

@@ -33,8 +33,17 @@ export function promptForGeneration(prompt: string, strip: boolean): string {
   return strip ? prompt.trim() : prompt;
 }
 
-/** Problems per engine request: small, so a crash loses little and progress moves. */
-const PROBLEMS_PER_REQUEST = 4;
+/**
+ * Samples per engine request. The engine decodes a request's samples as one batch (across problems), so greedy
+ * pass@1 sends 64 problems at a time instead of one: on a GPU a decode step of 64 rows costs about what one row
+ * does. Finished samples stream back as records, so a crash loses only the unfinished ones.
+ */
+const SAMPLES_PER_REQUEST = 64;
+
+/** Problems per request: as many as fit SAMPLES_PER_REQUEST samples, at least one. */
+export function problemsPerRequest(samplesPerProblem: number): number {
+  return Math.max(1, Math.floor(SAMPLES_PER_REQUEST / Math.max(1, samplesPerProblem)));
+}
 
 /** The sample indices of a task that have no record yet. */
 export function missingSamples(taskId: string, n: number, has: (key: string) => boolean): number[] {
@@ -61,9 +70,10 @@ export async function runGenerateStage(options: {
   if (todo.length === 0) return;
   const engine = await options.engine();
   const progress = new Progress('generate', total, 'samples', process.stderr, records.size);
-  for (let start = 0; start < todo.length; start += PROBLEMS_PER_REQUEST) {
+  const perRequest = problemsPerRequest(config.n);
+  for (let start = 0; start < todo.length; start += perRequest) {
     options.signal?.throwIfAborted();
-    const group = todo.slice(start, start + PROBLEMS_PER_REQUEST);
+    const group = todo.slice(start, start + perRequest);
     const prompts = new Map(group.map((problem) => [problem.task_id, promptForGeneration(problem.prompt, config.stripPrompt)]));
     const writes: Promise<void>[] = [];
     await engine.request(
