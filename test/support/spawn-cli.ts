@@ -15,9 +15,12 @@ export interface CliResult {
   stderr: string;
 }
 
+/** tsx's loader by absolute URL, so the CLI can run from any working directory (sweep writes under ./results). */
+const TSX_LOADER = import.meta.resolve('tsx');
+
 /** Start the real CLI (from source) in its own process. */
 export function startCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'support', 'cli-entry.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, join(REPO_ROOT, 'test', 'support', 'cli-entry.ts'), ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,6 +4,7 @@ import type { CommandModule } from '../command-module.js';
 export async function loadCommands(): Promise<CommandModule[]> {
   const modules = await Promise.all([
     import('./run.js'),
+    import('./sweep.js'),
     import('./datasets.js'),
     import('./engine.js'),
     import('./bench.js'),

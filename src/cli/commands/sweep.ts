@@ -1,0 +1,75 @@
+import type { CommandModule } from '../command-module.js';
+import { runEvaluation, type RunResults } from '../../pipeline/run-pipeline.js';
+import { writeRunReports } from '../../pipeline/report/write-reports.js';
+import { isEvalpipeError } from '../../util/errors.js';
+import { log, setVerbose } from '../../util/log.js';
+import { hubOptionsFromProcessEnv } from '../hub-env.js';
+import { formatResultsTable } from '../results-table.js';
+import { addRunOptions } from '../run-options.js';
+import { planSweep, type RawSweepOptions } from '../sweep-plan.js';
+import { withInterrupt } from '../with-interrupt.js';
+
+interface SweepOutcome {
+  label: string;
+  run_dir: string;
+  status: 'ok' | 'failed';
+  error?: string;
+  results?: RunResults;
+}
+
+function describe(error: unknown): string {
+  if (isEvalpipeError(error)) return error.toUserLine();
+  return error instanceof Error ? error.message : String(error);
+}
+
+export const command: CommandModule = {
+  register(cli) {
+    return cli.command(
+      'sweep',
+      'Run (or resume) one evaluation per precision × attention backend with the same options, then one report across them (the study\'s tables)',
+      (yargs) =>
+        addRunOptions(yargs)
+          .option('quants', { type: 'string', describe: 'Comma list of precisions [default: bf16 on GPU, fp32 on CPU]' })
+          .option('attns', { type: 'string', describe: 'Comma list of attention backends [default: sdpa]' })
+          .option('report-dir', { type: 'string', describe: 'Where the combined report.md/report.html go [default: results/sweep-<hash>]' })
+          .example('$0 sweep --model bigcode/starcoder2-3b --quants bf16,int8,nf4,fp8 --attns sdpa,flash --tasks perplexity,latency', 'the study on one GPU')
+          .example('$0 sweep --preset smoke --quants fp32,bf16,int8,nf4 --attns sdpa,eager', 'the same on CPU with the tiny model'),
+      async (argv) => {
+        const raw = argv as unknown as RawSweepOptions;
+        setVerbose(raw.verbose ?? false);
+        const plan = planSweep(raw);
+        const outcomes: SweepOutcome[] = [];
+        await withInterrupt(async (signal) => {
+          for (const [index, item] of plan.items.entries()) {
+            signal.throwIfAborted();
+            log.info(`sweep ${index + 1}/${plan.items.length}: ${item.label}`);
+            try {
+              const results = await runEvaluation(item.config, item.settings, hubOptionsFromProcessEnv(), signal);
+              if (results) {
+                outcomes.push({ label: item.label, run_dir: item.runDir, status: 'ok', results });
+                if (!item.settings.json) process.stdout.write(`${formatResultsTable(results)}\n`);
+              }
+            } catch (error) {
+              if (signal.aborted) throw error;
+              // one combination failing (fp8 on a card without fp8, an OOM at load) does not stop the others
+              log.warn(`sweep: ${item.label} failed: ${describe(error)}`);
+              outcomes.push({ label: item.label, run_dir: item.runDir, status: 'failed', error: describe(error) });
+            }
+          }
+        });
+        const finished = outcomes.filter((outcome) => outcome.status === 'ok');
+        const report = finished.length > 0 ? await writeRunReports(finished.map((outcome) => outcome.run_dir), plan.reportDir) : undefined;
+        if (report) log.info(`sweep report: ${report.markdown}, ${report.html}`);
+        const failed = outcomes.filter((outcome) => outcome.status === 'failed');
+        if (raw.json) {
+          const runs = outcomes.map(({ label, run_dir, status, error }) => ({ label, run_dir, status, ...(error ? { error } : {}) }));
+          process.stdout.write(`${JSON.stringify({ runs, report: report ?? null })}\n`);
+        } else {
+          const lines = outcomes.map((outcome) => `${outcome.status === 'ok' ? 'ok    ' : 'FAILED'} ${outcome.label.padEnd(12)} ${outcome.error ?? outcome.run_dir}`);
+          process.stdout.write(`${lines.join('\n')}\n${report ? `report: ${report.markdown}\n` : ''}`);
+        }
+        if (failed.length > 0) process.exitCode = 1;
+      },
+    );
+  },
+};
