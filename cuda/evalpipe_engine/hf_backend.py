@@ -1,8 +1,8 @@
 """The HF transformers backend: any causal LM transformers can load, run through `AutoModelForCausalLM`.
 
 It is the parity reference for the native StarCoder2 and the fallback for architectures we have not written.
-Dense precisions only (fp32/fp16/bf16) and eager/sdpa attention; int8/nf4/fp8 and flash attention are the native
-engine's job.
+Every precision: fp32/fp16/bf16 load in that dtype; int8/nf4/fp8 load in the compute dtype and then have their
+linear layers replaced by our quantized ones (hf_quant.py). eager/sdpa attention; flash is the native engine's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from .backend import ModelFacts
 from .errors import Unsupported
-from .quant.modes import DENSE_DTYPES
+from .quant.modes import DENSE_DTYPES, activation_dtype
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +142,9 @@ def build_hf_backend(
     *,
     compute_dtype: str | None = None,
 ) -> HfBackend:
-    """Load `model_dir` with transformers in the dense dtype of `quant` and the requested attention.
-    (`compute_dtype` only applies to quantized modes, which this backend refuses.)"""
-    if quant not in DENSE_DTYPES:
-        raise Unsupported(
-            f"quant {quant} is not available for {architecture} on the HF transformers backend",
-            hint="use fp32, fp16 or bf16 (the native StarCoder2 engine provides int8, nf4 and fp8)",
-        )
+    """Load `model_dir` with transformers in the dense dtype of `quant` (quantized modes: the compute dtype, bf16 on
+    CUDA and fp32 on CPU unless `compute_dtype` says otherwise, then every linear but the head quantized in place)
+    and the requested attention."""
     if attn == "flash":
         raise Unsupported(
             f"attn flash is not available for {architecture} on the HF transformers backend",
@@ -158,7 +154,11 @@ def build_hf_backend(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    dtype = DENSE_DTYPES[quant]
+    dtype = activation_dtype(quant, compute_dtype, device)
+    if quant == "fp8":
+        from .quant.fp8 import check_fp8_device
+
+        check_fp8_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(model_dir), dtype=dtype, attn_implementation=attn, low_cpu_mem_usage=True
@@ -174,7 +174,19 @@ def build_hf_backend(
     model.to(device)
     model.eval()
     params = {id(p): p for p in model.parameters()}
-    weight_bytes = sum(p.numel() * p.element_size() for p in params.values())  # tied weights counted once
+    n_params = sum(p.numel() for p in params.values())  # before quantization: the model's own count
+    if quant not in DENSE_DTYPES:
+        from .hf_quant import quantize_hf_linears
+
+        replaced = quantize_hf_linears(model, quant, dtype)
+        log.info("quantized %d linear layers of %s to %s (compute %s)", replaced, architecture, quant, dtype)
+    from .quant.common import QuantLinearBase
+
+    # parameters, plus what the quantized linears keep as buffers (payload, scales, bias); tied weights once
+    stored = [*model.parameters()]
+    stored += [b for m in model.modules() if isinstance(m, QuantLinearBase) for b in m.buffers()]
+    tensors = {t.data_ptr(): t for t in stored if t.numel() > 0}
+    weight_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
     vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else 0
     eos = config.get("eos_token_id")
     facts = ModelFacts(
@@ -184,7 +196,7 @@ def build_hf_backend(
         sliding_window=config.get("sliding_window"),
         bos_token_id=config.get("bos_token_id"),
         eos_token_id=eos[0] if isinstance(eos, list) and eos else eos,
-        n_params=sum(p.numel() for p in params.values()),
+        n_params=n_params,
         weight_bytes=int(weight_bytes),
         dtype=str(dtype).removeprefix("torch."),
         device=str(device),

@@ -107,10 +107,12 @@ def test_load_errors_are_typed_and_name_the_problem(engine: EngineProcess, prese
         assert res["backend"] == "NativeStarcoder2" and res["quant"] == quant, res
     res, _ = engine.ok("load", {"model": PRESET, "attn": "flash"})
     assert res["backend"] == "NativeStarcoder2" and res["attn"] == "flash", res
-    # The HF transformers backend (forced with backend: hf) has the dense modes only, and no flash attention.
+    # The HF transformers backend (forced with backend: hf) quantizes the model's own linears (hf_quant.py), and
+    # has no flash attention.
     for quant in ("int8", "nf4", "fp8"):
-        err = engine.error("load", {"model": PRESET, "quant": quant, "backend": "hf"})
-        assert err["type"] == "unsupported" and quant in err["message"], err
+        res, _ = engine.ok("load", {"model": PRESET, "quant": quant, "backend": "hf"})
+        assert res["backend"] == "HfBackend" and res["quant"] == quant, res
+        engine.ok("score", {"rows": [{"index": 0, "text": "x = 1\n"}]})
     err = engine.error("load", {"model": PRESET, "attn": "flash", "backend": "hf"})
     assert err["type"] == "unsupported" and "flash" in err["message"] and "native" in err["hint"]
     err = engine.error("load", {"model": PRESET, "backend": "tensorrt"})
