@@ -95,8 +95,14 @@ def masked_decode_attention(
     if window is not None:
         allowed = allowed & (key_positions.view(1, -1) >= ends - window)
     mask = allowed[:, None, None, :]
-    o = F.scaled_dot_product_attention(q[:, :, None, :], k_cache, v_cache, attn_mask=mask, enable_gqa=True)
-    return o[:, :, 0]
+    # GQA without expanding the cache: the `group` query heads that share a KV head become that head's query
+    # positions (query head h reads KV head h // group), so SDPA sees [n, Hkv, group, D] against [n, Hkv, C, D]
+    # and any of its kernels that takes a mask can run (enable_gqa would push CUDA to the math backend, which
+    # materialises the repeated cache).
+    n, hq, d = q.shape
+    hkv = k_cache.shape[1]
+    o = F.scaled_dot_product_attention(q.reshape(n, hkv, hq // hkv, d), k_cache, v_cache, attn_mask=mask)
+    return o.reshape(n, hq, d)
 
 
 class StaticDecoder:
