@@ -29,6 +29,9 @@ export const command: CommandModule = {
       'Run (or resume) one evaluation per precision × attention backend with the same options, then one report across them (the study\'s tables)',
       (yargs) =>
         addRunOptions(yargs)
+          .hide('quant')
+          .hide('attn')
+          .hide('run-dir')
           .option('quants', { type: 'string', describe: 'Comma list of precisions [default: bf16 on GPU, fp32 on CPU]' })
           .option('attns', { type: 'string', describe: 'Comma list of attention backends [default: sdpa]' })
           .option('report-dir', { type: 'string', describe: 'Where the combined report.md/report.html go [default: results/sweep-<hash>]' })
