@@ -10,7 +10,8 @@ Before timing, every variant's decoder is checked against recomputation: the log
 
 Variants: bf16, fp16, fp32, int8, nf4, nf4-fp32 (nf4 weights, fp32 compute), fp8; a "-triton" suffix runs a
 quantized mode with the Triton decode GEMV instead of the run-time-compiled CUDA one (EVALPIPE_CUDA_RTC), and
-"-eager" turns CUDA graphs off (EVALPIPE_CUDA_GRAPHS=0).
+"-eager" turns CUDA graphs off (EVALPIPE_CUDA_GRAPHS=0); "hf-bf16" is HF transformers' own model on the same
+weights, stepped through its DynamicCache (the baseline of the tools in use today).
 
 Usage (GPU):  PYTHONPATH=cuda python bench/decode_matrix.py --out bench/results/decode-h100.json
 Smoke (CPU):  PYTHONPATH=cuda python bench/decode_matrix.py --size tiny --device cpu --steps 4 --batches 1,2
@@ -33,7 +34,7 @@ from typing import Any
 
 import torch
 
-from evalpipe_engine.model import NativeStarcoder2, Starcoder2Config
+from evalpipe_engine.model import NativeStarcoder2, Starcoder2Config, hf_reference_model, random_state_dict
 from evalpipe_engine.system_info import system_info
 
 CONFIGS = Path(__file__).resolve().parents[1] / "cuda" / "evalpipe_engine" / "configs"
@@ -53,7 +54,11 @@ VARIANTS: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "nf4-triton": ("nf4", None, {"EVALPIPE_CUDA_RTC": "0"}),
     "fp8-triton": ("fp8", None, {"EVALPIPE_CUDA_RTC": "0"}),
     "bf16-eager": ("bf16", None, {"EVALPIPE_CUDA_GRAPHS": "0"}),
+    # HF transformers' own Starcoder2ForCausalLM on the same random weights, its DynamicCache stepped one token at a
+    # time (what `generate` does per step): the tool people use today, as the decode baseline
+    "hf-bf16": ("bf16", None, {}),
 }
+HF_VARIANT = "hf-bf16"
 # Relative Frobenius error of logits allowed between decoder and recomputation. fp32 is tight; nf4-fp32 recomputes
 # through TF32 GEMMs; 16-bit modes accumulate rounding over 30 random (chaotic) layers; int8/fp8 recompute through
 # their W8A8 prefill path while decode is weight-only. A broken decoder is off by O(1).
@@ -96,7 +101,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
 
 
-def check_decoder(model: NativeStarcoder2, prompt: torch.Tensor, device: torch.device) -> float:
+def check_decoder(model: Any, prompt: torch.Tensor, device: torch.device) -> float:
     """Largest relative error between the decoder's logits and full recomputation, after the prompt and after each
     of 4 greedy steps, for 2 samples fed different tokens."""
     decoder = model.open_decoder(prompt, 2, capacity=prompt.numel() + 8)
@@ -115,7 +120,7 @@ def check_decoder(model: NativeStarcoder2, prompt: torch.Tensor, device: torch.d
     return worst
 
 
-def time_decode(model: NativeStarcoder2, prompt: torch.Tensor, batch: int, steps: int, device: torch.device) -> dict:
+def time_decode(model: Any, prompt: torch.Tensor, batch: int, steps: int, device: torch.device) -> dict:
     decoder = model.open_decoder(prompt, batch, capacity=prompt.numel() + steps + 8)
     tokens = torch.randint(0, model.cfg.vocab_size, (batch,))
     for _ in range(3):  # the first step captures the graph; two more warm the replay
@@ -136,6 +141,30 @@ def time_decode(model: NativeStarcoder2, prompt: torch.Tensor, batch: int, steps
     }
 
 
+class HfDecodeModel:
+    """HF transformers' StarCoder2 behind the two calls this benchmark makes (open_decoder, next_token_logits)."""
+
+    def __init__(self, cfg: Starcoder2Config, device: torch.device, seed: int, attn: str) -> None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        state = random_state_dict(cfg, device, dtype, seed)
+        self.model = hf_reference_model(cfg, state, device=device, dtype=dtype, attn_implementation=attn)
+        del state
+        self.device = device
+        self.cfg = cfg
+        params = {p.data_ptr(): p for p in self.model.parameters()}
+        self.weight_bytes = sum(p.numel() * p.element_size() for p in params.values())
+
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Any:
+        from evalpipe_engine.hf_backend import HfDecoder
+
+        return HfDecoder(self, prompt, n)  # type: ignore[arg-type]  # HfDecoder reads .model and .device only
+
+    @torch.inference_mode()
+    def next_token_logits(self, sequences: list[torch.Tensor]) -> torch.Tensor:
+        ids = torch.stack(sequences).to(self.device)  # equal lengths here
+        return self.model(input_ids=ids, logits_to_keep=1).logits[:, -1].float()
+
+
 def run_variant(name: str, cfg: Starcoder2Config, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     mode, compute, own_env = VARIANTS[name]
     env = {**FAST_PATHS, **own_env}
@@ -146,9 +175,15 @@ def run_variant(name: str, cfg: Starcoder2Config, args: argparse.Namespace, devi
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        model = NativeStarcoder2.random(
-            cfg, device=device, seed=args.seed, quant=mode, attn=args.attn, compute_dtype=compute
-        )
+        model: Any
+        if name == HF_VARIANT:
+            model = HfDecodeModel(cfg, device, args.seed, "sdpa")
+            weight_bytes = model.weight_bytes
+        else:
+            model = NativeStarcoder2.random(
+                cfg, device=device, seed=args.seed, quant=mode, attn=args.attn, compute_dtype=compute
+            )
+            weight_bytes = model.facts.weight_bytes
         build_s = time.perf_counter() - t0
         g = torch.Generator().manual_seed(args.seed + 1)
         prompt = torch.randint(0, cfg.vocab_size, (args.prompt,), generator=g)
@@ -159,7 +194,7 @@ def run_variant(name: str, cfg: Starcoder2Config, args: argparse.Namespace, devi
             "compute_dtype": compute,
             "env": env,
             "build_s": round(build_s, 2),
-            "weight_bytes": model.facts.weight_bytes,
+            "weight_bytes": weight_bytes,
             "decoder_vs_recompute_rel_err": round(check, 6),
             "decoder_check_passed": check < tol,
             "cells": [],
@@ -235,7 +270,10 @@ def summarize(result: dict[str, Any]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="3b", choices=["tiny", "3b", "7b", "15b"])
-    ap.add_argument("--variants", default="bf16,fp16,fp32,int8,nf4,nf4-fp32,fp8,int8-triton,nf4-triton,fp8-triton")
+    ap.add_argument(
+        "--variants",
+        default="bf16,fp16,fp32,int8,nf4,nf4-fp32,fp8,int8-triton,nf4-triton,fp8-triton,bf16-eager,hf-bf16",
+    )
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--steps", type=int, default=64)
