@@ -57,8 +57,13 @@ def load_module(source: str, kernel_names: list[str], device: torch.device) -> d
         major, minor = torch.cuda.get_device_capability(index)
         try:
             with torch.cuda.device(index):
-                # the name expression only has to exist; every extern "C" kernel lands in the same module
-                binary, _ = _nvrtc_compile(source, kernel_names[0], f"{major}{minor}", None, ["-std=c++17"])
+                # the name expression only has to exist; every extern "C" kernel lands in the same module.
+                # Keywords, and either return shape: older PyTorch has a header_code parameter in third place and
+                # returns the binary alone, newer ones return (binary, lowered name).
+                compiled = _nvrtc_compile(
+                    source, kernel_names[0], compute_capability=f"{major}{minor}", nvcc_options=["-std=c++17"]
+                )
+                binary = compiled[0] if isinstance(compiled, tuple) else compiled
                 loaded = _cuda_load_module(binary, kernel_names)
                 kernels = loaded if isinstance(loaded, dict) else {n: getattr(loaded, n) for n in kernel_names}
         except Exception as exc:  # any compile or load failure means: use the fallback
