@@ -11,6 +11,7 @@ CUDA graphs like any other kernel.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import sys
 import threading
@@ -39,7 +40,8 @@ def rtc_enabled() -> bool:
 def load_module(source: str, kernel_names: list[str], device: torch.device) -> dict[str, Any]:
     """Compile `source` for `device`'s architecture (cached per process) -> {name: kernel}.
 
-    A kernel is called as kernel(grid=(x, y, z), block=(x, y, z), args=[tensors and ints], shared_mem=bytes)."""
+    A kernel is called as kernel(grid=(x, y, z), block=(x, y, z), args=[tensors and ints], stream=...): pass
+    torch.cuda.current_stream() so the launch is ordered with (and captured like) PyTorch's own work."""
     if device.type != "cuda":
         raise RtcUnavailable("run-time compiled kernels need a CUDA device")
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -69,6 +71,11 @@ def load_module(source: str, kernel_names: list[str], device: torch.device) -> d
         except Exception as exc:  # any compile or load failure means: use the fallback
             _failures[key] = f"NVRTC build failed: {str(exc).strip()[:2000]}"
             raise RtcUnavailable(_failures[key]) from exc
+        launch = next(iter(kernels.values())).__call__
+        if "stream" not in inspect.signature(launch).parameters:
+            # an early PyTorch launched these on the legacy default stream: wrong order, no graph capture
+            _failures[key] = f"this PyTorch ({torch.__version__}) cannot launch run-time kernels on a chosen stream"
+            raise RtcUnavailable(_failures[key])
         _modules[key] = kernels
         return kernels
 

@@ -405,7 +405,7 @@ def gemv(
             args = [x, weight, scales, code, bias_arg, y, n, in_features, weight.shape[1], has_bias]
         else:
             args = [x, weight, scales, bias_arg, y, n, in_features, has_bias]
-        kernel(grid=grid, block=(THREADS, 1, 1), args=args)
+        kernel(grid=grid, block=(THREADS, 1, 1), args=args, stream=torch.cuda.current_stream(x.device))
 
     variant = _pick_variant((fmt, act, n, in_features, x.device.index), launch)
     launch(variant)
