@@ -161,3 +161,67 @@ class QuantLinearBase(nn.Module):
 
     def _add_bias(self, y: torch.Tensor) -> torch.Tensor:
         return y if self.bias is None else y + self.bias.float()
+
+
+_CHUNK_ELEMENTS = 1 << 24  # weight elements quantized at once: bounds the fp32 temporaries for large layers
+
+
+def quantize_per_channel(
+    weight: torch.Tensor, qmax: float, dtype: torch.dtype, *, round_to_integer: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight [N, K] float -> (q [N, K] of `dtype`, scale fp32 [N]) with weight ~= q * scale[:, None] and
+    scale[n] = max_k |W[n, k]| / qmax (1 for an all-zero row). int8 rounds to the nearest integer; fp8 lets the
+    cast round to the nearest E4M3 value."""
+    n, k = weight.shape
+    q = torch.empty((n, k), dtype=dtype, device=weight.device)
+    scale = torch.empty((n,), dtype=torch.float32, device=weight.device)
+    rows = max(1, _CHUNK_ELEMENTS // k)
+    for r0 in range(0, n, rows):
+        w = weight[r0 : r0 + rows].float()
+        amax = w.abs().amax(dim=1)
+        s = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+        scaled = w / s[:, None]
+        if round_to_integer:
+            scaled = torch.round(scaled)
+        q[r0 : r0 + rows] = scaled.clamp_(-qmax, qmax).to(dtype)
+        scale[r0 : r0 + rows] = s
+    return q, scale
+
+
+class PerChannelLinear(QuantLinearBase):
+    """8-bit weights with one fp32 scale per output channel (int8, fp8): their storage, dequantization and decode
+    path. Decode (M <= small_m_max rows): weight-only, dequantized in registers; one row goes through the
+    run-time-compiled CUDA GEMV (kernels/gemv_cuda.py, opt-in) when it can run, else the Triton small-M kernels.
+    Subclasses give the prefill path."""
+
+    def __init__(
+        self,
+        q: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        act_dtype: torch.dtype,
+        options: QuantOptions,
+        name: str,
+    ) -> None:
+        super().__init__(q.shape[0], q.shape[1], bias, act_dtype, options, name)
+        self.qweight: torch.Tensor
+        self.scale: torch.Tensor
+        self.register_buffer("qweight", q)
+        self.register_buffer("scale", scale)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        return self.qweight.float() * self.scale[:, None]
+
+    def _decode2d(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The decode product for M <= small_m_max rows on CUDA, None for more rows (the prefill path)."""
+        if x.shape[0] == 1:
+            from ..kernels.gemv_cuda import gemv
+
+            y = gemv(self.mode, x, self.qweight, self.scale, self.bias)
+            if y is not None:
+                return y
+        if x.shape[0] <= self.options.small_m_max:
+            from ..kernels.quant_smallm import w8_smallm_linear
+
+            return w8_smallm_linear(x, self.qweight, self.scale, self.bias, self.options.fp32_matmul)
+        return None

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import QuantLinearBase, QuantOptions
+from .common import PerChannelLinear, QuantOptions, quantize_per_channel
 from .modes import QuantError
 
 QMAX = 448.0
 FP8_DTYPE = torch.float8_e4m3fn
 MIN_CAPABILITY = (8, 9)
-_CHUNK_ELEMENTS = 1 << 24
 FUSED_ENV = "EVALPIPE_FP8_FUSED"
 
 
@@ -71,20 +70,10 @@ def check_fp8_device(device: torch.device) -> None:
 
 def quantize_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """weight [N, K] float -> (q float8_e4m3fn [N, K], scale fp32 [N]) with weight ~= q * scale[:, None]."""
-    n, k = weight.shape
-    q = torch.empty((n, k), dtype=FP8_DTYPE, device=weight.device)
-    scale = torch.empty((n,), dtype=torch.float32, device=weight.device)
-    rows = max(1, _CHUNK_ELEMENTS // k)
-    for r0 in range(0, n, rows):
-        w = weight[r0 : r0 + rows].float()
-        amax = w.abs().amax(dim=1)
-        s = torch.where(amax > 0, amax / QMAX, torch.ones_like(amax))
-        q[r0 : r0 + rows] = (w / s[:, None]).clamp_(-QMAX, QMAX).to(FP8_DTYPE)
-        scale[r0 : r0 + rows] = s
-    return q, scale
+    return quantize_per_channel(weight, QMAX, FP8_DTYPE, round_to_integer=False)
 
 
-class Fp8Linear(QuantLinearBase):
+class Fp8Linear(PerChannelLinear):
     mode = "fp8"
 
     def __init__(
@@ -102,15 +91,7 @@ class Fp8Linear(QuantLinearBase):
                 f"fp8: tensor {name or '?'} is [{n}, {k}]; the fp8 tensor-core GEMM needs both sizes to be "
                 "multiples of 16: use --quant int8 or bf16 for this model"
             )
-        super().__init__(n, k, bias, act_dtype, options, name)
-        q, scale = quantize_fp8(weight)
-        self.qweight: torch.Tensor
-        self.scale: torch.Tensor
-        self.register_buffer("qweight", q)
-        self.register_buffer("scale", scale)
-
-    def dequantized_weight(self) -> torch.Tensor:
-        return self.qweight.float() * self.scale[:, None]
+        super().__init__(*quantize_fp8(weight), bias, act_dtype, options, name)
 
     def forward(self, x: torch.Tensor | QuantizedRows) -> torch.Tensor:
         """y = x @ W.T + b for a tensor x (any leading shape), or for QuantizedRows (see forward_quantized)."""
@@ -148,16 +129,9 @@ class Fp8Linear(QuantLinearBase):
         return self._add_bias(y)
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1:
-            from ..kernels.gemv_cuda import gemv
-
-            y = gemv("fp8", x, self.qweight, self.scale, self.bias)
-            if y is not None:
-                return y
-        if x.shape[0] <= self.options.small_m_max:
-            from ..kernels.quant_smallm import w8_smallm_linear
-
-            return w8_smallm_linear(x, self.qweight, self.scale, self.bias, self.options.fp32_matmul)
+        y = self._decode2d(x)
+        if y is not None:
+            return y
         from ..kernels.quant_act import quantize_rows
 
         qx, sx = quantize_rows(x, FP8_DTYPE)

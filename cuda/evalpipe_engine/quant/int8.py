@@ -10,32 +10,21 @@ from __future__ import annotations
 
 import torch
 
-from .common import QuantLinearBase, QuantOptions, fp32_matmul_precision
+from .common import PerChannelLinear, QuantOptions, fp32_matmul_precision, quantize_per_channel
 
 QMAX = 127.0
-_CHUNK_ELEMENTS = 1 << 24
 
 
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """weight [N, K] float -> (q int8 [N, K], scale fp32 [N]) with weight ~= q * scale[:, None]."""
-    n, k = weight.shape
-    q = torch.empty((n, k), dtype=torch.int8, device=weight.device)
-    scale = torch.empty((n,), dtype=torch.float32, device=weight.device)
-    rows = max(1, _CHUNK_ELEMENTS // k)
-    for r0 in range(0, n, rows):
-        w = weight[r0 : r0 + rows].float()
-        amax = w.abs().amax(dim=1)
-        s = torch.where(amax > 0, amax / QMAX, torch.ones_like(amax))
-        q[r0 : r0 + rows] = torch.round(w / s[:, None]).clamp_(-QMAX, QMAX).to(torch.int8)
-        scale[r0 : r0 + rows] = s
-    return q, scale
+    return quantize_per_channel(weight, QMAX, torch.int8, round_to_integer=True)
 
 
 def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.float() * scale[:, None]
 
 
-class Int8Linear(QuantLinearBase):
+class Int8Linear(PerChannelLinear):
     mode = "int8"
 
     def __init__(
@@ -46,15 +35,7 @@ class Int8Linear(QuantLinearBase):
         options: QuantOptions,
         name: str = "",
     ) -> None:
-        super().__init__(weight.shape[0], weight.shape[1], bias, act_dtype, options, name)
-        q, scale = quantize_int8(weight)
-        self.qweight: torch.Tensor
-        self.scale: torch.Tensor
-        self.register_buffer("qweight", q)
-        self.register_buffer("scale", scale)
-
-    def dequantized_weight(self) -> torch.Tensor:
-        return dequantize_int8(self.qweight, self.scale)
+        super().__init__(*quantize_int8(weight), bias, act_dtype, options, name)
 
     def _outlier_columns(self, x: torch.Tensor) -> torch.Tensor | None:
         t = self.options.int8_outlier_threshold
@@ -85,16 +66,9 @@ class Int8Linear(QuantLinearBase):
         return int8_dequantize(self.qweight, self.scale, dtype)
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1:
-            from ..kernels.gemv_cuda import gemv
-
-            y = gemv("int8", x, self.qweight, self.scale, self.bias)
-            if y is not None:
-                return y
-        if x.shape[0] <= self.options.small_m_max:
-            from ..kernels.quant_smallm import w8_smallm_linear
-
-            return w8_smallm_linear(x, self.qweight, self.scale, self.bias, self.options.fp32_matmul)
+        y = self._decode2d(x)
+        if y is not None:
+            return y
         w = self._prefill_dense_weight(x.dtype)
         if w is not None:
             with fp32_matmul_precision(self.options.fp32_matmul):
