@@ -3,13 +3,9 @@ kernel runs through Triton's interpreter on CPU (tiny shapes) and for real on th
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _interpreter import run_interpreted
 
 from evalpipe_engine.attention import packed_attention
 from evalpipe_engine.kernels.flash_attention import flash_attention_reference
@@ -63,10 +59,7 @@ for lengths, hq, hkv, d, window in [([37, 5, 64, 1, 50], 4, 2, 16, None), ([37, 
 
 def test_triton_kernel_in_interpreter() -> None:
     """The real kernel code, run by Triton's CPU interpreter (a subprocess: the flag must be set before import)."""
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    res = subprocess.run(
-        [sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    res = run_interpreted(["-c", _INTERPRETED], timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("ok") == 4
 

@@ -16,15 +16,13 @@ unfused path (EVALPIPE_FP8_FUSED=0; the fusion is opt-in with =1), and decode un
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _interpreter import assert_interpreted_tests_pass
 from _native_helpers import tiny_config
 
 from evalpipe_engine.kernels.quant_act import quantize_rows_reference
@@ -58,19 +56,7 @@ def _ln_inputs(m: int, k: int, dtype: torch.dtype, seed: int, device: str = "cpu
 
 @pytest.mark.skipif(INTERPRET or CUDA, reason="this is the parent; on a GPU the gpu tests run instead")
 def test_interpreted_fused_kernels() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "interp"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    summary = proc.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, proc.stdout[-2000:]
+    assert_interpreted_tests_pass(__file__)
 
 
 # ---------------------------------------------------------------- interpreter (CPU) tests

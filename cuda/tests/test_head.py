@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _interpreter import run_interpreted
 
 from evalpipe_engine.head import chunk_rows_for, target_logprobs_chunked
 
@@ -60,8 +56,7 @@ for dt in (torch.float32, torch.bfloat16):
 
 
 def test_fused_lse_kernel_in_interpreter() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    res = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
+    res = run_interpreted(["-c", _INTERPRETED], timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("ok") == 2
 

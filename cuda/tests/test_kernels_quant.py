@@ -8,12 +8,10 @@ so `test_interpreted_kernels` re-runs this file in a child process with TRITON_I
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from _interpreter import assert_interpreted_tests_pass
 
 from evalpipe_engine.quant import QuantOptions, build_linear
 from evalpipe_engine.quant.int8 import dequantize_int8, quantize_int8
@@ -36,19 +34,7 @@ def tol(dtype: torch.dtype) -> float:
 
 @pytest.mark.skipif(INTERPRET or CUDA, reason="this is the parent; on a GPU the gpu tests run instead")
 def test_interpreted_kernels() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "interp"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    summary = proc.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, proc.stdout[-2000:]
+    assert_interpreted_tests_pass(__file__)
 
 
 # ---------------------------------------------------------------- interpreter (CPU) tests

@@ -4,13 +4,9 @@ round float32 -> bfloat16 to nearest, so on CPU bf16 is checked to a tolerance a
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _interpreter import run_interpreted
 
 _INTERPRETED = """
 import torch
@@ -42,8 +38,7 @@ for dt, tol in ((torch.float32, 1e-5), (torch.bfloat16, 1e-2)):
 
 
 def test_small_kernels_in_interpreter() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    res = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
+    res = run_interpreted(["-c", _INTERPRETED], timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("ok") == 2
 
