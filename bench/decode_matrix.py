@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from records import git_commit, write_json_atomic
 
 from evalpipe_engine.model import NativeStarcoder2, Starcoder2Config, hf_reference_model, random_state_dict
 from evalpipe_engine.system_info import system_info
@@ -225,22 +223,6 @@ def run_variant(name: str, cfg: Starcoder2Config, args: argparse.Namespace, devi
                 os.environ[k] = v
 
 
-def write_json(out: Path, result: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(result, f, indent=1)
-        tmp = f.name
-    os.replace(tmp, out)
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or os.environ.get("EVALPIPE_COMMIT", "")
-    except (OSError, subprocess.TimeoutExpired):
-        return os.environ.get("EVALPIPE_COMMIT", "")
-
-
 def summarize(result: dict[str, Any]) -> None:
     runs = result["variants"]
     base = runs.get("bf16-repeat") or runs.get("bf16")
@@ -313,10 +295,10 @@ def main() -> int:
         print(f"decode_matrix: {name}", file=sys.stderr, flush=True)
         result["variants"][name] = run_variant(key, cfg, args, device)
         if args.out:
-            write_json(args.out, result)
+            write_json_atomic(args.out, result)
     summarize(result)
     if args.out:
-        write_json(args.out, result)
+        write_json_atomic(args.out, result)
     return 0
 
 

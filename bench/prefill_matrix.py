@@ -19,11 +19,9 @@ import argparse
 import datetime as dt
 import gc
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "cuda"))
+
+from records import write_json_atomic  # noqa: E402
 
 from evalpipe_engine.backend import ModelFacts  # noqa: E402
 from evalpipe_engine.bench import run_bench  # noqa: E402
@@ -295,7 +295,7 @@ def main() -> int:
             result["models"][name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
             gc.collect()
             torch.cuda.empty_cache()
-        write_json(out, result)
+        write_json_atomic(out, result)
     log(f"wrote {out}")
     print_table(result)
     return 0
@@ -355,15 +355,6 @@ def run_model(
                 r["tflops"] = r["tokens_per_s"] * fpt / 1e12
                 r["fraction_of_matmul_ceiling"] = r["tflops"] / ceil["bf16_matmul_tflops"]
     result["models"][name] = entry
-
-
-def write_json(out: Path, result: dict[str, Any]) -> None:
-    """Atomically (temp file + rename), after every model, so a later failure keeps what was measured."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(result, f, indent=1)
-        tmp = f.name
-    os.replace(tmp, out)
 
 
 def profile(model: NativeStarcoder2, bsz: int, t: int) -> None:

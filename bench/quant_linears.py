@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,7 @@ import time
 from typing import Any
 
 import torch
+from records import git_commit, write_json_atomic
 
 from evalpipe_engine.quant import QuantOptions, build_linear, linear_weight_bytes
 
@@ -219,12 +219,7 @@ def versions() -> dict[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out["driver"] = "unknown"
-    try:
-        out["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        out["git_commit"] = "unknown"
+    out["git_commit"] = git_commit()
     return out
 
 
@@ -339,12 +334,8 @@ def main() -> int:
         "targets": verdicts,
         "whole_model": model_results,
     }
-    text = json.dumps(record, indent=2)
     if args.out:
-        tmp = f"{args.out}.{os.getpid()}.incomplete"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, args.out)
+        write_json_atomic(args.out, record, indent=2)
     print(
         f"{'variant':<10} {'prefill':>8} {'ratio':>6} "
         + " ".join(f"{'dec M=' + str(m):>9} {'x':>5}" for m in decode_ms)
