@@ -10,8 +10,10 @@ import triton.language as tl
 
 
 @triton.jit
-def _add_ln_kernel(X, Y, W, B, H, n_cols, stride_x, stride_y, stride_h, eps, BLOCK: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
+def add_layernorm_row(X, Y, W, B, row, n_cols, stride_x, stride_y, eps, BLOCK: tl.constexpr):
+    """One row: x <- x + y (stored, rounded to x's dtype), then LayerNorm of the rounded sum in float32, returned
+    rounded to x's dtype (masked lanes hold 0), with the lane offsets and mask. Shared by this kernel and the
+    fused quantizing one (fused_quant.py), so both compute the same bits."""
     offs = tl.arange(0, BLOCK)
     ok = offs < n_cols
     x = tl.load(X + row * stride_x + offs, mask=ok, other=0.0)
@@ -25,7 +27,22 @@ def _add_ln_kernel(X, Y, W, B, H, n_cols, stride_x, stride_y, stride_h, eps, BLO
     rstd = 1.0 / tl.sqrt(var + eps)
     w = tl.load(W + offs, mask=ok, other=0.0).to(tl.float32)
     b = tl.load(B + offs, mask=ok, other=0.0).to(tl.float32)
-    tl.store(H + row * stride_h + offs, (d * rstd * w + b).to(x.dtype), mask=ok)
+    return (d * rstd * w + b).to(x.dtype), offs, ok
+
+
+@triton.jit
+def _add_ln_kernel(X, Y, W, B, H, n_cols, stride_x, stride_y, stride_h, eps, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    h, offs, ok = add_layernorm_row(X, Y, W, B, row, n_cols, stride_x, stride_y, eps, BLOCK)
+    tl.store(H + row * stride_h + offs, h, mask=ok)
+
+
+def row_kernel_warps(block: int, device: torch.device) -> int:
+    """Warps for a one-row-per-program kernel over `block` lanes (one warp in the CPU interpreter). The fused
+    quantizing LayerNorm uses the same count: the same reduction order, so the same bits."""
+    if device.type != "cuda":
+        return 1
+    return 4 if block <= 2048 else 8 if block <= 8192 else 16
 
 
 def add_layernorm_(
@@ -37,9 +54,7 @@ def add_layernorm_(
         raise ValueError(f"add_layernorm_: x {tuple(x.shape)} and y {tuple(y.shape)} must match, rows contiguous")
     h = torch.empty_like(x)
     block = triton.next_power_of_2(c)
-    warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
-    if x.device.type != "cuda":
-        warps = 1
+    warps = row_kernel_warps(block, x.device)
     _add_ln_kernel[(n,)](x, y, weight, bias, h, c, x.stride(0), y.stride(0), h.stride(0), eps, BLOCK=block,
                          num_warps=warps)  # fmt: skip
     return h

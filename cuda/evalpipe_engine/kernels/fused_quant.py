@@ -27,6 +27,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from .add_layernorm import add_layernorm_row, row_kernel_warps
 from .quant_act import QMAX, quantize_rows_reference, scale_row
 
 
@@ -35,23 +36,11 @@ def _add_ln_quant_kernel(
     X, Y, W, B, Q, S, n_cols, stride_x, stride_y, stride_q, eps,
     QMAX: tl.constexpr, TO_INT8: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    # the residual add and LayerNorm: add_layernorm._add_ln_kernel's arithmetic, line for line
+    # the residual add and LayerNorm of add_layernorm_ itself, rounded to the activation dtype as the unfused path
+    # stores it (masked lanes are 0)
     row = tl.program_id(0).to(tl.int64)
-    offs = tl.arange(0, BLOCK)
-    ok = offs < n_cols
-    x = tl.load(X + row * stride_x + offs, mask=ok, other=0.0)
-    y = tl.load(Y + row * stride_y + offs, mask=ok, other=0.0)
-    s = (x.to(tl.float32) + y.to(tl.float32)).to(x.dtype)
-    tl.store(X + row * stride_x + offs, s, mask=ok)
-    v = s.to(tl.float32)
-    mean = tl.sum(v, 0) / n_cols
-    d = tl.where(ok, v - mean, 0.0)
-    var = tl.sum(d * d, 0) / n_cols
-    rstd = 1.0 / tl.sqrt(var + eps)
-    w = tl.load(W + offs, mask=ok, other=0.0).to(tl.float32)
-    b = tl.load(B + offs, mask=ok, other=0.0).to(tl.float32)
-    # rounded to the activation dtype as the unfused path stores it; masked lanes are 0 (d, w, b are)
-    h = (d * rstd * w + b).to(x.dtype).to(tl.float32)
+    h16, offs, ok = add_layernorm_row(X, Y, W, B, row, n_cols, stride_x, stride_y, eps, BLOCK)
+    h = h16.to(tl.float32)
     q, scale = scale_row(h, QMAX, TO_INT8)
     tl.store(Q + row * stride_q + offs, q.to(Q.dtype.element_ty), mask=ok)
     tl.store(S + row, scale)
@@ -96,10 +85,7 @@ def add_layernorm_quant_rows(
     q, s = _outputs(x, qdtype, "add_layernorm_quant_rows")
     n, c = x.shape
     block = triton.next_power_of_2(c)
-    # add_layernorm_'s launch shape: the same reduction order, so the same LayerNorm bits
-    warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
-    if x.device.type != "cuda":
-        warps = 1
+    warps = row_kernel_warps(block, x.device)  # add_layernorm_'s launch shape: the same LayerNorm bits
     _add_ln_quant_kernel[(n,)](
         x, y, weight, bias, q, s, c, x.stride(0), y.stride(0), q.stride(0), eps,
         QMAX=QMAX[qdtype], TO_INT8=qdtype == torch.int8, BLOCK=block, num_warps=warps,
