@@ -5,9 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { buildSandboxImage } from './build-image.js';
 import { connectDocker } from './docker-host.js';
 import { repoRoot } from './image-recipe.js';
+import type { SandboxCheckReport } from './sandbox-check.js';
 
 export interface DockerAvailability {
   available: boolean;
@@ -41,4 +43,19 @@ export async function requireSandbox(availability: DockerAvailability): Promise<
 export function testHumanEvalPath(): string | undefined {
   const path = join(repoRoot(), '..', 'shared', 'datasets', 'HumanEval.jsonl.gz');
   return existsSync(path) ? path : undefined;
+}
+
+/**
+ * What a clean `sandbox check` reports for any sandbox image: every canonical solution passes, no known-wrong
+ * completion does, the time and memory probes are classified, no infrastructure errors. Throws (with the part
+ * that differs) otherwise; used by the tests of the debootstrap and the Dockerfile images alike.
+ */
+export function expectCleanSandboxCheck(report: SandboxCheckReport): void {
+  expect(report.canonical).toMatchObject({ total: 164, passed: 164, notPassed: [] });
+  expect(report.knownWrong).toMatchObject({ total: 492, passed: 0, wronglyPassed: [] });
+  expect(report.probes.map((probe) => [probe.name, probe.got])).toEqual([
+    ['infinite loop', 'timeout'],
+    ['8 GiB allocation', 'oom'],
+  ]);
+  expect(report.sandboxErrors).toBe(0);
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadHumanEval } from '../../datasets/humaneval.js';
-import { probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
+import { expectCleanSandboxCheck, probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
 import type { SandboxCheckReport } from '../../sandbox/sandbox-check.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';
@@ -44,13 +44,7 @@ describe('evalpipe sandbox', () => {
       if (!path) await writeFile(file, (await loadHumanEval()).problems.map((problem) => JSON.stringify(problem)).join('\n'));
       const result = await cli(['sandbox', 'check', '--humaneval', file, '--json']);
       const report = JSON.parse(result.stdout) as SandboxCheckReport;
-      expect(report.canonical).toMatchObject({ total: 164, passed: 164, notPassed: [] });
-      expect(report.knownWrong).toMatchObject({ total: 492, passed: 0, wronglyPassed: [] });
-      expect(report.probes.map((probe) => [probe.name, probe.got])).toEqual([
-        ['infinite loop', 'timeout'],
-        ['8 GiB allocation', 'oom'],
-      ]);
-      expect(report.sandboxErrors).toBe(0);
+      expectCleanSandboxCheck(report);
       expect(report.ok).toBe(true);
       expect(result.code).toBe(0);
     } finally {
