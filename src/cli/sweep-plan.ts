@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { ATTENTION_BACKENDS, QUANT_MODES } from '../engine/protocol.js';
-import { defaultRunId, type RunConfig, type RunSettings } from '../pipeline/run-config.js';
+import type { RunConfig, RunSettings } from '../pipeline/run-config.js';
+import { runDirectoryFor } from '../pipeline/run-pipeline.js';
 import { UsageError } from '../util/errors.js';
 import { buildRunConfig, type RawRunOptions } from './run-options.js';
 
@@ -60,8 +61,7 @@ export function planSweep(raw: RawSweepOptions): SweepPlan {
   for (const quant of quants) {
     for (const attn of attns) {
       const { config, settings } = buildRunConfig({ ...raw, quant, attn });
-      const runDir = resolve(join(process.cwd(), 'results', defaultRunId(config)));
-      items.push({ label: `${quant} ${attn}`, config, settings: { ...settings, runDir }, runDir });
+      items.push({ label: `${quant} ${attn}`, config, settings, runDir: runDirectoryFor(config, settings) });
     }
   }
   const hash = createHash('sha256')

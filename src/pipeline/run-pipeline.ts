@@ -43,6 +43,11 @@ export interface RunResults {
   latency?: { header: Record<string, unknown>; cells: LatencyCell[] };
 }
 
+/** Where a run lives: --run-dir, else results/<run-id> under the working directory (named by the config hash). */
+export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir'>): string {
+  return resolve(settings.runDir ?? join(process.cwd(), 'results', defaultRunId(config)));
+}
+
 /**
  * Run (or resume) one evaluation. Each stage reads the records before it and appends its own, so a run can stop
  * at any moment and the same command finishes it; `--stages` runs a subset (generate on a GPU machine, then
@@ -55,7 +60,7 @@ export async function runEvaluation(
   signal?: AbortSignal,
 ): Promise<RunResults | undefined> {
   const runId = defaultRunId(config);
-  const runDir = resolve(settings.runDir ?? join(process.cwd(), 'results', runId));
+  const runDir = runDirectoryFor(config, settings);
   const stages = settings.stages ?? stagesForTasks(config.tasks);
   const run = await RunDirectory.open(runDir, config, { fresh: settings.fresh, runId });
   log.info(`${run.resumed ? 'resuming' : 'starting'} run ${run.manifest.run_id} in ${runDir}`);
