@@ -574,7 +574,7 @@ class NativeStarcoder2(nn.Module):
     def _fp8_input(self, linear: nn.Module, rows: int) -> bool:
         """Whether the op producing `linear`'s input should quantize it (fused add+LayerNorm or GELU) instead of the
         linear: an fp8 linear on its prefill path on CUDA (more than small_m_max rows; decode never gets here).
-        Opt-in with EVALPIPE_FP8_FUSED=1 until verified on a GPU (quant/fp8.py fused_prefill_enabled)."""
+        On unless EVALPIPE_FP8_FUSED=0 (quant/fp8.py fused_prefill_enabled)."""
         from .quant.fp8 import Fp8Linear, fused_prefill_enabled
 
         return (

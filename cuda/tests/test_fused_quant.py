@@ -10,7 +10,7 @@ fp32 activations and int8 output; bf16 and fp8 against PyTorch's conversions are
 
 GPU (`gpu` mark): the kernels on fresh random full-size shapes (M = 8192, K = 3072 and 12288, bf16) against the
 unfused kernels and the references; forward_quantized against forward; the fp8 model's fused prefill against its
-unfused path (EVALPIPE_FP8_FUSED=0; the fusion is opt-in with =1), and decode untouched.
+unfused path (EVALPIPE_FP8_FUSED=0; the fusion is on by default), and decode untouched.
 """
 
 from __future__ import annotations
@@ -205,8 +205,8 @@ class _Spy:
 
 @pytest.fixture(autouse=True)
 def _fusion_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fusion is opt-in (EVALPIPE_FP8_FUSED=1) until verified on a GPU; these tests turn it on, and off where
-    they compare."""
+    """The fusion is on by default; these tests say so explicitly (a developer's shell may have turned it off), and
+    turn it off where they compare."""
     monkeypatch.setenv(FUSED_ENV, "1")
 
 
