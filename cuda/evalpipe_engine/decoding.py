@@ -179,6 +179,10 @@ class StaticDecoder:
             os.environ.get("TRITON_INTERPRET") == "1" and model.attn == "flash"
         )
         self._use_graphs = dev.type == "cuda" and graphs_enabled()
+        # RoPE + cache append in one Triton launch on CUDA (kernels/rope.py rope_kv_append_) when the head dim's
+        # half is a power of two (the kernel's vector width); otherwise, and on CPU, the RoPE and two index writes
+        half = cfg.head_dim // 2
+        self._fused_rope = dev.type == "cuda" and half & (half - 1) == 0
         self._bucket = batch_bucket(rows, self._rows)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_rows = 0
@@ -299,18 +303,28 @@ class StaticDecoder:
         length = (pos + 1).to(torch.int32)
         row_ids = self._row_ids[:rows]
         x = F.embedding(self._tokens[:rows], model.embed)
-        for i, layer in enumerate(model.layers):
-            h = F.layer_norm(x, shape, layer.ln1_w, layer.ln1_b, eps)
+        layers = list(model.layers)
+        h = F.layer_norm(x, shape, layers[0].ln1_w, layers[0].ln1_b, eps)
+        for i, layer in enumerate(layers):
             qkv = layer.qkv(h).view(rows, hq + 2 * hkv, d)
-            apply_rope_inplace(qkv, positions, model.rope, hq + hkv)
             kc, vc = self._k[i][:rows], self._v[i][:rows]
-            kc[row_ids, :, pos] = qkv[:, hq : hq + hkv]
-            vc[row_ids, :, pos] = qkv[:, hq + hkv :]
+            if self._fused_rope:
+                from .kernels.rope import rope_kv_append_
+
+                rope_kv_append_(qkv, pos, model.rope.cos, model.rope.sin, kc, vc, hq)
+            else:
+                apply_rope_inplace(qkv, positions, model.rope, hq + hkv)
+                kc[row_ids, :, pos] = qkv[:, hq : hq + hkv]
+                vc[row_ids, :, pos] = qkv[:, hq + hkv :]
             a = self._attend(qkv[:, :hq], kc, vc, length)
-            x = x + layer.o(a.reshape(rows, hq * d))
-            h = F.layer_norm(x, shape, layer.ln2_w, layer.ln2_b, eps)
-            x = x + model._mlp(layer, h)
-        logits = model._head(F.layer_norm(x, shape, model.norm_w, model.norm_b, eps)).float()
+            # residual add + next LayerNorm: one fused kernel on CUDA, as in the prefill (model._add_norm)
+            h = model._add_norm(x, layer.o(a.reshape(rows, hq * d)), layer.ln2_w, layer.ln2_b)
+            y = model._mlp(layer, h)
+            if i + 1 < len(layers):
+                h = model._add_norm(x, y, layers[i + 1].ln1_w, layers[i + 1].ln1_b)
+            else:
+                h = model._add_norm(x, y, model.norm_w, model.norm_b)
+        logits = model._head(h).float()
         self._lens[:rows] += 1
         return logits
 

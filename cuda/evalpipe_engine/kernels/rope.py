@@ -14,6 +14,20 @@ import triton.language as tl
 
 
 @triton.jit
+def _rotate_half(x1, x2, c, s):
+    """The rotate-half rotation of (x1, x2) by float32 cos/sin with HF's rounding steps: cos/sin rounded to x's
+    dtype, each product rounded, then the sum (exact for float32). Returns (out1, out2) in x's dtype."""
+    dt = x1.dtype
+    c = c.to(dt).to(tl.float32)
+    s = s.to(dt).to(tl.float32)
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    o1 = (a * c).to(dt).to(tl.float32) - (b * s).to(dt).to(tl.float32)
+    o2 = (b * c).to(dt).to(tl.float32) + (a * s).to(dt).to(tl.float32)
+    return o1.to(dt), o2.to(dt)
+
+
+@triton.jit
 def _rope_kernel(
     X,
     POS,
@@ -36,16 +50,52 @@ def _rope_kernel(
     base = X + offs_t[:, None].to(tl.int64) * stride_xt + head * stride_xh + offs_d[None, :]
     x1 = tl.load(base, mask=ok[:, None], other=0.0)
     x2 = tl.load(base + HALF, mask=ok[:, None], other=0.0)
-    dt = x1.dtype
-    # HF's rounding steps: cos/sin rounded to x's dtype, each product rounded, then the sum (exact for float32)
-    c = c.to(dt).to(tl.float32)
-    s = s.to(dt).to(tl.float32)
-    a = x1.to(tl.float32)
-    b = x2.to(tl.float32)
-    o1 = (a * c).to(dt).to(tl.float32) - (b * s).to(dt).to(tl.float32)
-    o2 = (b * c).to(dt).to(tl.float32) + (a * s).to(dt).to(tl.float32)
-    tl.store(base, o1.to(dt), mask=ok[:, None])
-    tl.store(base + HALF, o2.to(dt), mask=ok[:, None])
+    o1, o2 = _rotate_half(x1, x2, c, s)
+    tl.store(base, o1, mask=ok[:, None])
+    tl.store(base + HALF, o2, mask=ok[:, None])
+
+
+@triton.jit
+def _rope_kv_append_kernel(
+    QKV,
+    POS,
+    COS,
+    SIN,
+    K,
+    V,
+    stride_qt,
+    stride_qh,
+    stride_cr,
+    stride_ch,
+    stride_cp,
+    n_q,
+    n_kv,
+    HALF: tl.constexpr,
+):
+    """Program (row, head) of a decode step's qkv [rows, n_q + 2 n_kv, D]: a query head is rotated in place, a key
+    head rotated and stored at its row's position in the key cache, a value head copied into the value cache."""
+    row = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    pos = tl.load(POS + row).to(tl.int64)
+    offs = tl.arange(0, HALF)
+    src = QKV + row * stride_qt + head * stride_qh + offs
+    x1 = tl.load(src)
+    x2 = tl.load(src + HALF)
+    if head < n_q + n_kv:
+        c = tl.load(COS + pos * HALF + offs)
+        s = tl.load(SIN + pos * HALF + offs)
+        o1, o2 = _rotate_half(x1, x2, c, s)
+        if head < n_q:
+            tl.store(src, o1)
+            tl.store(src + HALF, o2)
+        else:
+            dst = K + row * stride_cr + (head - n_q) * stride_ch + pos * stride_cp + offs
+            tl.store(dst, o1)
+            tl.store(dst + HALF, o2)
+    else:
+        dst = V + row * stride_cr + (head - n_q - n_kv) * stride_ch + pos * stride_cp + offs
+        tl.store(dst, x1)
+        tl.store(dst + HALF, x2)
 
 
 def apply_rope_(
@@ -61,3 +111,35 @@ def apply_rope_(
     block_t = 16 if x.device.type != "cuda" else 32
     grid = (triton.cdiv(n_tok, block_t), n_rot_heads)
     _rope_kernel[grid](x, positions, cos, sin, n_tok, x.stride(0), x.stride(1), HALF=half, BLOCK_T=block_t, num_warps=4)
+
+
+def rope_kv_append_(
+    qkv: torch.Tensor,
+    positions: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    n_q: int,
+) -> None:
+    """One decode step's rotary embedding and cache append in one launch (instead of a RoPE kernel and two
+    index_put writes): qkv [rows, n_q + 2 n_kv, D] (heads: queries, keys, values); positions [rows] int, each
+    row's position; caches [rows, n_kv, capacity, D] (same strides). Queries are rotated in place in qkv; each
+    row's rotated key and its value are written at [row, :, positions[row]] of the caches."""
+    rows, heads, head_dim = qkv.shape
+    n_kv = (heads - n_q) // 2
+    half = head_dim // 2
+    if qkv.stride(-1) != 1 or k_cache.stride(-1) != 1 or k_cache.stride() != v_cache.stride():
+        raise ValueError("rope_kv_append_: qkv and the caches need a contiguous last dimension and equal strides")
+    if n_q + 2 * n_kv != heads or k_cache.shape[0] < rows or k_cache.shape[1] != n_kv or k_cache.shape[3] != head_dim:
+        raise ValueError(
+            f"rope_kv_append_: qkv {tuple(qkv.shape)} with {n_q} query heads does not match the cache "
+            f"{tuple(k_cache.shape)}"
+        )
+    if half & (half - 1) or cos.shape[-1] != half or sin.shape != cos.shape:
+        raise ValueError(f"rope_kv_append_: head dim {head_dim} needs a power-of-two half and tables of that width")
+    _rope_kv_append_kernel[(rows, heads)](
+        qkv, positions, cos, sin, k_cache, v_cache,
+        qkv.stride(0), qkv.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        n_q, n_kv, HALF=half, num_warps=1,
+    )  # fmt: skip
