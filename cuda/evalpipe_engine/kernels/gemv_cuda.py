@@ -5,13 +5,19 @@ y[1, N] = x[1, K] @ dequant(W).T + b, reading each weight byte exactly once with
   int8 (per-channel scale s[n]): a byte becomes a float with one byte-permute and one add (the 2^23 magic-number
     trick), so no slow integer-to-float conversions; y[n] = s[n] * sum_k q[n, k] x[k] + b[n];
   e4m3 (per-channel scale): the hardware's cvt.rn.f16x2.e4m3x2, two values per instruction (sm_89+);
-  nf4 (block 64, fp32 absmax, bitsandbytes' byte order: element 2j in the high nibble): the 16-entry code table
-    lives in shared memory replicated once per lane (lut[c * 32 + lane]), so the 32 lanes of a warp always hit 32
-    different banks (no conflicts) whatever the codes are; the absmax multiplies each 32-element partial sum.
-Each block of 128 threads owns ROWS output rows and splits K across its threads (16 bytes per thread per step,
-UNROLL steps in flight), then reduces through warp shuffles and shared memory; accumulation is fp32 throughout.
-Activations may be bf16, fp16 or fp32 (the output has x's dtype). ROWS and UNROLL are picked per shape by timing
-the variants once, outside CUDA-graph capture.
+  nf4 (block 64, fp32 absmax, bitsandbytes' byte order: element 2j in the high nibble), two table layouts:
+    "nibble": the 16-entry code table in shared memory replicated once per lane (lut[c * 32 + lane]), so the 32
+      lanes of a warp always hit 32 different banks whatever the codes are; one lookup per weight;
+    "pair": a 256-entry table of code pairs (entry b = {code[b >> 4], code[b & 15]}, 8 bytes) replicated 16 times
+      (pair[b * 16 + lane % 16]: a half-warp's 8-byte loads cover the 32 banks once), so one 64-bit lookup serves
+      both weights of a byte: about 5 instructions per byte instead of 8, the nibble layout's issue-bound inner
+      loop. Its 32 KB table is filled once per block, so those blocks are persistent (a grid of 3-4 per SM
+      walking the rows) rather than one per row group;
+    the absmax multiplies each 32-element partial sum; both layouts sum in the same order (the same result).
+Each block of 128 threads owns ROWS output rows at a time and splits K across its threads (16 bytes per thread per
+step, UNROLL steps in flight), then reduces through warp shuffles and shared memory; accumulation is fp32
+throughout. Activations may be bf16, fp16 or fp32 (the output has x's dtype). ROWS and UNROLL (and for nf4 the table
+layout) are picked per shape by timing the variants once, outside CUDA-graph capture.
 
 Everything here is a fast path: `gemv` returns None whenever it cannot run (no CUDA, run-time compilation
 unavailable, an unaligned or odd-sized operand), and the caller runs its Triton kernel instead.
@@ -27,8 +33,19 @@ import torch
 from .cuda_rtc import RtcUnavailable, load_module, rtc_enabled, warn_fallback_once
 
 THREADS = 128
-VARIANTS: tuple[tuple[int, int], ...] = tuple(itertools.product((1, 2, 4), (1, 2)))  # (ROWS, UNROLL)
-DEFAULT_VARIANT = (2, 2)
+# (ROWS, UNROLL, TABLE): TABLE 0 for int8/fp8; for nf4 0 = the nibble table, 1 = the pair table (see above)
+W8_VARIANTS: tuple[tuple[int, int, int], ...] = tuple(itertools.product((1, 2, 4), (1, 2), (0,)))
+# nf4 also has 8 rows a block: a row of K = 3072 is only 1536 bytes, and one 16-byte load per thread per row is all
+# a block has in flight, so more rows per block keep more bytes in flight (the GEMV is latency-bound there)
+NF4_VARIANTS: tuple[tuple[int, int, int], ...] = (
+    *itertools.product((1, 2, 4), (1, 2), (0, 1)),
+    (8, 1, 0),
+    (8, 1, 1),
+)
+DEFAULT_VARIANT = (2, 2, 0)
+# persistent pair-table blocks per SM: 32 KB of table each, and up to 128 registers a thread (168 with 8 rows): what
+# fits an SM at once (ptxas -v, sm_90)
+PAIR_BLOCKS_PER_SM = {1: 4, 2: 4, 4: 4, 8: 3}
 _ACTS = {torch.bfloat16: ("bf16", 0), torch.float16: ("f16", 1), torch.float32: ("f32", 2)}
 _FORMATS = {"int8": 0, "fp8": 1, "nf4": 2}
 
@@ -38,6 +55,7 @@ typedef unsigned short u16;
 typedef unsigned char u8;
 struct u32x4 { u32 x, y, z, w; };
 #define THREADS 128
+struct alignas(8) f2 { float x, y; };
 
 __device__ __forceinline__ float as_float(u32 v) { float f; asm("mov.b32 %0, %1;" : "=f"(f) : "r"(v)); return f; }
 __device__ __forceinline__ u32 as_u32(float f) { u32 v; asm("mov.b32 %0, %1;" : "=r"(v) : "f"(f)); return v; }
@@ -174,6 +192,26 @@ __device__ __forceinline__ float dot_nf4x32(const u32x4& w, const float* x, cons
   return a + b;
 }
 
+// The same 32 weights through the pair table: entry b of copy c is at byte (b * 16 + c) * 8 of the table, so a
+// byte's offset is one shift and one and-or (b << 7 | lane_off, lane_off = (lane % 16) * 8). The sums run in the
+// same order as dot_nf4x32 (a: even elements, b: odd), so both layouts give the same bits.
+__device__ __forceinline__ float dot_nf4x32_pairs(const u32x4& w, const float* x, const f2* table, u32 lane_off) {
+  u32 words[4] = {w.x, w.y, w.z, w.w};
+  const char* base = (const char*)table;
+  float a = 0.f, b = 0.f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const u32 shifted = q == 0 ? words[j] << 7 : words[j] >> (8 * q - 7);
+      const f2 c = *(const f2*)(base + ((shifted & 0x7F80u) | lane_off));
+      a = fmaf(c.x, x[8 * j + 2 * q], a);
+      b = fmaf(c.y, x[8 * j + 2 * q + 1], b);
+    }
+  }
+  return a + b;
+}
+
 template <int ROWS>
 __device__ __forceinline__ void reduce_rows(float* acc, float (*red)[ROWS]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -231,95 +269,122 @@ __device__ __forceinline__ void gemv_w8(const void* x, const u8* w, const float*
 }
 
 // nf4: packed [N, KB] bytes (KB = Kp / 2, Kp = K rounded up to 64), absmax fp32 [N, Kp / 64], code fp32 [16].
-template <int ACT, int ROWS, int UNROLL>
+// PAIR 0: nibble table, one block per ROWS rows; PAIR 1: pair table, blocks walk the rows (grid-stride).
+template <int ACT, int ROWS, int UNROLL, int PAIR>
 __device__ __forceinline__ void gemv_nf4(const void* x, const u8* w, const float* absmax, const float* code,
                                          const void* bias, void* y, int N, int K, int KB, int has_bias) {
-  __shared__ float lut_all[16 * 32];
+  __shared__ float lut_all[PAIR ? 1 : 16 * 32];
+  __shared__ f2 pair_all[PAIR ? 256 * 16 : 1];
   __shared__ float red[THREADS / 32][ROWS];
-  for (int i = threadIdx.x; i < 16 * 32; i += THREADS) lut_all[i] = code[i >> 5];
+  if (PAIR) {
+    for (int i = threadIdx.x; i < 256 * 16; i += THREADS) {
+      f2 e;
+      e.x = code[i >> 8];
+      e.y = code[(i >> 4) & 15];
+      pair_all[i] = e;
+    }
+  } else {
+    for (int i = threadIdx.x; i < 16 * 32; i += THREADS) lut_all[i] = code[i >> 5];
+  }
   __syncthreads();
   const float* lut = lut_all + (threadIdx.x & 31);
-  const int row0 = blockIdx.x * ROWS;
+  const u32 lane_off = (threadIdx.x & 15u) * 8u;
   const int nblk = KB / 32;
-  const u8* wr[ROWS];
-  const float* ar[ROWS];
+  for (int row0 = blockIdx.x * ROWS; row0 < N; row0 += gridDim.x * ROWS) {
+    const u8* wr[ROWS];
+    const float* ar[ROWS];
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r) {
-    const int row = min(row0 + r, N - 1);
-    wr[r] = w + (size_t)row * (size_t)KB;
-    ar[r] = absmax + (size_t)row * (size_t)nblk;
-  }
-  float acc[ROWS];
+    for (int r = 0; r < ROWS; ++r) {
+      const int row = min(row0 + r, N - 1);
+      wr[r] = w + (size_t)row * (size_t)KB;
+      ar[r] = absmax + (size_t)row * (size_t)nblk;
+    }
+    float acc[ROWS];
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
-  for (int b0 = threadIdx.x * 16; b0 < KB; b0 += THREADS * 16 * UNROLL) {
-    u32x4 wv[UNROLL][ROWS];
-    float sc[UNROLL][ROWS];
+    for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
+    for (int b0 = threadIdx.x * 16; b0 < KB; b0 += THREADS * 16 * UNROLL) {
+      u32x4 wv[UNROLL][ROWS];
+      float sc[UNROLL][ROWS];
 #pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int b = b0 + u * THREADS * 16;
+      for (int u = 0; u < UNROLL; ++u) {
+        const int b = b0 + u * THREADS * 16;
 #pragma unroll
-      for (int r = 0; r < ROWS; ++r) {
+        for (int r = 0; r < ROWS; ++r) {
+          if (b < KB) {
+            wv[u][r] = ld_stream(wr[r] + b);
+            sc[u][r] = ar[r][b >> 5];
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u) {
+        const int b = b0 + u * THREADS * 16;
         if (b < KB) {
-          wv[u][r] = ld_stream(wr[r] + b);
-          sc[u][r] = ar[r][b >> 5];
+          float xv[32];
+          const int k = 2 * b;
+          if (k + 32 <= K) load_x<ACT, 32>(x, k, xv);
+          else load_x_tail<ACT, 32>(x, k, K, xv);
+#pragma unroll
+          for (int r = 0; r < ROWS; ++r) {
+            const float d = PAIR ? dot_nf4x32_pairs(wv[u][r], xv, pair_all, lane_off) : dot_nf4x32(wv[u][r], xv, lut);
+            acc[r] = fmaf(d, sc[u][r], acc[r]);
+          }
         }
       }
     }
+    reduce_rows<ROWS>(acc, red);
+    const int t = threadIdx.x;
+    if (t < ROWS && row0 + t < N) {
+      float v = 0.f;
 #pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int b = b0 + u * THREADS * 16;
-      if (b < KB) {
-        float xv[32];
-        const int k = 2 * b;
-        if (k + 32 <= K) load_x<ACT, 32>(x, k, xv);
-        else load_x_tail<ACT, 32>(x, k, K, xv);
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r) acc[r] = fmaf(dot_nf4x32(wv[u][r], xv, lut), sc[u][r], acc[r]);
-      }
+      for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
+      if (has_bias) v += load_scalar<ACT>(bias, row0 + t);
+      store_scalar<ACT>(y, row0 + t, v);
     }
-  }
-  reduce_rows<ROWS>(acc, red);
-  const int t = threadIdx.x;
-  if (t < ROWS && row0 + t < N) {
-    float v = 0.f;
-#pragma unroll
-    for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
-    if (has_bias) v += load_scalar<ACT>(bias, row0 + t);
-    store_scalar<ACT>(y, row0 + t, v);
+    __syncthreads();  // red is reused by the next row group
   }
 }
 """
 
 
-def _kernel_name(fmt: str, act: str, rows: int, unroll: int) -> str:
-    return f"gemv_{fmt}_{act}_r{rows}_u{unroll}"
+def variants_for(fmt: str) -> tuple[tuple[int, int, int], ...]:
+    return NF4_VARIANTS if fmt == "nf4" else W8_VARIANTS
+
+
+def _kernel_name(fmt: str, act: str, rows: int, unroll: int, table: int = 0) -> str:
+    return f"gemv_{fmt}_{act}_r{rows}_u{unroll}" + ("_pair" if table else "")
 
 
 def _source() -> tuple[str, list[str]]:
     wrappers: list[str] = []
     names: list[str] = []
-    for (act, act_id), (rows, unroll) in itertools.product(((a, i) for a, i in _ACTS.values()), VARIANTS):
+    for act, act_id in _ACTS.values():
         for fmt in ("int8", "fp8"):
-            name = _kernel_name(fmt, act, rows, unroll)
+            for rows, unroll, _ in W8_VARIANTS:
+                name = _kernel_name(fmt, act, rows, unroll)
+                names.append(name)
+                wrappers.append(
+                    f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u8* w, '
+                    "const float* scale, const void* bias, void* y, int N, int K, int has_bias) {\n"
+                    f"  gemv_w8<{act_id}, {_FORMATS[fmt]}, {rows}, {unroll}>(x, w, scale, bias, y, N, K, has_bias);"
+                    "\n}\n"
+                )
+        for rows, unroll, table in NF4_VARIANTS:
+            name = _kernel_name("nf4", act, rows, unroll, table)
             names.append(name)
             wrappers.append(
                 f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u8* w, '
-                "const float* scale, const void* bias, void* y, int N, int K, int has_bias) {\n"
-                f"  gemv_w8<{act_id}, {_FORMATS[fmt]}, {rows}, {unroll}>(x, w, scale, bias, y, N, K, has_bias);\n}}\n"
+                "const float* absmax, const float* code, const void* bias, void* y, int N, int K, int KB, "
+                "int has_bias) {\n"
+                f"  gemv_nf4<{act_id}, {rows}, {unroll}, {table}>(x, w, absmax, code, bias, y, N, K, KB, has_bias);"
+                "\n}\n"
             )
-        name = _kernel_name("nf4", act, rows, unroll)
-        names.append(name)
-        wrappers.append(
-            f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u8* w, '
-            "const float* absmax, const float* code, const void* bias, void* y, int N, int K, int KB, int has_bias) {\n"
-            f"  gemv_nf4<{act_id}, {rows}, {unroll}>(x, w, absmax, code, bias, y, N, K, KB, has_bias);\n}}\n"
-        )
     return _COMMON + "\n".join(wrappers), names
 
 
 SOURCE, KERNEL_NAMES = _source()
-_choice: dict[tuple[Any, ...], tuple[int, int]] = {}
+_choice: dict[tuple[Any, ...], tuple[int, int, int]] = {}
+_sm_count: dict[int, int] = {}
 
 
 def _kernels(device: torch.device) -> dict[str, Any] | None:
@@ -336,14 +401,15 @@ def _aligned(t: torch.Tensor) -> bool:
     return t.data_ptr() % 16 == 0
 
 
-def _pick_variant(key: tuple[Any, ...], launch: Any) -> tuple[int, int]:
-    """The fastest (ROWS, UNROLL) for this shape, timed once; the default while a CUDA graph is being captured."""
+def _pick_variant(key: tuple[Any, ...], launch: Any) -> tuple[int, int, int]:
+    """The fastest (ROWS, UNROLL, TABLE) for this shape, timed once; the default while a CUDA graph is being
+    captured."""
     if key in _choice:
         return _choice[key]
     if torch.cuda.is_current_stream_capturing():
         return DEFAULT_VARIANT
     best, best_ms = DEFAULT_VARIANT, float("inf")
-    for variant in VARIANTS:
+    for variant in variants_for(key[0]):
         for _ in range(2):
             launch(variant)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -397,10 +463,17 @@ def gemv(
     bias_arg = bias if bias is not None else y
     has_bias = int(bias is not None)
 
-    def launch(variant: tuple[int, int]) -> None:
-        rows, unroll = variant
-        kernel = kernels[_kernel_name(fmt, act, rows, unroll)]
-        grid = (-(-n // rows), 1, 1)
+    def launch(variant: tuple[int, int, int]) -> None:
+        rows, unroll, table = variant
+        kernel = kernels[_kernel_name(fmt, act, rows, unroll, table)]
+        groups = -(-n // rows)
+        if table:  # persistent blocks, balanced: each walks the same number of row groups (one fewer at most)
+            index = x.device.index or 0
+            if index not in _sm_count:
+                _sm_count[index] = torch.cuda.get_device_properties(x.device).multi_processor_count
+            steps = -(-groups // (_sm_count[index] * PAIR_BLOCKS_PER_SM[rows]))
+            groups = -(-groups // steps)
+        grid = (groups, 1, 1)
         if fmt == "nf4":
             args = [x, weight, scales, code, bias_arg, y, n, in_features, weight.shape[1], has_bias]
         else:
