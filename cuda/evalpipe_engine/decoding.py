@@ -20,13 +20,14 @@ EVALPIPE_CUDA_GRAPHS=0 / EVALPIPE_DECODE_KERNEL=0 turn them off (eager step; PyT
 - Cache: per layer k and v [rows, Hkv, capacity, D] in the activation dtype, allocated (zeroed) once. `capacity`
   counts prompt and generated positions (default prompt + 256, capped at the model's max_position_embeddings);
   a step past it, or past the model's maximum, raises ModelError before touching the device.
-- Step (`_body`): static token buffer -> embedding; per layer F.layer_norm, the qkv linear, RoPE in place
-  (`apply_rope_inplace` with a device positions tensor), the new key/value written into the cache with
-  each row's position (an index_put_ with device indices), attention through kernels/decode_attention.py (the
-  per-row lengths are a device tensor: the launch is the same at every step), o-proj, F.layer_norm,
-  `model._mlp`; final norm, `model._head`; and the device positions are incremented in the step itself, so a
-  graph replay advances them. Padding rows (see below) may run past the capacity: their positions are clamped,
-  their values never read.
+- Step (`_body`): static token buffer -> embedding -> LayerNorm; per layer the qkv linear, then on CUDA one Triton
+  launch that rotates the queries in place and writes each row's rotated key and value at its position in the
+  cache (kernels/rope.py rope_kv_append_; on CPU `apply_rope_inplace` and two index writes with device indices),
+  attention through kernels/decode_attention.py (the per-row lengths are a device tensor: the launch is the same
+  at every step), o-proj, the residual add fused with the next LayerNorm (`model._add_norm`, as in prefill),
+  `model._mlp`, the same fused add + LayerNorm (the next layer's, or the final norm), `model._head`; and the
+  device positions are incremented in the step itself, so a graph replay advances them. Padding rows (see below)
+  may run past the capacity: their positions are clamped, their values never read.
 - CUDA graphs: the first step for a batch size runs eagerly on a side stream (the warm-up: Triton compiles and
   autotunes there, never during capture), then the step is captured in a `torch.cuda.CUDAGraph` on a private
   memory pool; later steps copy the tokens into the static buffer, replay, and return a clone of the static
@@ -106,7 +107,7 @@ def masked_decode_attention(
 
 
 class StaticDecoder:
-    """Incremental decoding of samples of one or more prompts with a static cache and (on CUDA, opt-in) one graph
+    """Incremental decoding of samples of one or more prompts with a static cache and (on CUDA) one graph
     replay per step. The interface of the generation op's decoders: `first_logits`, `n`, `length`, `step`,
     `keep`; `lengths` holds each live row's length (prompt + fed tokens)."""
 

@@ -191,7 +191,7 @@ def quantize_per_channel(
 class PerChannelLinear(QuantLinearBase):
     """8-bit weights with one fp32 scale per output channel (int8, fp8): their storage, dequantization and decode
     path. Decode (M <= small_m_max rows): weight-only, dequantized in registers; one row goes through the
-    run-time-compiled CUDA GEMV (kernels/gemv_cuda.py, opt-in) when it can run, else the Triton small-M kernels.
+    run-time-compiled CUDA GEMV (kernels/gemv_cuda.py) when it can run, else the Triton small-M kernels.
     Subclasses give the prefill path."""
 
     def __init__(
