@@ -35,6 +35,8 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from .flash_attention import online_softmax_update, scaled_scores
+
 LOG2E = 1.4426950408889634
 MAX_SPLITS = 64
 _SM_COUNT: dict[int, int] = {}
@@ -109,22 +111,10 @@ def _decode_split_kernel(
         if UPCAST:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        # float32 inputs: true fp32 products (Triton's default for fp32 dots is TF32); constexpr branches
-        if IEEE_F32:  # noqa: SIM108
-            s = tl.dot(q, tl.trans(k), input_precision="ieee") * qk_scale
-        else:
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-        s = tl.where(kv_ok[None, :], s, float("-inf"))
-        # every visited block holds at least one valid key, so m_new is finite from the first block on
+        s = tl.where(kv_ok[None, :], scaled_scores(q, k, qk_scale, IEEE_F32), float("-inf"))
+        # every visited block holds at least one valid key, so m_new is finite from the first block on (no shift)
         m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.math.exp2(s - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        if IEEE_F32:  # noqa: SIM108
-            acc = tl.dot(p.to(v.dtype), v, acc, input_precision="ieee")
-        else:
-            acc = tl.dot(p.to(v.dtype), v, acc)
+        acc, l_i = online_softmax_update(acc, m_i, l_i, s, v, m_new, IEEE_F32)
         m_i = m_new
 
     empty = l_i == 0.0

@@ -27,6 +27,33 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def scaled_scores(q, k, qk_scale, IEEE_F32: tl.constexpr):
+    """q @ k.T * qk_scale (base-2 logits). float32 inputs get true fp32 products (Triton's default for fp32 dots is
+    TF32); constexpr branches, not ternaries. Shared with the decode kernel (decode_attention.py)."""
+    if IEEE_F32:  # noqa: SIM108
+        s = tl.dot(q, tl.trans(k), input_precision="ieee") * qk_scale
+    else:
+        s = tl.dot(q, tl.trans(k)) * qk_scale
+    return s
+
+
+@triton.jit
+def online_softmax_update(acc, m_i, l_i, s, v, m_shift, IEEE_F32: tl.constexpr):
+    """One key block of the online softmax: the running sum l_i and output acc, kept relative to the old maximum
+    m_i, are rescaled to m_shift (the new maximum, or 0 for rows with no allowed key yet) and this block's
+    exp2(s - m_shift) and its values are added. Returns (acc, l_i). Shared with the decode kernel."""
+    p = tl.math.exp2(s - m_shift[:, None])
+    alpha = tl.math.exp2(m_i - m_shift)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    if IEEE_F32:  # noqa: SIM108
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision="ieee")
+    else:
+        acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, l_i
+
+
+@triton.jit
 def _attend_block(
     acc,
     m_i,
@@ -55,11 +82,7 @@ def _attend_block(
     else:
         k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :])
         v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
-    # float32 inputs: true fp32 products (Triton's default for fp32 dots is TF32); constexpr branches, not ternaries
-    if IEEE_F32:  # noqa: SIM108
-        s = tl.dot(q, tl.trans(k), input_precision="ieee") * qk_scale
-    else:
-        s = tl.dot(q, tl.trans(k)) * qk_scale
+    s = scaled_scores(q, k, qk_scale, IEEE_F32)
     if MASKED:
         ok = (offs_n[None, :] <= offs_m[:, None]) & (offs_n[None, :] < seqlen)
         if HAS_WINDOW:
@@ -71,14 +94,7 @@ def _attend_block(
     else:
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_shift = m_new
-    p = tl.math.exp2(s - m_shift[:, None])
-    alpha = tl.math.exp2(m_i - m_shift)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None]
-    if IEEE_F32:  # noqa: SIM108
-        acc = tl.dot(p.to(v.dtype), v, acc, input_precision="ieee")
-    else:
-        acc = tl.dot(p.to(v.dtype), v, acc)
+    acc, l_i = online_softmax_update(acc, m_i, l_i, s, v, m_shift, IEEE_F32)
     return acc, m_new, l_i
 
 
