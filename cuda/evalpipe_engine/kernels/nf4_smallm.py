@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .quant_smallm import MAX_SMALL_M, block_m_for, dot_precision, quick_bench
+from .quant_smallm import MAX_SMALL_M, add_split_partial, block_m_for, dot_at_precision, dot_precision, quick_bench
 
 
 @triton.jit
@@ -122,24 +122,9 @@ def _nf4_dot_kernel(
         xm = x_ptr + offs_m[:, None] * stride_xm
         xe = tl.load(xm + 2 * bk[None, :], mask=m_mask[:, None] & (b_ok & (2 * bk < K))[None, :], other=0.0)
         xo = tl.load(xm + 2 * bk[None, :] + 1, mask=m_mask[:, None] & (b_ok & (2 * bk + 1 < K))[None, :], other=0.0)
-        if DOT_PREC == 2:
-            acc += tl.dot(xe.to(tl.float32), w_hi, input_precision="ieee")
-            acc += tl.dot(xo.to(tl.float32), w_lo, input_precision="ieee")
-        elif DOT_PREC == 1:
-            acc += tl.dot(xe.to(tl.float32), w_hi, input_precision="tf32")
-            acc += tl.dot(xo.to(tl.float32), w_lo, input_precision="tf32")
-        else:
-            acc += tl.dot(xe, w_hi.to(xe.dtype))
-            acc += tl.dot(xo, w_lo.to(xo.dtype))
-    if HAS_BIAS:  # noqa: SIM102 (constexpr test, then a runtime one)
-        if pid_s == 0:
-            acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
-    tl.atomic_add(
-        acc_ptr + offs_m[:, None] * stride_am + offs_n[None, :],
-        acc,
-        mask=m_mask[:, None] & n_mask[None, :],
-        sem="relaxed",
-    )
+        acc = dot_at_precision(acc, xe, w_hi, DOT_PREC)
+        acc = dot_at_precision(acc, xo, w_lo, DOT_PREC)
+    add_split_partial(acc, acc_ptr, bias_ptr, offs_m, offs_n, m_mask, n_mask, stride_am, pid_s, HAS_BIAS)
 
 
 _GEMV_CONFIGS = [

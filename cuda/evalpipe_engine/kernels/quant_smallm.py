@@ -40,6 +40,34 @@ def _w8_to_f32(w, W_INT8: tl.constexpr):
 
 
 @triton.jit
+def dot_at_precision(acc, x, w, DOT_PREC: tl.constexpr):
+    """acc + x @ w for the split-K dot kernels (here and nf4_smallm.py), w dequantized fp32: DOT_PREC 2 exact fp32
+    (ieee), 1 tf32, 0 in x's own 16-bit dtype (w cast to it)."""
+    if DOT_PREC == 2:
+        acc += tl.dot(x.to(tl.float32), w, input_precision="ieee")
+    elif DOT_PREC == 1:
+        acc += tl.dot(x.to(tl.float32), w, input_precision="tf32")
+    else:
+        acc += tl.dot(x, w.to(x.dtype))
+    return acc
+
+
+@triton.jit
+def add_split_partial(acc, acc_ptr, bias_ptr, offs_m, offs_n, m_mask, n_mask, stride_am, pid_s, HAS_BIAS: tl.constexpr):
+    """The split-K epilogue of the dot kernels: the first split adds the bias, then every split's fp32 partial
+    [BLOCK_M, BLOCK_N] is atomically added into the zeroed accumulator."""
+    if HAS_BIAS:  # noqa: SIM102 (constexpr test, then a runtime one)
+        if pid_s == 0:
+            acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+    tl.atomic_add(
+        acc_ptr + offs_m[:, None] * stride_am + offs_n[None, :],
+        acc,
+        mask=m_mask[:, None] & n_mask[None, :],
+        sem="relaxed",
+    )
+
+
+@triton.jit
 def _w8_gemv_kernel(
     x_ptr,
     w_ptr,
@@ -120,23 +148,9 @@ def _w8_dot_kernel(
         x = tl.load(
             x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=m_mask[:, None] & k_mask[None, :], other=0.0
         )
-        wf = _w8_to_f32(w, W_INT8)
-        if DOT_PREC == 2:
-            acc += tl.dot(x.to(tl.float32), wf, input_precision="ieee")
-        elif DOT_PREC == 1:
-            acc += tl.dot(x.to(tl.float32), wf, input_precision="tf32")
-        else:
-            acc += tl.dot(x, wf.to(x.dtype))
+        acc = dot_at_precision(acc, x, _w8_to_f32(w, W_INT8), DOT_PREC)
     acc = acc * tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
-    if HAS_BIAS:  # noqa: SIM102 (constexpr test, then a runtime one)
-        if pid_s == 0:
-            acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
-    tl.atomic_add(
-        acc_ptr + offs_m[:, None] * stride_am + offs_n[None, :],
-        acc,
-        mask=m_mask[:, None] & n_mask[None, :],
-        sem="relaxed",
-    )
+    add_split_partial(acc, acc_ptr, bias_ptr, offs_m, offs_n, m_mask, n_mask, stride_am, pid_s, HAS_BIAS)
 
 
 _GEMV_CONFIGS = [
