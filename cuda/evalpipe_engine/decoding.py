@@ -171,7 +171,6 @@ class StaticDecoder:
             del kv
             dev = self.device
             self._tokens = torch.zeros(rows, dtype=torch.int64, device=dev)  # static input buffer
-            self._positions = torch.zeros(rows, dtype=torch.int32, device=dev)  # rope positions, one per row
             self._lens = torch.tensor(self.lengths, dtype=torch.int64, device=dev)  # each row's next position
             self._row_ids = torch.arange(rows, device=dev)
             self._key_positions = torch.arange(cap, device=dev)
@@ -299,8 +298,6 @@ class StaticDecoder:
         shape, eps = (cfg.hidden_size,), cfg.norm_epsilon
         # padding rows (past the live ones) may have run past the capacity: clamp, their values are never read
         pos = self._lens[:rows].clamp(max=self.capacity - 1)
-        positions = self._positions[:rows]
-        positions.copy_(pos)
         length = (pos + 1).to(torch.int32)
         row_ids = self._row_ids[:rows]
         x = F.embedding(self._tokens[:rows], model.embed)
@@ -314,7 +311,7 @@ class StaticDecoder:
 
                 rope_kv_append_(qkv, pos, model.rope.cos, model.rope.sin, kc, vc, hq)
             else:
-                apply_rope_inplace(qkv, positions, model.rope, hq + hkv)
+                apply_rope_inplace(qkv, pos, model.rope, hq + hkv)
                 kc[row_ids, :, pos] = qkv[:, hq : hq + hkv]
                 vc[row_ids, :, pos] = qkv[:, hq + hkv :]
             a = self._attend(qkv[:, :hq], kc, vc, length)

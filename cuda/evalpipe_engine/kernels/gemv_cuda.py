@@ -25,6 +25,7 @@ unavailable, an unaligned or odd-sized operand), and the caller runs its Triton 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -384,7 +385,11 @@ def _source() -> tuple[str, list[str]]:
 
 SOURCE, KERNEL_NAMES = _source()
 _choice: dict[tuple[Any, ...], tuple[int, int, int]] = {}
-_sm_count: dict[int, int] = {}
+
+
+@functools.cache
+def _sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
 def _kernels(device: torch.device) -> dict[str, Any] | None:
@@ -468,10 +473,7 @@ def gemv(
         kernel = kernels[_kernel_name(fmt, act, rows, unroll, table)]
         groups = -(-n // rows)
         if table:  # persistent blocks, balanced: each walks the same number of row groups (one fewer at most)
-            index = x.device.index or 0
-            if index not in _sm_count:
-                _sm_count[index] = torch.cuda.get_device_properties(x.device).multi_processor_count
-            steps = -(-groups // (_sm_count[index] * PAIR_BLOCKS_PER_SM[rows]))
+            steps = -(-groups // (_sm_count(x.device.index or 0) * PAIR_BLOCKS_PER_SM[rows]))
             groups = -(-groups // steps)
         grid = (groups, 1, 1)
         if fmt == "nf4":
