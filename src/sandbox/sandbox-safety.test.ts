@@ -40,6 +40,16 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
     return result;
   }
 
+  /** A pool of one container of its own, for tests that count container starts or leave things behind in it. */
+  async function withOwnPool(use: (single: SandboxPool) => Promise<void>): Promise<void> {
+    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
+    try {
+      await use(single);
+    } finally {
+      await single.close();
+    }
+  }
+
   it('runs unprivileged: uid 10001, no capabilities, no-new-privileges, seccomp, read-only root, noexec /tmp', async () => {
     const result = await pool.execute(
       [
@@ -183,8 +193,7 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
   });
 
   it('cannot kill the runner, forge its replies, or signal its parent', async () => {
-    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
-    try {
+    await withOwnPool(async (single) => {
       const attack = await single.execute(
         [
           'import os, signal, json',
@@ -219,14 +228,11 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
       expect(next.status).toBe('failed');
       expect(next.message).toBe('still here');
       expect(single.stats.containersStarted).toBe(1);
-    } finally {
-      await single.close();
-    }
+    });
   });
 
   it('a background process left behind is gone before the next candidate', async () => {
-    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
-    try {
+    await withOwnPool(async (single) => {
       const leaver = await single.execute(
         [
           'import os, time',
@@ -255,14 +261,11 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
       expect(next.status).toBe('passed');
       expect(next.stdout.trim()).toBe("[] False ['job']");
       expect(single.stats.containersStarted).toBe(1); // the same warm container, cleaned, not a new one
-    } finally {
-      await single.close();
-    }
+    });
   });
 
   it('files left in /tmp (locked modes, 3000 levels deep, symlinks out) are gone before the next candidate', async () => {
-    const single = await SandboxPool.open({ image, concurrency: 1, timeoutMs: 2000 });
-    try {
+    await withOwnPool(async (single) => {
       const litter = await single.execute(
         [
           'import os',
@@ -282,9 +285,7 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
       const next = await single.execute('import os\nprint(sorted(os.listdir("/tmp")), os.path.exists("/etc/passwd"))\n');
       expect(next.stdout.trim()).toBe("['job'] True");
       expect(single.stats.containersStarted).toBe(1); // cleaned in place, no replacement needed
-    } finally {
-      await single.close();
-    }
+    });
   });
 
   it('printing 100 MB is drained and trimmed; the candidate still passes', async () => {
