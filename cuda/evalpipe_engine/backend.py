@@ -30,6 +30,12 @@ class ModelFacts:
 
 class CausalLMBackend(Protocol):
     facts: ModelFacts
+    # Whether `set_deterministic(True)` can make results batch-invariant (invariant.py); HF transformers cannot.
+    can_be_deterministic: bool
+
+    def set_deterministic(self, on: bool) -> None:
+        """Batch-invariant mode on (a row's results independent of its batch) or off (the fast path)."""
+        ...
 
     def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
         """For each 1-D int64 sequence x of length L, return the L-1 float32 values log p(x[t+1] | x[:t+1]).

@@ -52,6 +52,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .invariant import decode_phase
 from .model import ModelError, NativeStarcoder2
 from .rope import apply_rope_inplace
 
@@ -104,6 +105,23 @@ def masked_decode_attention(
     hkv = k_cache.shape[1]
     o = F.scaled_dot_product_attention(q.reshape(n, hkv, hq // hkv, d), k_cache, v_cache, attn_mask=mask)
     return o.reshape(n, hq, d)
+
+
+def per_row_decode_attention(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: list[int], window: int | None
+) -> torch.Tensor:
+    """The deterministic mode's CPU decode attention: each row attends over exactly its own positions
+    [length - window, length), one SDPA call per row, so its result depends on nothing but the row (a masked SDPA
+    over the whole cache sums over a capacity that the other prompts of the batch decide)."""
+    n, hq, d = q.shape
+    hkv = k_cache.shape[1]
+    out = torch.empty_like(q)
+    for r in range(n):
+        end = lengths[r]
+        lo = 0 if window is None else max(0, end - window)
+        qr = q[r].reshape(hkv, hq // hkv, d)
+        out[r] = F.scaled_dot_product_attention(qr, k_cache[r, :, lo:end], v_cache[r, :, lo:end]).reshape(hq, d)
+    return out
 
 
 class StaticDecoder:
@@ -252,7 +270,8 @@ class StaticDecoder:
         self._tokens[: self.n].copy_(tokens)
         rows = self._bucket
         if not self._use_graphs:
-            logits = self._body(rows)
+            with decode_phase():
+                logits = self._body(rows)
         elif self._graph is None or self._graph_rows != rows:
             logits = self._warm_up_and_capture(rows)
         else:
@@ -270,7 +289,7 @@ class StaticDecoder:
             current = torch.cuda.current_stream()
             side = torch.cuda.Stream()
             side.wait_stream(current)
-            with torch.cuda.stream(side):
+            with torch.cuda.stream(side), decode_phase():
                 logits = self._body(rows)[: self.n].clone()
             current.wait_stream(side)
             logits.record_stream(current)
@@ -280,7 +299,7 @@ class StaticDecoder:
             self._pool = torch.cuda.graph_pool_handle()
             graph = torch.cuda.CUDAGraph()
             try:
-                with torch.cuda.graph(graph, pool=self._pool):
+                with torch.cuda.graph(graph, pool=self._pool), decode_phase():
                     static = self._body(rows)
             except Exception as exc:  # a kernel that cannot be captured: keep decoding, eagerly
                 log.warning("CUDA graph capture of the decode step failed (%s); decoding without graphs", exc)
@@ -327,8 +346,13 @@ class StaticDecoder:
         return logits
 
     def _attend(self, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        deterministic = self.model.deterministic
         if self._kernel:
-            from .kernels.decode_attention import decode_attention
+            from .kernels.decode_attention import DETERMINISTIC_SPLITS, decode_attention
 
-            return decode_attention(q, kc, vc, length, self._window)
+            # the fast path picks the KV splits from the batch size; the deterministic mode fixes them
+            splits = DETERMINISTIC_SPLITS if deterministic else None
+            return decode_attention(q, kc, vc, length, self._window, num_splits=splits)
+        if deterministic and not q.is_cuda:
+            return per_row_decode_attention(q, kc, vc, [int(e) for e in length.tolist()], self._window)
         return masked_decode_attention(q, kc, vc, length, self._window, self._key_positions)

@@ -104,14 +104,23 @@ def sample_seed(seed: int, key: str, sample_index: int) -> int:
 
 
 def choose_tokens(
-    logits: torch.Tensor, temperature: float, top_p: float, gens: list[torch.Generator | None]
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    gens: list[torch.Generator | None],
+    *,
+    per_row: bool = False,
 ) -> list[int]:
     """One token per row of logits ([m, vocab] float32, any device), batched on that device.
 
     temperature 0 -> argmax. Otherwise softmax(logits / T) in float64, tokens sorted by probability, cut to the
     nucleus (the smallest set whose mass reaches top_p), and one uniform u from each row's own CPU generator picks
     the token by inverse CDF. A row's pick depends only on its logits and its generator, not on the batch.
+    `per_row` (the deterministic mode) samples each row on its own [1, vocab] tensor, so that not even the
+    softmax's reduction strategy can depend on the number of rows (argmax is exact either way).
     """
+    if per_row and temperature != 0.0 and logits.shape[0] > 1:
+        return [choose_tokens(logits[r : r + 1], temperature, top_p, [g])[0] for r, g in enumerate(gens)]
     if temperature == 0.0:
         return [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
     u = torch.tensor([float(torch.rand((), generator=g, dtype=torch.float64)) for g in gens], dtype=torch.float64)
@@ -297,7 +306,9 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
     batched = callable(getattr(loaded.backend, "open_batch_decoder", None))
     count = 0
     for group in _batches(units, settings.max_batch_rows if batched else None):
-        count += _decode_group(loaded.backend, group, batched, settings, tokenizer, eos_ids, stops, tail_tokens, emit)
+        count += _decode_group(
+            loaded.backend, group, batched, settings, tokenizer, eos_ids, stops, tail_tokens, emit, loaded.deterministic
+        )
     return {"count": count}
 
 
@@ -347,6 +358,7 @@ def _decode_group(
     stops: tuple[str, ...],
     tail_tokens: int,
     emit: Emit,
+    deterministic: bool,
 ) -> int:
     """Decode every sample of the group's units in one batch until each stops; emit each as it finishes."""
     rows = [(unit, sample) for unit in group for sample in unit.samples]  # row r of the first batch
@@ -368,6 +380,7 @@ def _decode_group(
             settings.temperature,
             settings.top_p,
             [rows[active[row]][1].gen for row in live],
+            per_row=deterministic,
         )
         fed: list[int] = []
         still: list[int] = []

@@ -8,7 +8,13 @@ from collections.abc import Callable
 
 import torch
 
+from .invariant import invariant_rows
+
 DEFAULT_CHUNK_ROWS = 2048
+
+
+def _logsumexp(logits: torch.Tensor) -> torch.Tensor:
+    return torch.logsumexp(logits, dim=-1)
 
 
 def chunk_rows_for(vocab_size: int, budget_bytes: int = 512 * 2**20) -> int:
@@ -22,12 +28,15 @@ def target_logprobs_chunked(
     head: Callable[[torch.Tensor], torch.Tensor],
     *,
     chunk_rows: int | None = None,
+    fixed_rows: bool = False,
 ) -> torch.Tensor:
     """hidden [M, H] (already final-normed), targets [M] int64 -> float32 [M] of log softmax(head(h))[target].
 
     Each chunk's logits are computed in the head's dtype and reduced to logsumexp and the target logit in float32
     (as HF's upcast-then-log-softmax), then dropped before the next chunk. On CUDA the reduction is one fused
-    Triton pass over the chunk (no float32 copy); on CPU it is the plain PyTorch upcast."""
+    Triton pass over the chunk (no float32 copy); on CPU it is the plain PyTorch upcast. With `fixed_rows` (the
+    deterministic mode) the CPU reduction runs on fixed-shape row tiles, so a row's value never depends on how many
+    rows share its chunk (invariant.py); the CUDA kernel is one program per row already."""
     if hidden.shape[0] != targets.shape[0]:
         raise ValueError(f"target_logprobs_chunked: {hidden.shape[0]} hidden rows but {targets.shape[0]} targets")
     out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
@@ -43,7 +52,7 @@ def target_logprobs_chunked(
             lse_target(head(hidden[a:b]), targets[a:b], out=out[a:b])
             continue
         logits = head(hidden[a:b]).float()
-        lse = torch.logsumexp(logits, dim=-1)
+        lse = invariant_rows(logits, _logsumexp) if fixed_rows else _logsumexp(logits)
         tgt = logits.gather(1, targets[a:b, None]).squeeze(1)
         out[a:b] = tgt - lse
         del logits

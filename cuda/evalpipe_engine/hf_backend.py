@@ -60,6 +60,12 @@ class HfDecoder:
 class HfBackend:
     """`CausalLMBackend` over an HF `PreTrainedModel` (see backend.py for the contract)."""
 
+    can_be_deterministic = False  # HF kernels choose their reduction order by batch shape
+
+    def set_deterministic(self, on: bool) -> None:
+        if on:
+            raise ValueError("HfBackend cannot be batch-invariant (loading.py refuses before this)")
+
     def __init__(self, model: Any, facts: ModelFacts, device: torch.device) -> None:
         self.model = model
         self.facts = facts

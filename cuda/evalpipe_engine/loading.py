@@ -34,7 +34,17 @@ log = logging.getLogger(__name__)
 ATTN_MODES: tuple[str, ...] = ("eager", "sdpa", "flash")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 BACKENDS: tuple[str, ...] = ("auto", "native", "hf")
-LOAD_PARAMS: tuple[str, ...] = ("model", "revision", "quant", "attn", "device", "compute_dtype", "seed", "backend")
+LOAD_PARAMS: tuple[str, ...] = (
+    "model",
+    "revision",
+    "quant",
+    "attn",
+    "device",
+    "compute_dtype",
+    "seed",
+    "backend",
+    "deterministic",
+)
 HUB_PATTERNS: list[str] = [
     "config.json",
     "generation_config.json",
@@ -69,6 +79,7 @@ class LoadedModel:
     compute_dtype: str | None
     eos_token_ids: tuple[int, ...]
     load_seconds: float
+    deterministic: bool = False  # the batch-invariant mode is on (invariant.py)
 
     def describe(self) -> dict[str, Any]:
         """The `load` op's result (also `info.model`)."""
@@ -94,6 +105,7 @@ class LoadedModel:
             "backend": type(self.backend).__name__,
             "load_seconds": round(self.load_seconds, 3),
             "weight_bytes": f.weight_bytes,
+            "deterministic": self.deterministic,
         }
 
 
@@ -370,6 +382,9 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
     seed = params.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise BadRequest(f"seed must be a non-negative integer, got {seed!r}")
+    deterministic = params.get("deterministic")
+    if deterministic is not None and not isinstance(deterministic, bool):
+        raise BadRequest(f"deterministic must be true, false or null, got {deterministic!r}")
 
     started = time.perf_counter()
     directory, source, model_id, resolved_revision = resolve_model(model.strip(), revision, seed)
@@ -383,6 +398,7 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         raise (Unsupported if exc.error_type == "unsupported" else BadRequest)(str(exc)) from exc
     except OSError as exc:
         raise NotFound(f"cannot load the checkpoint in {directory}: {exc}", hint="re-download the checkpoint") from exc
+    deterministic = _set_deterministic(backend, deterministic, device)
     eos = config.get("eos_token_id")
     eos_ids = tuple(int(e) for e in (eos if isinstance(eos, list) else [eos]) if isinstance(e, int))
     provenance = Provenance(
@@ -403,4 +419,23 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         compute_dtype=compute_dtype,
         eos_token_ids=eos_ids,
         load_seconds=time.perf_counter() - started,
+        deterministic=deterministic,
     )
+
+
+def _set_deterministic(backend: CausalLMBackend, wanted: bool | None, device: torch.device) -> bool:
+    """Turn the batch-invariant mode on or off. Unset: on for CPU, off (the fast path) on CUDA; a backend that
+    cannot give it (HF transformers) is off unless asked for, and asking for it there is an error."""
+    if not backend.can_be_deterministic:
+        if wanted:
+            raise Unsupported(
+                f"{type(backend).__name__} (HF transformers) cannot guarantee batch-invariant results: its matmuls "
+                "and attention kernels pick their reduction order by batch shape, so a row's logits and a sample's "
+                "tokens may change with what shares its batch",
+                hint="drop deterministic (results then may depend on the batch size), or use a StarCoder2 checkpoint "
+                "on the native engine",
+            )
+        return False
+    on = device.type == "cpu" if wanted is None else wanted
+    backend.set_deterministic(on)
+    return on

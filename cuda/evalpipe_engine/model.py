@@ -28,6 +28,7 @@ from .attention import ATTN_BACKENDS, packed_attention
 from .backend import ModelFacts
 from .errors import EngineError
 from .head import chunk_rows_for, target_logprobs_chunked
+from .invariant import invariant_linear
 from .quant.linear import DenseLinear, build_linear
 from .quant.modes import activation_dtype, check_mode
 from .rope import RopeTables, apply_rope_inplace
@@ -372,6 +373,8 @@ class _Packed:
 class NativeStarcoder2(nn.Module):
     """StarCoder2 on our kernels. Implements backend.CausalLMBackend."""
 
+    can_be_deterministic = True
+
     def __init__(
         self,
         cfg: Starcoder2Config,
@@ -404,6 +407,7 @@ class NativeStarcoder2(nn.Module):
             self.lm_head = nn.Parameter(source.get("lm_head.weight").to(act), requires_grad=False)
         self.rope = RopeTables(cfg.head_dim, cfg.rope_theta, cfg.max_position_embeddings, self.device)
         self.chunk_rows = chunk_rows_for(cfg.vocab_size)
+        self.deterministic = False
         weight_bytes = sum(p.numel() * p.element_size() for p in self.parameters())
         weight_bytes += sum(b.numel() * b.element_size() for b in self.buffers())
         self.facts = ModelFacts(
@@ -456,6 +460,14 @@ class NativeStarcoder2(nn.Module):
             del state
         return model
 
+    def set_deterministic(self, on: bool) -> None:
+        """The deterministic mode (invariant.py): every linear and the head on batch-invariant products, no fusion
+        that exists only for some numbers of rows. Off is the fast path."""
+        self.deterministic = on
+        for module in self.modules():
+            if hasattr(module, "invariant"):
+                module.invariant = on
+
     # ---------------------------------------------------------------------------------------------- forward
 
     def _pack(self, sequences: list[torch.Tensor]) -> _Packed:
@@ -499,6 +511,8 @@ class NativeStarcoder2(nn.Module):
                 q, s = gelu_quant_rows(g, FP8_DTYPE)
                 return layer.proj(QuantizedRows(q, s, g.dtype))
             return layer.proj(F.gelu(g, approximate="tanh"))
+        if self.deterministic:
+            return layer.proj(F.gelu(fc(h), approximate="tanh"))
         if self.fuse_gelu and isinstance(fc, DenseLinear) and fc.bias is not None:
             # cuBLASLt GELU(tanh) epilogue: bias + GELU fused into the c_fc GEMM
             h = torch._addmm_activation(fc.bias, h, fc.weight.t(), use_gelu=True)
@@ -579,12 +593,15 @@ class NativeStarcoder2(nn.Module):
 
         return (
             isinstance(linear, Fp8Linear)
+            and not self.deterministic
             and self.device.type == "cuda"
             and rows > linear.options.small_m_max
             and fused_prefill_enabled()
         )
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
+        if self.deterministic:
+            return invariant_linear(h, self.lm_head, None)
         return F.linear(h, self.lm_head)
 
     # ------------------------------------------------------------------------------------- CausalLMBackend
@@ -596,7 +613,9 @@ class NativeStarcoder2(nn.Module):
         b = packed.bounds
         rows = torch.cat([torch.arange(b[s], b[s + 1] - 1) for s in range(len(b) - 1)]).to(self.device)
         targets = packed.ids[rows + 1]
-        lp = target_logprobs_chunked(hidden[rows], targets, self._head, chunk_rows=self.chunk_rows)
+        lp = target_logprobs_chunked(
+            hidden[rows], targets, self._head, chunk_rows=self.chunk_rows, fixed_rows=self.deterministic
+        )
         del hidden
         sizes = [b[s + 1] - b[s] - 1 for s in range(len(b) - 1)]
         return [t.cpu() for t in torch.split(lp, sizes)]

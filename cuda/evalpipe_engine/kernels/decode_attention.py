@@ -39,6 +39,9 @@ from .flash_attention import online_softmax_update, scaled_scores
 
 LOG2E = 1.4426950408889634
 MAX_SPLITS = 64
+# The deterministic mode's split count, whatever the batch size or capacity (invariant.py): a row's partial sums
+# then depend only on its own length. Eight fill an H100/H200 with one KV head group of a batch-1 decode.
+DETERMINISTIC_SPLITS = 8
 _SM_COUNT: dict[int, int] = {}
 
 

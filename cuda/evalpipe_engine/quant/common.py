@@ -111,6 +111,7 @@ class QuantLinearBase(nn.Module):
         self.name = name
         self.bias: torch.Tensor | None
         self.register_buffer("bias", None if bias is None else bias.detach().to(act_dtype).contiguous())
+        self.invariant = False  # the deterministic mode: the weight-only function for every M (invariant.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -121,15 +122,32 @@ class QuantLinearBase(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] == 0:
             return x.new_empty((*lead, self.out_features))
-        y = self._forward2d(x2) if x2.is_cuda else self.reference2d(x2).to(x.dtype)
+        if self.invariant:
+            y = self._invariant2d(x2)
+        else:
+            y = self._forward2d(x2) if x2.is_cuda else self.reference2d(x2).to(x.dtype)
         return y.reshape(*lead, self.out_features)
+
+    def _invariant2d(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic mode's product: x @ dequant(W).T + b, batch-invariant (invariant.py). On CPU in fp32
+        (reference2d's weight-only function), on CUDA in the activation dtype with the weight dequantized first."""
+        from ..invariant import invariant_linear
+
+        if not x.is_cuda:
+            bias = None if self.bias is None else self.bias.float()
+            return invariant_linear(x.float(), self.dequantized_weight(), bias).to(x.dtype)
+        return invariant_linear(x, self.invariant_weight(x.dtype), self.bias)
+
+    def invariant_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The dequantized weight [out, in] in `dtype` that the deterministic mode multiplies by on CUDA."""
+        return self.dequantized_weight().to(dtype)
 
     def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
         """gelu_tanh(x @ W.T + b); prefill paths that end in cuBLAS fuse bias + GELU into the GEMM's epilogue
         (as the dense model does for c_fc), the others apply GELU after."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
-        if x2.is_cuda and x2.shape[0] > self.options.small_m_max and self.bias is not None:
+        if x2.is_cuda and x2.shape[0] > self.options.small_m_max and self.bias is not None and not self.invariant:
             w = self._prefill_dense_weight(x2.dtype)
             if w is not None:
                 with fp32_matmul_precision(self.options.fp32_matmul):
@@ -211,6 +229,9 @@ class PerChannelLinear(QuantLinearBase):
 
     def dequantized_weight(self) -> torch.Tensor:
         return self.qweight.float() * self.scale[:, None]
+
+    def invariant_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        return self.qweight.to(dtype) * self.scale.to(dtype)[:, None]  # no fp32 temporary of the whole weight
 
     def _decode2d(self, x: torch.Tensor) -> torch.Tensor | None:
         """The decode product for M <= small_m_max rows on CUDA, None for more rows (the prefill path)."""

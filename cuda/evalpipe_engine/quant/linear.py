@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..invariant import invariant_linear
 from .common import QuantLinearBase, QuantOptions, check_weight, module_bytes
 from .fp8 import Fp8Linear
 from .int8 import Int8Linear
@@ -20,8 +21,11 @@ class DenseLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias.to(dtype), requires_grad=False)
+        self.invariant = False  # the deterministic mode's batch-invariant products (invariant.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.invariant:
+            return invariant_linear(x, self.weight, self.bias)
         return nn.functional.linear(x, self.weight, self.bias)
 
 

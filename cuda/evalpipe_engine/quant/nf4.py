@@ -155,6 +155,9 @@ class Nf4Linear(QuantLinearBase):
             self.packed, self.absmax() if absmax is None else absmax, self.code, self.in_features, dtype
         )
 
+    def invariant_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        return self._prefill_dense_weight(dtype)  # the Triton dequantization, straight to `dtype`
+
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         absmax = self.absmax()
         m = x.shape[0]
