@@ -1,3 +1,5 @@
+import { exactSum } from '../util/exact-sum.js';
+
 /** The k values we report, each only where every problem has at least k scored samples. */
 export const PASS_AT_K_VALUES = [1, 10, 100] as const;
 
@@ -50,7 +52,7 @@ export function scorePassAtK(counts: readonly ProblemCounts[], ks: readonly numb
     passAtK: Object.fromEntries(usable.map((k) => [`pass@${k}`, passAtK(problem.n, problem.c, k)])),
   }));
   const passAtKMean = Object.fromEntries(
-    usable.map((k) => [`pass@${k}`, problems.reduce((sum, problem) => sum + (problem.passAtK[`pass@${k}`] ?? 0), 0) / problems.length]),
+    usable.map((k) => [`pass@${k}`, exactSum(problems.map((problem) => problem.passAtK[`pass@${k}`] ?? 0)) / problems.length]),
   );
   return { passAtK: passAtKMean, omitted, problems };
 }

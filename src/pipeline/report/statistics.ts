@@ -1,3 +1,4 @@
+import { exactSum } from '../../util/exact-sum.js';
 import { passAtK } from '../pass-at-k.js';
 /** Standard errors for the metrics we publish. Pure functions; see run-summary.ts for where the inputs come from. */
 
@@ -9,22 +10,18 @@ export interface Estimate {
 }
 
 /**
- * A ratio of sums Σa / Σb over n units (rows), with its delta-method standard error:
+ * A ratio of sums Σa / Σb over n units (rows), with its delta-method standard error (sums exactly rounded, so
+ * the order of the units never changes a bit):
  * Var(r) ≈ Σ (a_i − r·b_i)² / ((n − 1) · n · b̄²).
  */
 export function ratioEstimate(units: readonly { a: number; b: number }[]): Estimate {
   const n = units.length;
-  let sumA = 0;
-  let sumB = 0;
-  for (const unit of units) {
-    sumA += unit.a;
-    sumB += unit.b;
-  }
+  const sumA = exactSum(units.map((unit) => unit.a));
+  const sumB = exactSum(units.map((unit) => unit.b));
   const ratio = sumB > 0 ? sumA / sumB : Number.NaN;
   if (n < 2 || !(sumB > 0)) return { value: ratio, se: null, n };
   const meanB = sumB / n;
-  let squares = 0;
-  for (const unit of units) squares += (unit.a - ratio * unit.b) ** 2;
+  const squares = exactSum(units.map((unit) => (unit.a - ratio * unit.b) ** 2));
   const variance = squares / ((n - 1) * n * meanB * meanB);
   return { value: ratio, se: Math.sqrt(variance), n };
 }
@@ -54,9 +51,9 @@ export function passAtKEstimate(problems: readonly { n: number; c: number }[], k
 export function meanEstimate(values: readonly number[]): Estimate {
   const n = values.length;
   if (n === 0) return { value: Number.NaN, se: null, n };
-  const mean = values.reduce((sum, value) => sum + value, 0) / n;
+  const mean = exactSum(values) / n;
   if (n < 2) return { value: mean, se: null, n };
-  const variance = values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / (n - 1);
+  const variance = exactSum(values.map((value) => (value - mean) ** 2)) / (n - 1);
   return { value: mean, se: Math.sqrt(variance / n), n };
 }
 
