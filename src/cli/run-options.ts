@@ -10,6 +10,8 @@ import {
   type Stage,
   type Task,
 } from '../pipeline/run-config.js';
+import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../pipeline/generate-stage.js';
+import { DEFAULT_SCORE_BATCH_ROWS } from '../pipeline/perplexity-stage.js';
 import { UsageError } from '../util/errors.js';
 
 /** Named starting points; explicit flags override them. */
@@ -63,7 +65,8 @@ export interface RawRunOptions {
   'run-dir'?: string;
   fresh?: boolean;
   concurrency?: number;
-  'score-batch-rows'?: number;
+  'batch-size'?: number;
+  deterministic?: boolean;
   json?: boolean;
   verbose?: boolean;
 }
@@ -107,7 +110,14 @@ export function addRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('run-dir', { type: 'string', describe: 'Run directory [default: results/<run-id>, named by the config hash so the same command resumes]' })
     .option('fresh', { type: 'boolean', default: false, describe: 'Discard what the run directory holds and start over' })
     .option('concurrency', { type: 'number', describe: 'Sandbox executions at once [default: number of cores]' })
-    .option('score-batch-rows', { type: 'number', describe: 'Rows per engine score request [default: 16]' });
+    .option('batch-size', {
+      type: 'number',
+      describe: `Rows per scoring request and samples decoded together; not part of the run's identity (changing it resumes the same run) [default: ${DEFAULT_SCORE_BATCH_ROWS} rows, ${DEFAULT_GENERATE_BATCH_SAMPLES} samples]`,
+    })
+    .option('deterministic', {
+      type: 'boolean',
+      describe: 'Batch-invariant engine: a row\'s log-probs and a sample\'s tokens do not depend on the batch size or on what shares the batch (--no-deterministic: the fast path) [default: on for CPU, off on GPU]',
+    });
 }
 
 export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; settings: RunSettings } {
@@ -133,6 +143,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     attn: (options.attn ?? 'sdpa') as AttentionBackend,
     computeDtype: options['compute-dtype'] as RunConfig['computeDtype'],
     device,
+    deterministic: options.deterministic,
     seed: int(options.seed ?? 1234, '--seed'),
     tasks: parseList(options.tasks ?? 'perplexity,humaneval', TASKS, '--tasks') as Task[],
     perplexity: {
@@ -176,7 +187,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     fresh: options.fresh ?? false,
     stages: options.stages === undefined ? undefined : (parseList(options.stages, STAGES, '--stages') as Stage[]),
     concurrency: positiveInt(options.concurrency ?? availableParallelism(), '--concurrency'),
-    scoreBatchRows: positiveInt(options['score-batch-rows'] ?? 16, '--score-batch-rows'),
+    batchSize: options['batch-size'] === undefined ? undefined : batchSize(options['batch-size']),
     json: options.json ?? false,
     verbose: options.verbose ?? false,
   };
@@ -200,6 +211,19 @@ function int(value: number, flag: string): number {
 function positiveInt(value: number, flag: string): number {
   if (!Number.isInteger(value) || value <= 0) {
     throw new UsageError(`${flag} must be a positive whole number, got ${String(value)}`, { hint: `e.g. ${flag} ${flag === '--rows' ? 512 : 1}` });
+  }
+  return value;
+}
+
+/** The most rows or samples one batch may hold: beyond it a request would not fit any card's memory. */
+export const MAX_BATCH_SIZE = 4096;
+
+/** --batch-size: a whole number in [1, MAX_BATCH_SIZE]. */
+export function batchSize(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_BATCH_SIZE) {
+    throw new UsageError(`--batch-size must be a whole number from 1 to ${MAX_BATCH_SIZE}, got ${String(value)}`, {
+      hint: `e.g. --batch-size ${DEFAULT_SCORE_BATCH_ROWS} (rows per scoring request; samples decoded together)`,
+    });
   }
   return value;
 }

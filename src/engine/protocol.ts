@@ -41,6 +41,8 @@ export interface LoadParams {
   device?: DeviceChoice;
   compute_dtype?: 'bf16' | 'fp16' | 'fp32';
   seed?: number;
+  /** The batch-invariant mode; omitted: the engine's default for the device (on for CPU, off on CUDA). */
+  deterministic?: boolean;
 }
 
 export interface LoadResult {
@@ -62,6 +64,8 @@ export interface LoadResult {
   load_seconds: number;
   weight_bytes: number;
   backend?: string;
+  /** Whether the batch-invariant mode ran (the answer to LoadParams.deterministic). */
+  deterministic?: boolean;
 }
 
 export interface ScoreRowInput {

@@ -31,6 +31,7 @@ export class EngineSession {
       seed: this.config.seed,
       ...(this.config.revision ? { revision: this.config.revision } : {}),
       ...(this.config.computeDtype ? { compute_dtype: this.config.computeDtype } : {}),
+      ...(this.config.deterministic === undefined ? {} : { deterministic: this.config.deterministic }),
     };
     log.info(`engine: loading ${this.config.model} (${this.config.quant}, ${this.config.attn})`);
     const model = await engine.request<LoadResult>('load', { ...loadParams }, { signal: this.options.signal });
@@ -41,6 +42,14 @@ export class EngineSession {
       throw new RunStoreError(
         `the model's weights changed since this run started (sha256 ${previous.weights_sha256.slice(0, 12)} → ${model.weights_sha256.slice(0, 12)})`,
         { hint: 'resume with the original checkpoint, or pass --fresh to start the run over' },
+      );
+    }
+    if (previous && previous.deterministic !== undefined && previous.deterministic !== model.deterministic) {
+      await engine.shutdown();
+      const mode = (on: boolean | undefined) => (on ? 'deterministic (batch-invariant)' : 'fast path');
+      throw new RunStoreError(
+        `this run started on the ${mode(previous.deterministic)} engine and would resume on the ${mode(model.deterministic)}: records of both would mix`,
+        { hint: `resume with --${previous.deterministic ? '' : 'no-'}deterministic (and the same --device), or pass --fresh to start over` },
       );
     }
     const { model: _loaded, ...engineFacts } = info;

@@ -34,15 +34,27 @@ export function promptForGeneration(prompt: string, strip: boolean): string {
 }
 
 /**
- * Samples per engine request. The engine decodes a request's samples as one batch (across problems), so greedy
- * pass@1 sends 64 problems at a time instead of one: on a GPU a decode step of 64 rows costs about what one row
- * does. Finished samples stream back as records, so a crash loses only the unfinished ones.
+ * Samples per engine request and per decode batch when --batch-size is not given. The engine decodes a request's
+ * samples as one batch (across problems), so greedy pass@1 sends 64 problems at a time instead of one: on a GPU a
+ * decode step of 64 rows costs about what one row does. Finished samples stream back as records, so a crash loses
+ * only the unfinished ones.
  */
-const SAMPLES_PER_REQUEST = 64;
+export const DEFAULT_GENERATE_BATCH_SAMPLES = 64;
 
-/** Problems per request: as many as fit SAMPLES_PER_REQUEST samples, at least one. */
-export function problemsPerRequest(samplesPerProblem: number): number {
-  return Math.max(1, Math.floor(SAMPLES_PER_REQUEST / Math.max(1, samplesPerProblem)));
+/** Problems per request: as many as fit `batchSamples` samples, at least one. */
+export function problemsPerRequest(samplesPerProblem: number, batchSamples: number = DEFAULT_GENERATE_BATCH_SAMPLES): number {
+  return Math.max(1, Math.floor(batchSamples / Math.max(1, samplesPerProblem)));
+}
+
+/**
+ * The generate requests: consecutive groups of `problemsPerRequest` problems cut from the whole, ordered problem
+ * list. The boundaries depend on the problems, n and the batch size alone, never on what is already recorded.
+ */
+export function problemGroups<T>(problems: readonly T[], samplesPerProblem: number, batchSamples: number): T[][] {
+  const per = problemsPerRequest(samplesPerProblem, batchSamples);
+  const groups: T[][] = [];
+  for (let start = 0; start < problems.length; start += per) groups.push(problems.slice(start, start + per));
+  return groups;
 }
 
 /** The sample indices of a task that have no record yet. */
@@ -51,9 +63,11 @@ export function missingSamples(taskId: string, n: number, has: (key: string) => 
 }
 
 /**
- * n completions per problem through the engine. Each finished sample is one record. On resume only the missing
- * samples of a task are asked for: the engine seeds each (task, sample index) on its own, so a sample generated
- * after a crash is the one the uninterrupted run would have made.
+ * n completions per problem through the engine. Each finished sample is one record. Requests are the fixed
+ * `problemGroups`; a group with any sample missing is generated whole again (every sample of every problem in it,
+ * decoded together as in an uninterrupted run) and only the missing samples are appended. Each (task, sample
+ * index) has its own seed, and the decode batch a sample shares is the same as in an uninterrupted run, so a
+ * sample generated after a crash is the one the uninterrupted run would have made, on the fast path too.
  */
 export async function runGenerateStage(options: {
   run: RunDirectory;
@@ -61,19 +75,21 @@ export async function runGenerateStage(options: {
   problems: PromptProblem[];
   config: HumanEvalConfig;
   seed: number;
+  /** Samples per request and per decode batch (--batch-size). */
+  batchSamples: number;
   signal?: AbortSignal;
 }): Promise<void> {
   const { config } = options;
   const records = await options.run.stage(GENERATE_STAGE);
   const total = options.problems.length * config.n;
-  const todo = options.problems.filter((problem) => missingSamples(problem.task_id, config.n, (key) => records.has(key)).length > 0);
+  const missing = (problem: PromptProblem) => missingSamples(problem.task_id, config.n, (key) => records.has(key)).length > 0;
+  const todo = problemGroups(options.problems, config.n, options.batchSamples).filter((group) => group.some(missing));
   if (todo.length === 0) return;
   const engine = await options.engine();
   const progress = new Progress('generate', total, 'samples', process.stderr, records.size);
-  const perRequest = problemsPerRequest(config.n);
-  for (let start = 0; start < todo.length; start += perRequest) {
+  const allSamples = Array.from({ length: config.n }, (_, index) => index);
+  for (const group of todo) {
     options.signal?.throwIfAborted();
-    const group = todo.slice(start, start + perRequest);
     const prompts = new Map(group.map((problem) => [problem.task_id, promptForGeneration(problem.prompt, config.stripPrompt)]));
     const writes: Promise<void>[] = [];
     await engine.request(
@@ -82,7 +98,7 @@ export async function runGenerateStage(options: {
         requests: group.map((problem) => ({
           key: problem.task_id,
           prompt: prompts.get(problem.task_id)!,
-          samples: missingSamples(problem.task_id, config.n, (key) => records.has(key)),
+          samples: allSamples,
         })),
         n: config.n,
         temperature: config.temperature,
@@ -90,6 +106,7 @@ export async function runGenerateStage(options: {
         max_new_tokens: config.maxNewTokens,
         seed: options.seed,
         stop: config.stop,
+        max_batch_rows: options.batchSamples,
       },
       {
         signal: options.signal,

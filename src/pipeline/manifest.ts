@@ -20,4 +20,9 @@ export interface Manifest {
   seeds: { run: number };
   stop_sequences: string[];
   prompt_handling: { strip_prompt: boolean };
+  /**
+   * How the work was batched on the latest attempt (--batch-size): not part of the run's identity, since with the
+   * deterministic engine it cannot change a result; on the fast path it can, and this says what ran.
+   */
+  batching?: { perplexity_rows_per_request: number; generate_samples_per_batch: number };
 }

@@ -1,5 +1,6 @@
 import type { EngineProcess } from '../engine/engine-process.js';
 import type { ScoredRow } from '../engine/protocol.js';
+import { exactSum } from '../util/exact-sum.js';
 import { Progress } from '../util/progress.js';
 import type { PerplexityConfig } from './run-config.js';
 import type { RunDirectory } from './run-directory.js';
@@ -14,9 +15,15 @@ export interface TextRow {
 /** Characters per engine request: keeps each request short enough that a crash loses little work. */
 const MAX_CHARS_PER_REQUEST = 64_000;
 
+/** Rows per scoring request when --batch-size is not given. */
+export const DEFAULT_SCORE_BATCH_ROWS = 16;
+
 /**
- * Score every row not yet recorded. Rows go to the engine in small groups; each scored row becomes one record,
- * so a crash loses at most the group in flight.
+ * Score every row not yet recorded. The engine's requests are the groups `groupRows` cuts from the whole, ordered
+ * list of rows: their boundaries depend on the data and the batch size only, never on what is already recorded.
+ * A group with any row missing is scored whole again and only its missing rows are appended, so a resumed row
+ * shares its request with exactly the rows it had in an uninterrupted run. Each scored row becomes one record, so
+ * a crash loses at most the group in flight.
  */
 export async function runPerplexityStage(options: {
   run: RunDirectory;
@@ -27,9 +34,10 @@ export async function runPerplexityStage(options: {
   signal?: AbortSignal;
 }): Promise<void> {
   const records = await options.run.stage(PERPLEXITY_STAGE);
-  const todo = options.texts.filter((row) => !records.has(rowKey(row.index)));
-  const progress = new Progress('perplexity', options.texts.length, 'rows', process.stderr, options.texts.length - todo.length);
-  for (const group of groupRows(todo, options.batchRows)) {
+  const done = options.texts.filter((row) => records.has(rowKey(row.index))).length;
+  const progress = new Progress('perplexity', options.texts.length, 'rows', process.stderr, done);
+  for (const group of groupRows(options.texts, options.batchRows)) {
+    if (group.every((row) => records.has(rowKey(row.index)))) continue;
     options.signal?.throwIfAborted();
     const result = await options.engine.request<{ rows: ScoredRow[] }>(
       'score',
@@ -42,7 +50,9 @@ export async function runPerplexityStage(options: {
       { signal: options.signal },
     );
     for (const row of result.rows) {
-      await records.append({ key: rowKey(row.index), ...row });
+      const key = rowKey(row.index);
+      if (records.has(key)) continue;
+      await records.append({ key, ...row });
       progress.tick();
     }
   }
@@ -53,7 +63,11 @@ export function rowKey(index: number): string {
   return `row:${index}`;
 }
 
-function* groupRows(rows: TextRow[], maxRows: number): Generator<TextRow[]> {
+/**
+ * The scoring requests for a list of rows: consecutive runs of at most `maxRows` rows, cut earlier where the
+ * characters would pass MAX_CHARS_PER_REQUEST. A function of the rows and `maxRows` alone.
+ */
+export function* groupRows(rows: readonly TextRow[], maxRows: number): Generator<TextRow[]> {
   let group: TextRow[] = [];
   let chars = 0;
   for (const row of rows) {
@@ -78,16 +92,14 @@ export interface PerplexitySummary {
   bits_per_byte: number;
 }
 
-/** Token-level perplexity exp(Σ NLL / Σ scored tokens) and bits per byte Σ NLL / (ln 2 · Σ bytes). */
+/**
+ * Token-level perplexity exp(Σ NLL / Σ scored tokens) and bits per byte Σ NLL / (ln 2 · Σ bytes). The sums are
+ * exactly rounded (exactSum), so the order of the records (a resumed run appends in another order) never matters.
+ */
 export function summarisePerplexity(rows: readonly Pick<ScoredRow, 'nll_sum' | 'n_scored_tokens' | 'n_bytes'>[]): PerplexitySummary {
-  let nll = 0;
-  let tokens = 0;
-  let bytes = 0;
-  for (const row of rows) {
-    nll += row.nll_sum;
-    tokens += row.n_scored_tokens;
-    bytes += row.n_bytes;
-  }
+  const nll = exactSum(rows.map((row) => row.nll_sum));
+  const tokens = exactSum(rows.map((row) => row.n_scored_tokens));
+  const bytes = exactSum(rows.map((row) => row.n_bytes));
   const nllPerToken = tokens > 0 ? nll / tokens : Number.NaN;
   return {
     rows: rows.length,

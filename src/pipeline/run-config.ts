@@ -51,6 +51,8 @@ export interface RunConfig {
   attn: AttentionBackend;
   computeDtype: 'bf16' | 'fp16' | 'fp32' | undefined;
   device: DeviceChoice;
+  /** The batch-invariant engine (--deterministic); undefined: the device's default (on for CPU, off on GPU). */
+  deterministic: boolean | undefined;
   seed: number;
   tasks: Task[];
   perplexity: PerplexityConfig;
@@ -64,7 +66,8 @@ export interface RunSettings {
   fresh: boolean;
   stages: Stage[] | undefined;
   concurrency: number;
-  scoreBatchRows: number;
+  /** --batch-size: rows per scoring request and samples decoded together; undefined: each stage's default. */
+  batchSize: number | undefined;
   json: boolean;
   verbose: boolean;
 }

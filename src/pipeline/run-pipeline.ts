@@ -8,11 +8,18 @@ import { EvalpipeError, RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { EngineSession } from './engine-session.js';
 import { EXECUTE_STAGE, executionKey, runExecuteStage, type ExecutionRecord } from './execute-stage.js';
-import { runGenerateStage } from './generate-stage.js';
+import { DEFAULT_GENERATE_BATCH_SAMPLES, runGenerateStage } from './generate-stage.js';
 import type { HubOptions } from './hub-options.js';
 import { LATENCY_STAGE, latencyKey, runLatencyStage, type LatencyCell } from './latency-stage.js';
 import { scorePassAtK, type PassAtKSummary } from './pass-at-k.js';
-import { PERPLEXITY_STAGE, rowKey, runPerplexityStage, summarisePerplexity, type PerplexitySummary } from './perplexity-stage.js';
+import {
+  DEFAULT_SCORE_BATCH_ROWS,
+  PERPLEXITY_STAGE,
+  rowKey,
+  runPerplexityStage,
+  summarisePerplexity,
+  type PerplexitySummary,
+} from './perplexity-stage.js';
 import { writeRunReports } from './report/write-reports.js';
 import { defaultRunId, stagesForTasks, type RunConfig, type RunSettings } from './run-config.js';
 import { RESULTS_FILE, RunDirectory } from './run-directory.js';
@@ -64,6 +71,11 @@ export async function runEvaluation(
   const stages = settings.stages ?? stagesForTasks(config.tasks);
   const run = await RunDirectory.open(runDir, config, { fresh: settings.fresh, runId });
   log.info(`${run.resumed ? 'resuming' : 'starting'} run ${run.manifest.run_id} in ${runDir}`);
+  const batching = {
+    perplexity_rows_per_request: settings.batchSize ?? DEFAULT_SCORE_BATCH_ROWS,
+    generate_samples_per_batch: settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
+  };
+  await run.updateManifest({ batching });
   const engine = new EngineSession(run, config, { signal, verbose: settings.verbose });
   try {
     const wants = (task: RunConfig['tasks'][number]): boolean => config.tasks.includes(task);
@@ -80,13 +92,15 @@ export async function runEvaluation(
       await recordDataset(run, PERPLEXITY_STAGE, { ...loaded.provenance, textField: loaded.textField });
       const records = await run.stage(PERPLEXITY_STAGE);
       if (loaded.texts.some((row) => !records.has(rowKey(row.index)))) {
-        await runPerplexityStage({ run, engine: await engine.get(), texts: loaded.texts, config: config.perplexity, batchRows: settings.scoreBatchRows, signal });
+        const batchRows = batching.perplexity_rows_per_request;
+        await runPerplexityStage({ run, engine: await engine.get(), texts: loaded.texts, config: config.perplexity, batchRows, signal });
       }
     }
     const needsProblems = wants('humaneval') && stages.some((stage) => stage === 'generate' || stage === 'execute' || stage === 'score');
     const problems = needsProblems ? await humanEvalProblems(run, config, hub, signal) : [];
     if (stages.includes('generate') && wants('humaneval')) {
-      await runGenerateStage({ run, engine: () => engine.get(), problems, config: config.humaneval, seed: config.seed, signal });
+      const batchSamples = batching.generate_samples_per_batch;
+      await runGenerateStage({ run, engine: () => engine.get(), problems, config: config.humaneval, seed: config.seed, batchSamples, signal });
     }
     if (stages.includes('latency') && wants('latency')) {
       await runLatencyStage({ run, engine: () => engine.get(), config, signal });

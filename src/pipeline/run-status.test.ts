@@ -12,7 +12,7 @@ describe('run status', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'evalpipe-status-'));
     complete = join(root, 'complete');
-    await realSmokeRun(complete, { 'score-batch-rows': 4 });
+    await realSmokeRun(complete, { 'batch-size': 4 });
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });

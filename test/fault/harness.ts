@@ -36,7 +36,7 @@ export interface FaultStage {
 export const HUMANEVAL_FILE = join(packageRoot(), '..', 'shared', 'datasets', 'HumanEval.jsonl.gz');
 
 /** The one command every attempt runs (the same command must resume). */
-export function faultCommand(runDir: string, config: FaultCommandConfig, stages: readonly FaultStage[] = FAULT_STAGES): string[] {
+export function faultCommand(runDir: string, config: FaultCommandConfig, stages: readonly FaultStage[] = FAULT_STAGES, batchSize = 1): string[] {
   const names = stages.map((stage) => stage.stage);
   const humaneval = names.includes('generate') || names.includes('execute');
   return [
@@ -45,9 +45,9 @@ export function faultCommand(runDir: string, config: FaultCommandConfig, stages:
     '--dataset', config.dataset,
     '--text-field', 'text',
     '--rows', String(config.rows),
-    // One row per engine request: a kill loses at most one row in flight, and a row's NLL never depends on
-    // which rows it was batched with, so an interrupted run must reproduce the reference bit for bit.
-    '--score-batch-rows', '1',
+    // One row per engine request: a kill loses at most one row in flight. Any batch size would reproduce the
+    // reference bit for bit (fixed work units, the batch-invariant CPU engine: test/cli/batch-size.test.ts).
+    '--batch-size', String(batchSize),
     '--run-dir', runDir,
     ...(humaneval
       ? ['--tasks', 'perplexity,humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', String(config.humanevalLimit), '--n', String(config.samples)]

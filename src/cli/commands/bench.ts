@@ -1,4 +1,11 @@
-import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type EngineInfo, type QuantMode } from '../../engine/protocol.js';
+import {
+  ATTENTION_BACKENDS,
+  QUANT_MODES,
+  type AttentionBackend,
+  type EngineInfo,
+  type LoadResult,
+  type QuantMode,
+} from '../../engine/protocol.js';
 import { EngineProcess } from '../../engine/engine-process.js';
 import { EngineRequestError } from '../../engine/engine-errors.js';
 import { runLatencyCells, type LatencyCell } from '../../pipeline/latency-stage.js';
@@ -7,14 +14,16 @@ import { UsageError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
-import { parseIntList } from '../run-options.js';
+import { batchSize, parseIntList } from '../run-options.js';
 
 interface BenchArgs {
   model: string;
   quant: string;
   attn: string;
   device: string;
-  batches: string;
+  batches?: string;
+  'batch-size'?: number;
+  deterministic?: boolean;
   contexts: string;
   warmup: number;
   iters: number;
@@ -35,7 +44,12 @@ export const command: CommandModule = {
           .option('quant', { type: 'string', default: 'bf16', describe: `Comma list of ${QUANT_MODES.join(', ')}` })
           .option('attn', { type: 'string', default: 'flash', describe: `Comma list of ${ATTENTION_BACKENDS.join(', ')}` })
           .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], default: 'auto' })
-          .option('batches', { type: 'string', default: '2,4,8', describe: 'Batch sizes' })
+          .option('batches', { type: 'string', describe: 'Batch sizes (rows per minibatch) [default: 2,4,8]' })
+          .option('batch-size', { type: 'number', describe: 'One batch size: the same as --batches N' })
+          .option('deterministic', {
+            type: 'boolean',
+            describe: 'Time the batch-invariant engine (--no-deterministic: the fast path) [default: on for CPU, off on GPU]',
+          })
           .option('contexts', { type: 'string', default: '4096,8192,16384', describe: 'Context lengths (tokens)' })
           .option('warmup', { type: 'number', default: 2, describe: 'Warm-up minibatches per cell' })
           .option('iters', { type: 'number', default: 4, describe: 'Timed minibatches per repeat' })
@@ -46,8 +60,11 @@ export const command: CommandModule = {
         const args = argv as unknown as BenchArgs;
         const quants = parseChoices(args.quant, QUANT_MODES, '--quant') as QuantMode[];
         const attns = parseChoices(args.attn, ATTENTION_BACKENDS, '--attn') as AttentionBackend[];
+        if (args.batches !== undefined && args['batch-size'] !== undefined) {
+          throw new UsageError('--batches and --batch-size both give the batch sizes', { hint: 'use one of them' });
+        }
         const latency = {
-          batches: parseIntList(args.batches, '--batches'),
+          batches: args['batch-size'] !== undefined ? [batchSize(args['batch-size'])] : parseIntList(args.batches ?? '2,4,8', '--batches'),
           contexts: parseIntList(args.contexts, '--contexts'),
           warmup: args.warmup,
           iters: args.iters,
@@ -59,8 +76,10 @@ export const command: CommandModule = {
           for (const attn of attns) {
             const engine = await EngineProcess.start();
             try {
+              let loaded: LoadResult;
               try {
-                await engine.request('load', { model: args.model, quant, attn, device: args.device, seed: args.seed });
+                const deterministic = args.deterministic === undefined ? {} : { deterministic: args.deterministic };
+                loaded = await engine.request<LoadResult>('load', { model: args.model, quant, attn, device: args.device, seed: args.seed, ...deterministic });
               } catch (error) {
                 if (error instanceof EngineRequestError && error.type === 'unsupported') {
                   log.warn(`${quant}/${attn}: ${error.message} — skipped`);
@@ -69,7 +88,8 @@ export const command: CommandModule = {
                 throw error;
               }
               if (!header) {
-                header = benchHeader(await engine.request<EngineInfo>('info', {}, { timeoutMs: 60_000 }));
+                const info = await engine.request<EngineInfo>('info', {}, { timeoutMs: 60_000 });
+                header = { ...benchHeader(info), deterministic: loaded.deterministic ?? false };
                 if (args.json) process.stdout.write(`${JSON.stringify({ header })}\n`);
               }
               await runLatencyCells({
