@@ -157,29 +157,40 @@ def test_interpreted_invariant_kernels() -> None:
     assert_interpreted_tests_pass(__file__)
 
 
-def _check_matmul_rows_invariant(kernel: Any, device: str, dtype: torch.dtype, k: int, n: int, ms: list[int]) -> None:
+def _check_matmul_rows_invariant(
+    kernel: Any, device: str, dtype: torch.dtype, k: int, n: int, ms: list[int], weight_dtype: torch.dtype | None = None
+) -> None:
+    """Against the fp64 product, then: the first rows' bits stay the same whatever M and the other rows. With
+    `weight_dtype` (int8 / fp8) the weight is stored in it with a per-channel fp32 scale."""
     g = torch.Generator(device=device).manual_seed(5)
     x = torch.randn(max(ms), k, device=device, generator=g).to(dtype)
     w = (torch.randn(n, k, device=device, generator=g) / k**0.5).to(dtype)
     b = torch.randn(n, device=device, generator=g).to(dtype)
-    ref = (x.double() @ w.double().T + b.double()).float()
-    first = kernel(x[: ms[0]], w, b)
+    scale = None
+    if weight_dtype is not None:
+        scale = (w.float().abs().amax(dim=1) / 127).clamp_min(1e-8)
+        q = (w.float() / scale[:, None]).round().clamp(-127, 127)
+        w = q.to(weight_dtype)
+        wd = w.float().double() * scale.double()[:, None]  # what the weight holds (fp8 rounds the integers)
+    else:
+        wd = w.double()
+    ref = (x.double() @ wd.T + b.double()).float()
+    first = kernel(x[: ms[0]], w, b, scale)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     err = ((first.float() - ref[: ms[0]]).norm() / ref[: ms[0]].norm()).item()
     assert err < tol, f"relative error {err} against the fp64 product"
     for m in ms[1:]:
         shuffled = torch.cat([x[: ms[0]], torch.randn(m - ms[0], k, device=device, generator=g).to(dtype)])
-        y = kernel(shuffled, w, b)
+        y = kernel(shuffled, w, b, scale)
         assert torch.equal(y[: ms[0]], first), f"M = {m} changed the first {ms[0]} rows' bits"
 
 
 @interpreted
-@pytest.mark.parametrize("split", [False, True])
-def test_interp_invariant_matmul_rows(split: bool) -> None:
-    from evalpipe_engine.kernels.invariant_matmul import matmul_rows, matmul_rows_split
+def test_interp_invariant_matmul_rows_split() -> None:
+    from evalpipe_engine.kernels.invariant_matmul import matmul_rows_split
 
-    kernel = matmul_rows_split if split else matmul_rows
-    _check_matmul_rows_invariant(kernel, "cpu", torch.float32, k=600 if split else 72, n=40, ms=[3, 5, 17, 34])
+    _check_matmul_rows_invariant(matmul_rows_split, "cpu", torch.float32, k=600, n=40, ms=[3, 5, 17, 34])
+    _check_matmul_rows_invariant(matmul_rows_split, "cpu", torch.float32, 600, 24, [2, 9, 20], weight_dtype=torch.int8)
 
 
 # --------------------------------------------------------------------------------------------------------- GPU
@@ -191,11 +202,25 @@ def test_interp_invariant_matmul_rows(split: bool) -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 def test_gpu_invariant_matmul_rows(dtype: torch.dtype, split: bool, k: int, n: int) -> None:
-    from evalpipe_engine.kernels.invariant_matmul import matmul_rows, matmul_rows_split
+    """The CUDA products of the deterministic mode: the split-K kernel (8-bit decode) and the fixed-shape cuBLAS
+    chunks (prefill rows, decode rows), each with rows whose bits do not move with M."""
+    from evalpipe_engine.invariant import DECODE_ROWS, PREFILL_ROWS, decode_phase, invariant_linear
+    from evalpipe_engine.kernels.invariant_matmul import matmul_rows_split
 
-    kernel = matmul_rows_split if split else matmul_rows
+    def chunked(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        if split:
+            with decode_phase():
+                return invariant_linear(x, w, b, scale)
+        return invariant_linear(x, w, b, scale)
+
     ms = [1, 7, 64, 300] if split else [1, 129, 1000, 4099]
-    _check_matmul_rows_invariant(kernel, "cuda", dtype, k, n, ms)
+    assert max(ms) > (DECODE_ROWS if split else PREFILL_ROWS)  # several chunks, a padded last one
+    _check_matmul_rows_invariant(chunked, "cuda", dtype, k, n, ms)
+    if dtype != torch.float32:  # the int8 / fp8 weights of the quantized modes: converted in the split kernel
+        for weight_dtype in (torch.int8, torch.float8_e4m3fn):
+            _check_matmul_rows_invariant(chunked, "cuda", dtype, k, n, ms, weight_dtype=weight_dtype)
+            if split:
+                _check_matmul_rows_invariant(matmul_rows_split, "cuda", dtype, k, n, ms, weight_dtype=weight_dtype)
 
 
 @pytest.mark.parametrize("quant", QUANTS)

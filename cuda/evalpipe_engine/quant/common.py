@@ -230,8 +230,14 @@ class PerChannelLinear(QuantLinearBase):
     def dequantized_weight(self) -> torch.Tensor:
         return self.qweight.float() * self.scale[:, None]
 
-    def invariant_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        return self.qweight.to(dtype) * self.scale.to(dtype)[:, None]  # no fp32 temporary of the whole weight
+    def _invariant2d(self, x: torch.Tensor) -> torch.Tensor:
+        """On CUDA the weight goes as stored with its per-channel scale: decode steps read it in the split-K kernel
+        (converted tile by tile, no dequantized copy per step); prefill dequantizes once per product."""
+        if not x.is_cuda:
+            return super()._invariant2d(x)
+        from ..invariant import invariant_linear
+
+        return invariant_linear(x, self.qweight, self.bias, scale=self.scale)
 
     def _decode2d(self, x: torch.Tensor) -> torch.Tensor | None:
         """The decode product for M <= small_m_max rows on CUDA, None for more rows (the prefill path)."""

@@ -44,6 +44,21 @@ class Int8Linear(PerChannelLinear):
         cols = (x.abs() > t).any(dim=0).nonzero().flatten()
         return cols if cols.numel() > 0 else None
 
+    def _invariant2d(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic mode, CUDA prefill: the W8A8 product for every M. It is batch-invariant as it stands: each
+        row is quantized on its own, the int32 accumulation is exact whatever the tiles, and the epilogue is per
+        element. Decode steps (and outlier decomposition, and CPU) take the weight-only product."""
+        from ..invariant import in_decode_phase
+
+        w8a8 = self.options.int8_prefill == "w8a8" and self.options.int8_outlier_threshold is None
+        if x.is_cuda and w8a8 and not in_decode_phase():
+            from ..kernels.int8_gemm import w8a8_linear
+            from ..kernels.quant_act import quantize_rows
+
+            qx, sx = quantize_rows(x, torch.int8)
+            return w8a8_linear(qx, sx, self.qweight, self.scale, self.bias, x.dtype)
+        return super()._invariant2d(x)
+
     def reference2d(self, x: torch.Tensor) -> torch.Tensor:
         from ..kernels.quant_act import quantize_rows_reference
 
