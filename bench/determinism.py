@@ -171,7 +171,7 @@ def greedy(args: argparse.Namespace, device: torch.device, record: dict[str, Any
     texts = humaneval_prompts(args.humaneval, args.limit)
     prompts = [torch.tensor(tokenizer.encode(t, add_special_tokens=False).ids[-args.max_prompt :]) for t in texts]
     model = NativeStarcoder2.random(cfg, device=device, seed=args.seed, quant=args.quants.split(",")[0], attn=args.attn)
-    for det in (True, False):
+    for det in [mode == "deterministic" for mode in args.modes.split(",")]:
         model.set_deterministic(det)
         key = "deterministic" if det else "fast"
         runs: dict[int, list[list[int]]] = {}
@@ -215,6 +215,7 @@ def main() -> int:
     parser.add_argument("--max-prompt", type=int, default=1024)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--greedy-batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64, 256])
+    parser.add_argument("--modes", default="deterministic,fast", help="greedy: the engine modes to run, in order")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
