@@ -234,3 +234,22 @@ def test_gpu_scored_rows_and_decode_do_not_depend_on_the_batch(quant: str, attn:
     ref = _completions(loaded, PROMPTS, 1, 0.0)
     for rows in (3, 16):
         assert _completions(loaded, PROMPTS, rows, 0.0) == ref, f"{quant}/{attn}: batch {rows} changed a completion"
+
+
+def test_the_engine_runs_mkl_with_conditional_numerical_reproducibility() -> None:
+    """Importing the engine asks MKL (before torch loads it) for strict CNR and no dynamic threading; MKL_VERBOSE
+    shows the mode of each call it makes ("CNR:OFF Dyn:1" is MKL's own default)."""
+    import subprocess
+    import sys
+
+    script = "import evalpipe_engine, torch; torch.randn(64, 64) @ torch.randn(64, 64)"
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
+    env["MKL_VERBOSE"] = "1"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    calls = [line for line in out.stdout.splitlines() if "SGEMM" in line]
+    if not calls:
+        pytest.skip("this torch build does not use MKL for fp32 matmuls")
+    assert all("CNR:AUTO,STRICT" in line and "Dyn:0" in line for line in calls), calls

@@ -28,6 +28,23 @@ describe('evalpipe bench (real engine, CPU)', () => {
     expect(file.header.card).toBe(lines[0].header.card);
   });
 
+  it('--batch-size N is one batch size; the header says which engine mode was timed; bad sizes are refused', async () => {
+    const base = ['bench', '--model', 'preset:tiny-starcoder2', '--device', 'cpu', '--contexts', '32', '--warmup', '1', '--iters', '1', '--repeats', '1', '--quant', 'fp32', '--attn', 'sdpa', '--json'];
+    for (const [flag, want] of [['--deterministic', true], ['--no-deterministic', false]] as const) {
+      const result = await runCli([...base, '--batch-size', '3', flag]);
+      expect(result.code, result.stderr).toBe(0);
+      const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+      expect(lines[0].header.deterministic).toBe(want);
+      expect(lines.slice(1).map((cell: { batch: number }) => cell.batch)).toEqual([3]);
+    }
+    const both = await runCli([...base, '--batch-size', '3', '--batches', '1,2']);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/--batches and --batch-size both give the batch sizes/);
+    const zero = await runCli([...base, '--batch-size', '0']);
+    expect(zero.code).toBe(1);
+    expect(zero.stderr).toMatch(/--batch-size must be a whole number from 1 to 4096, got 0/);
+  });
+
   it('prints the study-shaped matrix without --json, and refuses a context past the model maximum', async () => {
     const table = await runCli(['bench', ...SMALL, '--quant', 'fp32', '--attn', 'sdpa']);
     expect(table.code).toBe(0);
