@@ -10,10 +10,8 @@
 # Results land in $OUT, to be committed under bench/results/ with the card and date in the name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-/tmp/determinism-out}"
-mkdir -p "$OUT"
-export PYTHONPATH="$PWD/cuda${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$OUT/card.txt"
+# shellcheck source=gpu-preamble.sh
+source scripts/gpu-preamble.sh /tmp/determinism-out
 case "${1:-}" in
   tests)
     GPU_TEST_PATHS="cuda/tests/test_invariant.py" bash cuda/run_gpu_tests.sh -x 2>&1 | tail -30

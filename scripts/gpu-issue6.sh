@@ -11,10 +11,8 @@
 # Results land in $OUT (JSON + logs), to be committed under bench/results/ with the card and date in the name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-/tmp/issue6-out}"
-mkdir -p "$OUT"
-export PYTHONPATH="$PWD/cuda${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$OUT/card.txt"
+# shellcheck source=gpu-preamble.sh
+source scripts/gpu-preamble.sh /tmp/issue6-out
 case "${1:-}" in
   tests)
     bash cuda/run_gpu_tests.sh 2>&1 | tail -40
