@@ -9,7 +9,7 @@ import { syntheticRun } from '../../test/helpers/run-dirs.js';
 import { writeRunReports } from '../pipeline/report/write-reports.js';
 import { packageRoot } from '../util/package-root.js';
 import { buildLeaderboard } from './build.js';
-import { publish } from './publish.js';
+import { checkTokenTransport, publish } from './publish.js';
 
 const run = promisify(execFile);
 const WRITE = 'hf_write_token_for_tests';
@@ -115,5 +115,19 @@ describe('publish to a hub dataset repo (local hub on 127.0.0.1)', () => {
       (error: { code: number; stderr: string }) => error,
     );
     expect(unset?.stderr).toContain('evalpipe: HF_TOKEN is not set');
+  });
+});
+
+describe('publish guards the token', () => {
+  it('refuses to send the token in clear text to a host that is not this machine', async () => {
+    for (const url of ['http://hub.example.org', 'http://10.1.2.3:8080', 'ftp://127.0.0.1']) {
+      await expect(publish({ repo: 'evalpipe/results', accessToken: WRITE, hubUrl: url, leaderboard: 'never-read.json', runDirs: [] })).rejects.toThrow(
+        /refusing to send HF_TOKEN to .*clear text/,
+      );
+    }
+    await expect(publish({ repo: 'evalpipe/results', accessToken: WRITE, hubUrl: 'not a url', leaderboard: 'never-read.json', runDirs: [] })).rejects.toThrow(
+      /--hub-url is not a URL/,
+    );
+    for (const url of ['https://huggingface.co', 'http://localhost:1', 'http://127.0.0.2:9', 'http://[::1]:9']) expect(() => checkTokenTransport(url)).not.toThrow();
   });
 });

@@ -98,6 +98,7 @@ export async function publish(params: PublishParams): Promise<PublishResult> {
       hint: `create a token with write access at ${hubUrl}/settings/tokens and export HF_TOKEN=hf_...`,
     });
   }
+  checkTokenTransport(hubUrl);
   const files = await collectPublishFiles(params);
   const repo = { type: 'dataset' as const, name: params.repo };
   const where = `dataset ${params.repo} on ${hubUrl}`;
@@ -135,6 +136,26 @@ export async function publish(params: PublishParams): Promise<PublishResult> {
   } catch (error) {
     throw toPublishError(error, where, hubUrl);
   }
+}
+
+/**
+ * The token travels in an Authorization header: only over HTTPS, or plain HTTP to this machine (a local test hub).
+ * Anything else would hand it to whoever sits on the path.
+ */
+export function checkTokenTransport(hubUrl: string): void {
+  let url: URL;
+  try {
+    url = new URL(hubUrl);
+  } catch {
+    throw new UsageError(`--hub-url is not a URL: "${hubUrl}"`, { hint: `e.g. --hub-url ${DEFAULT_HUB_URL}` });
+  }
+  if (url.protocol === 'https:') return;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (url.protocol === 'http:' && loopback) return;
+  throw new UsageError(`refusing to send HF_TOKEN to ${url.protocol}//${url.host}: the token would travel in clear text`, {
+    hint: 'use an https:// hub URL (plain http is allowed only for a hub on this machine: localhost, 127.x.x.x, [::1])',
+  });
 }
 
 function toPublishError(error: unknown, where: string, hubUrl: string): unknown {
