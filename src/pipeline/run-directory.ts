@@ -9,6 +9,7 @@ import { MANIFEST_SCHEMA_VERSION, type Manifest } from './manifest.js';
 import { configHash, type RunConfig } from './run-config.js';
 import { StageRecordFile } from './stage-records.js';
 import { readRunJson } from './read-run-json.js';
+import { LOCK_FILE } from './run-lock.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const RESULTS_FILE = 'results.json';
@@ -115,7 +116,7 @@ export async function readManifest(directory: string): Promise<Manifest | undefi
 async function clearRunDirectory(directory: string): Promise<void> {
   let entries: string[];
   try {
-    entries = await readdir(directory);
+    entries = (await readdir(directory)).filter((entry) => entry !== LOCK_FILE); // the lock is this run's own
   } catch {
     return;
   }
@@ -125,5 +126,5 @@ async function clearRunDirectory(directory: string): Promise<void> {
       hint: 'choose an empty or new --run-dir',
     });
   }
-  await rm(directory, { recursive: true, force: true });
+  for (const entry of entries) await rm(join(directory, entry), { recursive: true, force: true });
 }

@@ -23,6 +23,7 @@ import {
 import { writeRunReports } from './report/write-reports.js';
 import { defaultRunId, stagesForTasks, type RunConfig, type RunSettings } from './run-config.js';
 import { RESULTS_FILE, RunDirectory } from './run-directory.js';
+import { acquireRunLock } from './run-lock.js';
 
 export const RESULTS_SCHEMA_VERSION = 1;
 const HUMANEVAL_DATASET = 'humaneval';
@@ -69,7 +70,14 @@ export async function runEvaluation(
   const runId = defaultRunId(config);
   const runDir = runDirectoryFor(config, settings);
   const stages = settings.stages ?? stagesForTasks(config.tasks);
-  const run = await RunDirectory.open(runDir, config, { fresh: settings.fresh, runId });
+  const releaseLock = await acquireRunLock(runDir);
+  let run: RunDirectory;
+  try {
+    run = await RunDirectory.open(runDir, config, { fresh: settings.fresh, runId });
+  } catch (error) {
+    await releaseLock();
+    throw error;
+  }
   log.info(`${run.resumed ? 'resuming' : 'starting'} run ${run.manifest.run_id} in ${runDir}`);
   const batching = {
     perplexity_rows_per_request: settings.batchSize ?? DEFAULT_SCORE_BATCH_ROWS,
@@ -120,6 +128,7 @@ export async function runEvaluation(
   } finally {
     await engine.close();
     await run.close();
+    await releaseLock();
   }
 }
 
