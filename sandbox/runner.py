@@ -14,7 +14,9 @@ Each job runs in a fresh process forked from this one (so the standard library i
 in its own session, with its own address-space, CPU-time and file-size limits and a wall-clock timeout.
 After every job the runner SIGKILLs every other process in the container (it is PID 1 of the container's
 PID namespace, so nothing a candidate starts survives, whatever process group it moved to), reaps them,
-and empties /tmp. `clean: false` means that clean-up did not finish: the caller must replace the container.
+empties /tmp and removes every System V IPC object. While a job runs the runner checks every 0.1 s that
+evalpipe still holds its stdin; when it is gone the candidate is killed and the container ends at once (whatever
+the job's timeout). `clean: false` means that clean-up did not finish: the caller must replace the container.
 Candidates cannot signal the runner (PID 1 ignores signals it has no handler for) nor read its memory or
 file descriptors (it makes itself non-dumpable).
 """
@@ -37,6 +39,7 @@ import platform
 import random  # noqa: F401
 import re  # noqa: F401
 import resource
+import select
 import selectors
 import signal
 import stat
@@ -51,6 +54,7 @@ PROTOCOL = 1
 WORK_ROOT = "/tmp"
 CHILD_FILE_SIZE_LIMIT = 16 * 1024 * 1024
 CLEANUP_SECONDS = 2.0
+CONTROLLER_POLL_S = 0.1  # how often a running job checks that evalpipe is still there
 
 
 def make_undumpable() -> None:
@@ -135,6 +139,42 @@ def kill_others(child_pid: int, statuses: dict[int, int]) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.0005)
+
+
+_IPC_RMID = 0
+
+
+def remove_sysv_ipc() -> bool:
+    """Remove every System V shared-memory segment, semaphore set and message queue of the container's IPC
+    namespace (the candidates' only: the container has one of its own), so that nothing a candidate put there can
+    be read by, or take memory from, the next one. Runs once every candidate process is dead. True when none is
+    left (else the caller replaces the container)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    removers = {
+        "shm": lambda ident: libc.shmctl(ident, _IPC_RMID, None),
+        "sem": lambda ident: libc.semctl(ident, 0, _IPC_RMID),
+        "msg": lambda ident: libc.msgctl(ident, _IPC_RMID, None),
+    }
+
+    def ids(kind: str) -> list[int]:
+        with open(f"/proc/sysvipc/{kind}", encoding="ascii") as f:
+            return [int(line.split()[1]) for line in f.read().splitlines()[1:] if line.strip()]
+
+    try:
+        for kind, remove in removers.items():
+            for ident in ids(kind):
+                remove(ident)
+        return not any(ids(kind) for kind in removers)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def controller_gone() -> bool:
+    """Whether the end of stdin that evalpipe holds is closed (POLLHUP): evalpipe died or detached. Reads nothing,
+    so a job line sent ahead stays in the pipe."""
+    poller = select.poll()
+    poller.register(0, select.POLLHUP)
+    return any(event & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, event in poller.poll(0))
 
 
 def empty_work_root() -> bool:
@@ -240,8 +280,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if remaining <= 0:
             timed_out = True
             break
+        if controller_gone():  # nobody will read the verdict: stop the candidate and the container now
+            kill_others(pid, statuses)
+            os._exit(0)
         exited = False
-        for key, _ in selector.select(remaining):
+        for key, _ in selector.select(min(remaining, CONTROLLER_POLL_S)):
             fd = int(key.fd)
             if fd == pidfd:
                 exited = True
@@ -261,7 +304,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             while read_from(fd):
                 pass
         os.close(fd)
-    clean = empty_work_root() and clean
+    clean = empty_work_root() and remove_sysv_ipc() and clean
 
     report: dict[str, Any] | None = None
     for line in captured[res_r].decode("utf-8", errors="replace").splitlines():

@@ -1,16 +1,24 @@
+import { hostname } from 'node:os';
 import type Docker from 'dockerode';
 import { CONTAINER_MEMORY_HEADROOM_MB, type SandboxLimits } from './sandbox-limits.js';
 
 export const SANDBOX_UID = 10001;
 export const RUNNER_COMMAND = ['python3', '-I', '/opt/evalpipe/runner.py'];
 export const SANDBOX_LABEL = 'evalpipe.sandbox';
+/** `<host>:<pid>` of the evalpipe process that started the container, to find the leftovers of a dead one. */
+export const CONTROLLER_LABEL = 'evalpipe.controller';
+
+export function controllerLabel(): string {
+  return `${hostname()}:${process.pid}`;
+}
 
 /**
  * The container every candidate runs in. The security model, in one place:
  * no network, read-only root, a small noexec tmpfs /tmp, no /dev/shm (IPC namespace `none`), a non-root user,
  * every capability dropped, no-new-privileges, and memory (no swap), pids and CPU limits.
  * stdin stays open for the runner's job stream and closes when we detach (StdinOnce), so a crashed evalpipe
- * leaves no container behind: the runner sees end-of-input, exits, and AutoRemove deletes the container.
+ * leaves no container behind: the runner sees its stdin hang up (also in the middle of a job, which it then
+ * kills), exits, and AutoRemove deletes the container.
  */
 export function sandboxContainerSpec(image: string, limits: SandboxLimits): Docker.ContainerCreateOptions {
   const memoryBytes = (limits.memoryMb + CONTAINER_MEMORY_HEADROOM_MB) * 1024 * 1024;
@@ -27,7 +35,7 @@ export function sandboxContainerSpec(image: string, limits: SandboxLimits): Dock
     StdinOnce: true,
     Tty: false,
     NetworkDisabled: true,
-    Labels: { [SANDBOX_LABEL]: '1' },
+    Labels: { [SANDBOX_LABEL]: '1', [CONTROLLER_LABEL]: controllerLabel() },
     HostConfig: {
       NetworkMode: 'none',
       ReadonlyRootfs: true,

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type Docker from 'dockerode';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { UsageError } from '../util/errors.js';
@@ -6,7 +7,7 @@ import { connectDocker, ensureImage, isDockerConnectionError, explainDockerError
 import { SandboxUnavailableError } from './errors.js';
 import type { ExecutionResult } from './execution-result.js';
 import { recipeImageTag } from './image-recipe.js';
-import { SANDBOX_LABEL } from './container-spec.js';
+import { CONTROLLER_LABEL, SANDBOX_LABEL } from './container-spec.js';
 import { SandboxContainer, type RunnerReply } from './sandbox-container.js';
 import { defaultConcurrency, resolveLimits, type SandboxLimits } from './sandbox-limits.js';
 
@@ -54,18 +55,33 @@ function toResult(reply: RunnerReply, attempts: number): ExecutionResult {
 type Spare = Promise<SandboxContainer | Error>;
 
 /**
- * Remove sandbox containers that never ran or already stopped and are over a minute old: left by an evalpipe
- * that was killed between creating and starting one (a started one removes itself when its stdin closes).
+ * Remove the sandbox containers an earlier evalpipe left: those that never ran or already stopped and are over a
+ * minute old (killed between creating and starting one), and running ones whose controller, a process of this
+ * host named by their CONTROLLER_LABEL, is gone (their runner normally notices that itself within 0.1 s).
  */
 async function removeOrphans(docker: Docker): Promise<void> {
   try {
     const cutoff = Date.now() / 1000 - 60;
-    const stale = await docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL}=1`], status: ['created', 'exited', 'dead'] } });
-    await Promise.all(
-      stale.filter((entry) => entry.Created < cutoff).map((entry) => docker.getContainer(entry.Id).remove({ force: true }).catch(() => undefined)),
+    const all = await docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL}=1`] } });
+    const stopped = new Set(['created', 'exited', 'dead']);
+    const orphans = all.filter((entry) =>
+      stopped.has(entry.State) ? entry.Created < cutoff : controllerIsGone(entry.Labels?.[CONTROLLER_LABEL]),
     );
+    await Promise.all(orphans.map((entry) => docker.getContainer(entry.Id).remove({ force: true }).catch(() => undefined)));
   } catch (error) {
     log.debug(`could not list leftover sandbox containers: ${(error as Error).message}`);
+  }
+}
+
+/** True for `<this host>:<pid>` of a process that no longer exists; false when unknown or elsewhere. */
+function controllerIsGone(label: string | undefined): boolean {
+  const match = label?.match(/^(.*):(\d+)$/);
+  if (!match || match[1] !== hostname()) return false;
+  try {
+    process.kill(Number(match[2]), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 

@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from './docker-test-support.js';
@@ -286,6 +288,52 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
       expect(next.stdout.trim()).toBe("['job'] True");
       expect(single.stats.containersStarted).toBe(1); // cleaned in place, no replacement needed
     });
+  });
+
+  it('System V IPC objects are gone before the next candidate, and a big segment left behind costs it no memory', async () => {
+    await withOwnPool(async (single) => {
+      const left = await single.execute(
+        [
+          'import ctypes',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          'libc.shmat.restype = ctypes.c_void_p',
+          'seg = libc.shmget(0x5EED, 700 << 20, 0o1600)  # IPC_CREAT | 0600: 700 MB',
+          'assert seg >= 0, ctypes.get_errno()',
+          'addr = libc.shmat(seg, None, 0)',
+          'ctypes.memset(addr, 0x41, 700 << 20)  # touched: resident, charged to the container',
+          'assert libc.semget(0x5EEE, 1, 0o1600) >= 0 and libc.msgget(0x5EEF, 0o1600) >= 0',
+        ].join('\n'),
+      );
+      expect(left.status, left.message ?? '').toBe('passed');
+      const next = await single.execute(
+        [
+          'import ctypes, json',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          'found = {k: open(f"/proc/sysvipc/{k}").read().splitlines()[1:] for k in ("shm", "sem", "msg")}',
+          'print(json.dumps({"found": found, "shm": libc.shmget(0x5EED, 0, 0), "sem": libc.semget(0x5EEE, 0, 0), "msg": libc.msgget(0x5EEF, 0)}))',
+          'block = bytearray(500 << 20)  # a correct solution using 500 MB fits its own 1024 MB',
+        ].join('\n'),
+      );
+      expect(next.status, next.message ?? '').toBe('passed');
+      expect(JSON.parse(next.stdout)).toEqual({ found: { shm: [], sem: [], msg: [] }, shm: -1, sem: -1, msg: -1 });
+    });
+  });
+
+  it('when evalpipe dies in the middle of a 60 s job, its container is gone within seconds, not at the timeout', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/sandbox-controller.ts', image], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const label = `evalpipe.controller=${hostname()}:${child.pid}`;
+    const list = () => spawnSync('docker', ['ps', '-q', '--filter', `label=${label}`], { encoding: 'utf8' }).stdout.trim();
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`the controller exited early (${code})`)));
+    });
+    await delay(1500); // the busy loop is running in the container
+    expect(list()).not.toBe('');
+    child.kill('SIGKILL');
+    const killedAt = Date.now();
+    while (list() !== '' && Date.now() - killedAt < 30_000) await delay(200);
+    expect(list()).toBe('');
+    expect(Date.now() - killedAt).toBeLessThan(30_000); // the runner polls every 0.1 s; the job's limit was 60 s
   });
 
   it('printing 100 MB is drained and trimmed; the candidate still passes', async () => {
