@@ -205,7 +205,7 @@ async function scoreRun(run: RunDirectory, config: RunConfig, problems: readonly
       for (const ctx of config.latency.contexts) {
         const record = records.get(latencyKey(config.quant, config.attn, batch, ctx));
         if (!record) throw incomplete('latency', records.size, config.latency.batches.length * config.latency.contexts.length, 'latency');
-        const { v: _v, key: _key, times: _times, ...cell } = record;
+        const { v: _v, key: _key, sum: _sum, times: _times, ...cell } = record;
         cells.push(cell as unknown as LatencyCell);
       }
     }

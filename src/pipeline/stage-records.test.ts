@@ -2,6 +2,7 @@ import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readStageRecordsReadOnly } from './report/run-data.js';
 import { StageRecordFile } from './stage-records.js';
 import { RunStoreError } from '../util/errors.js';
 
@@ -72,5 +73,21 @@ describe('StageRecordFile', () => {
     const text = await readFile(path, 'utf8');
     expect(text.trimEnd().split('\n')).toHaveLength(1);
     expect(JSON.parse(text).n).toBe(1);
+  });
+
+  it('checks every record against its checksum: an edited value, or a record without one among checked ones, is refused', async () => {
+    const path = await tempFile();
+    const file = await StageRecordFile.open(path);
+    await file.append({ key: 'row:0', nll_sum: 3536.797351360321 });
+    await file.append({ key: 'row:1', nll_sum: 2.5 });
+    await file.close();
+    const text = await readFile(path, 'utf8');
+    expect(JSON.parse(text.split('\n')[0]!).sum).toMatch(/^[0-9a-f]{16}$/);
+    expect((await StageRecordFile.open(path)).size).toBe(2);
+    await writeFile(path, text.replace('"nll_sum":2.5', '"nll_sum":0'));
+    await expect(StageRecordFile.open(path)).rejects.toThrow(/line 2 does not match its checksum: it was edited or damaged/);
+    await expect(readStageRecordsReadOnly(path)).rejects.toThrow(/line 2 does not match its checksum/);
+    await writeFile(path, `${text}{"v":1,"key":"row:2","nll_sum":1}\n`);
+    await expect(StageRecordFile.open(path)).rejects.toThrow(/line 3 has no checksum, unlike the records before it/);
   });
 });

@@ -2,6 +2,7 @@ import { mkdir, open, readFile, stat, truncate, type FileHandle } from 'node:fs/
 import { dirname } from 'node:path';
 import { RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { RecordChecker, withChecksum } from './record-checksum.js';
 
 export const RECORD_SCHEMA_VERSION = 1;
 
@@ -16,7 +17,8 @@ export interface StageRecord {
  * One stage's append-only record file (JSON lines). Each record is written whole with one write() and flushed
  * (fdatasync) before the next, so after a crash at most the last line is torn. Opening the file detects a torn
  * or unparsable last line, drops it and truncates the file back to the last complete record.
- * A key seen twice keeps its first record (a re-run unit never duplicates a finished one).
+ * A key seen twice keeps its first record (a re-run unit never duplicates a finished one). Every record carries a
+ * checksum of its content (record-checksum.ts), verified whenever the file is read.
  */
 export class StageRecordFile {
   private handle: FileHandle | undefined;
@@ -45,6 +47,7 @@ export class StageRecordFile {
     }
     let goodBytes = 0;
     let offset = 0;
+    const checker = new RecordChecker(this.path);
     const lines = text.split('\n');
     for (let i = 0; i < lines.length; i += 1) {
       const line = lines[i]!;
@@ -67,6 +70,7 @@ export class StageRecordFile {
           hint: 'upgrade evalpipe to read this run directory',
         });
       }
+      checker.check(record, i + 1);
       if (!this.records.has(record.key)) this.records.set(record.key, record);
       offset += lineBytes;
       goodBytes = offset;
@@ -94,7 +98,7 @@ export class StageRecordFile {
 
   /** Append one record (ignored if its key is already complete). Resolves once it is on disk. */
   append(record: Omit<StageRecord, 'v'> & { v?: number }): Promise<void> {
-    const full: StageRecord = { ...record, v: RECORD_SCHEMA_VERSION } as StageRecord;
+    const full: StageRecord = withChecksum({ ...record, v: RECORD_SCHEMA_VERSION } as StageRecord);
     const write = async (): Promise<void> => {
       if (this.records.has(full.key)) return;
       if (!this.handle) throw new RunStoreError(`${this.path} is closed`);

@@ -1,3 +1,4 @@
+import { RecordChecker } from '../record-checksum.js';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RunStoreError } from '../../util/errors.js';
@@ -104,6 +105,7 @@ export async function readStageRecordsReadOnly(path: string): Promise<Map<string
     throw new RunStoreError(`cannot read ${path}`, { cause: error });
   }
   const lines = text.split('\n');
+  const checker = new RecordChecker(path);
   for (let i = 0; i < lines.length; i += 1) {
     const line = lines[i]!;
     const isLast = i === lines.length - 1;
@@ -119,6 +121,7 @@ export async function readStageRecordsReadOnly(path: string): Promise<Map<string
         hint: 'upgrade evalpipe to read this run directory',
       });
     }
+    checker.check(record, i + 1);
     if (!records.has(record.key)) records.set(record.key, record);
   }
   return records;
