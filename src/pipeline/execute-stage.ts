@@ -1,5 +1,6 @@
 import type { HumanEvalProblem } from '../datasets/humaneval.js';
-import { EvalpipeError } from '../util/errors.js';
+import { SandboxPool } from '../sandbox/sandbox-pool.js';
+import { EvalpipeError, RunStoreError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { executeCandidates, type CandidateSample } from './execute-candidates.js';
 import { GENERATE_STAGE, generationKey, type GenerationRecord } from './generate-stage.js';
@@ -24,6 +25,22 @@ export interface ExecutionRecord {
   stdout: string;
   stderr: string;
   attempts: number;
+}
+
+/** Record the sandbox image in the manifest; on resume, refuse one that changed (rebuilt, or another recipe). */
+async function recordSandbox(run: RunDirectory, pool: SandboxPool): Promise<void> {
+  const now = { image: pool.image, image_id: await pool.imageId(), recipe_sha: pool.image.split(':').pop() ?? '' };
+  const before = run.manifest.sandbox;
+  if (!before) {
+    await run.updateManifest({ sandbox: now });
+    return;
+  }
+  if (before.image_id !== now.image_id || before.recipe_sha !== now.recipe_sha) {
+    throw new RunStoreError(
+      `the sandbox image changed since this run started (${before.image} ${before.image_id.slice(7, 19)} → ${now.image} ${now.image_id.slice(7, 19)}): executions from both would mix`,
+      { hint: 'resume with the sandbox recipe and image the run started with, or pass --fresh to start over' },
+    );
+  }
 }
 
 /**
@@ -63,10 +80,18 @@ export async function runExecuteStage(options: {
   const total = options.problems.length * config.n;
   const progress = new Progress('execute', total, 'candidates', process.stderr, total - samples.length);
   let infrastructureFailures = 0;
+  const sandbox = { timeoutMs: Math.round(config.timeoutS * 1000), memoryMb: config.memoryMb, concurrency: options.concurrency };
+  const pool = await SandboxPool.open({ ...sandbox, signal: options.signal });
+  try {
+    await recordSandbox(options.run, pool);
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
   await executeCandidates({
     problems: options.problems,
     samples,
-    sandbox: { timeoutMs: Math.round(config.timeoutS * 1000), memoryMb: config.memoryMb, concurrency: options.concurrency },
+    pool,
     signal: options.signal,
     onResult: async (result) => {
       if (result.status === 'sandbox_error') {
@@ -90,7 +115,7 @@ export async function runExecuteStage(options: {
       await executed.append({ ...record });
       progress.tick(1, !result.passed);
     },
-  });
+  }).finally(() => pool.close());
   progress.finish();
   if (infrastructureFailures > 0) {
     throw new EvalpipeError('sandbox_error', `execute: ${infrastructureFailures} candidates could not be run because the sandbox failed (not counted against the model)`, {

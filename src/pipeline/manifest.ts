@@ -25,4 +25,6 @@ export interface Manifest {
    * deterministic engine it cannot change a result; on the fast path it can, and this says what ran.
    */
   batching?: { perplexity_rows_per_request: number; generate_samples_per_batch: number };
+  /** The sandbox the execute stage ran in (the image tag names its recipe hash); a resume must use the same. */
+  sandbox?: { image: string; image_id: string; recipe_sha: string };
 }

@@ -136,6 +136,11 @@ export class SandboxPool {
     return pool;
   }
 
+  /** The image's content id (sha256:...), as Docker reports it: what a run records to detect a rebuilt image. */
+  async imageId(): Promise<string> {
+    return (await this.docker.getImage(this.image).inspect()).Id;
+  }
+
   private async startContainer(signal?: AbortSignal): Promise<SandboxContainer> {
     const container = await SandboxContainer.start(this.docker, this.image, this.limits, signal);
     this.stats.containersStarted += 1;

@@ -93,6 +93,23 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     expect(existsSync(join(cpuSide, 'report.html'))).toBe(true);
   });
 
+  it('the sandbox image is in the manifest, and a resume on another image is refused', async () => {
+    const runDir = join(await tempDir(), 'sandbox-image');
+    const args = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '--max-new-tokens', '8', '--run-dir', runDir];
+    expect((await runCli(args)).code).toBe(0);
+    const manifestPath = join(runDir, 'manifest.json');
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
+    expect(manifest.sandbox).toMatchObject({ image: expect.stringMatching(/^evalpipe-sandbox:[0-9a-f]{12}$/), image_id: expect.stringMatching(/^sha256:/) });
+    expect(manifest.sandbox.image.endsWith(manifest.sandbox.recipe_sha)).toBe(true);
+    // as if the image had been rebuilt since: one execution left to do, and another image id on record
+    const executions = join(runDir, 'records', 'execute.jsonl');
+    await writeFile(executions, `${(await readFile(executions, 'utf8')).trim().split('\n')[0]}\n`);
+    await writeFile(manifestPath, JSON.stringify({ ...manifest, sandbox: { ...manifest.sandbox, image_id: `sha256:${'0'.repeat(64)}` } }));
+    const resumed = await runCli(args);
+    expect(resumed.code).toBe(1);
+    expect(resumed.stderr).toMatch(/the sandbox image changed since this run started/);
+  });
+
   it('generation resumes only the missing samples of a task, and they equal the uninterrupted ones', async () => {
     const runDir = join(await tempDir(), 'gen-resume');
     const args = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '-n', '3',
