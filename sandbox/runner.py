@@ -66,6 +66,43 @@ def make_undumpable() -> None:
         pass
 
 
+def cpu_limit_seconds(timeout_s: float) -> int:
+    """The candidate's RLIMIT_CPU soft limit: past the wall timeout, so it bites only where threads burn CPU time
+    faster than the wall clock runs."""
+    return math.ceil(timeout_s) + 1
+
+
+def raised_by_statement(error: BaseException, program: str) -> bool:
+    """Whether the innermost line of the candidate's own code in the traceback is a `raise` statement: a
+    MemoryError raised there is the candidate's choice, one from a failed allocation comes from any other line."""
+    lineno = None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<candidate>":
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    lines = program.splitlines()
+    return lineno is not None and 0 < lineno <= len(lines) and lines[lineno - 1].lstrip().startswith("raise")
+
+
+OOM_COUNTERS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")  # cgroup v2, v1
+
+
+def oom_kills() -> int | None:
+    """The container cgroup's count of OOM kills (`oom_kill` in cgroup v2's memory.events or v1's
+    memory.oom_control), None where neither can be read."""
+    for path in OOM_COUNTERS:
+        try:
+            with open(path, encoding="ascii") as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, job: dict[str, Any]) -> None:
     """Runs in the forked child: isolate, limit, execute the program, report on res_w, exit."""
     os.setsid()
@@ -83,7 +120,7 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
     except OSError:
         pass
     memory = int(job["memory_mb"]) * 1024 * 1024
-    cpu_seconds = math.ceil(float(job["timeout_s"])) + 1
+    cpu_seconds = cpu_limit_seconds(float(job["timeout_s"]))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -103,6 +140,8 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
         except BaseException:  # an exception whose __str__ raises is still just a failure
             message = "<unprintable exception>"
         report = {"outcome": "exception", "type": type(error).__name__, "message": message}
+        if isinstance(error, MemoryError):  # from a failed allocation (the limit), or raised by the candidate?
+            report["self_raised"] = raised_by_statement(error, program)
         with contextlib.suppress(BaseException):  # the candidate's frames only, not the runner's
             traceback.print_exception(type(error), error, error.__traceback__.tb_next, limit=-5)
     for stream in (sys.stdout, sys.stderr):
@@ -244,6 +283,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     res_r, res_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    kills_before = oom_kills()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -293,9 +333,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if exited:
             break
     duration_ms = (time.monotonic() - started) * 1000.0
+    cpu_used = 0.0
     if not timed_out:
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         statuses[pid] = status
+        cpu_used = usage.ru_utime + usage.ru_stime
     clean = kill_others(pid, statuses)
     selector.close()
     os.close(pidfd)
@@ -326,12 +368,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         result.update(status="passed")
     elif report is not None:
         kind = str(report.get("type"))
-        result.update(
-            status="oom" if kind == "MemoryError" else "failed", exception_type=kind, message=report.get("message")
-        )
-    elif killed_by == "SIGKILL":
+        hit_limit = kind == "MemoryError" and not report.get("self_raised")
+        result.update(status="oom" if hit_limit else "failed", exception_type=kind, message=report.get("message"))
+    elif killed_by == "SIGKILL" and (kills_before is None or (oom_kills() or 0) > kills_before):
         result.update(status="oom", exception_type="SIGKILL", message="killed by the kernel (out of memory)")
-    elif killed_by == "SIGXCPU":
+    elif killed_by == "SIGXCPU" and cpu_used >= cpu_limit_seconds(timeout_s) - 0.05:
         result.update(status="timeout", exception_type="SIGXCPU", message="CPU time limit exceeded")
     elif killed_by is not None:
         result.update(status="failed", exception_type=killed_by, message=f"the process died from {killed_by}")

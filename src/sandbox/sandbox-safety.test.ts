@@ -290,6 +290,20 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
     });
   });
 
+  it("a candidate's own MemoryError, SIGKILL or SIGXCPU is a failure naming it, not an oom or a timeout", async () => {
+    const cases: [string, string][] = [
+      ['raise MemoryError("made up")', 'MemoryError'],
+      ['import os, signal\nos.kill(os.getpid(), signal.SIGKILL)', 'SIGKILL'],
+      ['import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)', 'SIGXCPU'],
+    ];
+    for (const [program, kind] of cases) {
+      const result = await pool.execute(program);
+      expect({ status: result.status, type: result.exceptionType }, program).toEqual({ status: 'failed', type: kind });
+    }
+    const real = await pool.execute('x = bytearray(8 << 30)');
+    expect(real.status).toBe('oom');
+  });
+
   it('System V IPC objects are gone before the next candidate, and a big segment left behind costs it no memory', async () => {
     await withOwnPool(async (single) => {
       const left = await single.execute(
