@@ -49,7 +49,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     mounted = true;
     // 240 rows of records (~30 KB) span several 4 KiB pages, so filling the disk mid-stage makes a later append fail.
     ({ config, reference } = await perplexityReference(root));
-  }, 300_000);
+  }, 900_000); // an upper bound for a saturated 2-core machine, not an expected duration
   afterAll(async () => {
     if (mounted) execFileSync('umount', [mountPoint]);
     if (root) await rm(root, { recursive: true, force: true });
@@ -59,7 +59,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     const runDir = join(mountPoint, 'run');
     const file = join(runDir, 'records', 'perplexity.jsonl');
     const run = startCli(faultCommand(runDir, config, PERPLEXITY_ONLY));
-    await waitUntil(() => completeLines(file) >= 10, { timeoutMs: 120_000, done: run.exited });
+    await waitUntil(() => completeLines(file) >= 10, { timeoutMs: 600_000, done: run.exited });
     const filler = join(mountPoint, 'filler');
     fillDisk(filler);
     const failed = await run.exited;
@@ -89,5 +89,5 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     for (const [key, record] of want.records) expect(withoutTiming(got.records.get(key)!), key).toEqual(withoutTiming(record));
     const results = (dir: string) => readFile(join(dir, 'results.json'), 'utf8').then((text) => comparableResults(JSON.parse(text)));
     expect(await results(runDir)).toEqual(await results(reference));
-  }, 300_000);
+  }, 900_000); // an upper bound for a saturated 2-core machine, not an expected duration
 });

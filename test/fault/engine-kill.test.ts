@@ -25,7 +25,7 @@ describe('the engine process killed in mid-stage', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'evalpipe-fault-engine-'));
     ({ config, reference } = await perplexityReference(root));
-  }, 300_000);
+  }, 900_000); // an upper bound for a saturated 2-core machine, not an expected duration
   afterAll(async () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
@@ -34,7 +34,7 @@ describe('the engine process killed in mid-stage', () => {
     const runDir = join(root, 'run');
     const file = join(runDir, 'records', 'perplexity.jsonl');
     const run = startCli(faultCommand(runDir, config, PERPLEXITY_ONLY));
-    await waitUntil(() => completeLines(file) >= 60, { timeoutMs: 120_000, done: run.exited });
+    await waitUntil(() => completeLines(file) >= 60, { timeoutMs: 600_000, done: run.exited });
     const engines = childPids(run.child.pid!);
     expect(engines).toHaveLength(1);
     process.kill(engines[0]!, 'SIGKILL');
@@ -58,5 +58,5 @@ describe('the engine process killed in mid-stage', () => {
     for (const [key, record] of want.records) expect(withoutTiming(got.records.get(key)!), key).toEqual(withoutTiming(record));
     const results = (dir: string) => readFile(join(dir, 'results.json'), 'utf8').then((text) => comparableResults(JSON.parse(text)));
     expect(await results(runDir)).toEqual(await results(reference));
-  }, 300_000);
+  }, 900_000); // an upper bound for a saturated 2-core machine, not an expected duration
 });
