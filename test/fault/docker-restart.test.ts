@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withChecksum } from '../../src/pipeline/record-checksum.js';
 import { recipeImageTag } from '../../src/sandbox/image-recipe.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { HUMANEVAL_FILE, checkRecordFile, completeLines, isAlive, startCli, waitUntil, withoutTiming } from './harness.js';
@@ -130,7 +131,7 @@ describe.skipIf(!isRoot || !hasDockerd)('the Docker daemon restarted in mid-exec
       // (once per program, however often the tests call it, so the status stays `failed`, never `timeout`).
       const wrong = `${rest}    import time\n    if not globals().get('_slept'):\n        globals()['_slept'] = True\n        time.sleep(1.2)\n    return None\n`;
       const completion = Number(record.sample_index) % 2 === 0 ? `${rest}${problem.canonical_solution}` : wrong;
-      return JSON.stringify({ ...record, completion });
+      return JSON.stringify(withChecksum({ ...record, completion })); // a fixture edit, so its checksum is made anew
     });
     await writeFile(file, `${rewritten.join('\n')}\n`);
   }, 600_000);
