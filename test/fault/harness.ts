@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { CHECKSUM_FIELD } from '../../src/pipeline/record-checksum.js';
 import { packageRoot } from '../../src/util/package-root.js';
 
 /**
@@ -189,9 +190,12 @@ export async function checkRecordFile(path: string): Promise<RecordFileCheck> {
 
 const TIMING_FIELD = /(^|_)(seconds|secs|time|times|elapsed|duration|latency)(_|$)|_at$|_ms$|_s$|^tokens_per_s$/;
 
-/** A record without the fields that measure time, which no two runs share. */
+/**
+ * A record without the fields that measure time, which no two runs share, and without its checksum, which covers
+ * them (record-checksum.ts; the readers verified it already).
+ */
 export function withoutTiming(record: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(record).filter(([field]) => !TIMING_FIELD.test(field)));
+  return Object.fromEntries(Object.entries(record).filter(([field]) => !TIMING_FIELD.test(field) && field !== CHECKSUM_FIELD));
 }
 
 /** results.json without what differs between two runs of the same config (where and when). */
