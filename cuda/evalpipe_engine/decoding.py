@@ -354,5 +354,5 @@ class StaticDecoder:
             splits = DETERMINISTIC_SPLITS if deterministic else None
             return decode_attention(q, kc, vc, length, self._window, num_splits=splits)
         if deterministic and not q.is_cuda:
-            return per_row_decode_attention(q, kc, vc, [int(e) for e in length.tolist()], self._window)
+            return per_row_decode_attention(q, kc, vc, length.tolist(), self._window)
         return masked_decode_attention(q, kc, vc, length, self._window, self._key_positions)

@@ -8,15 +8,15 @@ What breaks that in the fast path, and what this mode does instead:
   Here every product runs on fixed shapes: on CPU in tiles of TILE_ROWS rows (the last one zero-padded), each an
   MKL call of the same shape; on CUDA cuBLAS calls of exactly PREFILL_ROWS (prefill) or DECODE_ROWS (decode steps)
   rows, so cuBLAS picks one algorithm for every chunk, and for 8-bit weights in decode steps
-  kernels/invariant_matmul.py (one tile config for every M, a split of K fixed by K). Quantized modes compute
-  their weight-only function (x @ dequant(W).T + b) for every M, instead of switching to activation quantization
-  above small_m_max rows.
+  kernels/invariant_matmul.py (one tile config for every M, a split of K fixed by K). fp8 and nf4 compute their
+  weight-only function (x @ dequant(W).T + b) for every M instead of switching to activation quantization above
+  small_m_max rows; int8 keeps its W8A8 product in prefill for every M (exact int32 sums) and decodes weight-only.
 - Fusions that exist only for some M (cuBLAS GELU epilogue, fp8 fused quantization) are off.
 - Decode attention uses a fixed number of KV splits (not one chosen from the batch size); on CPU each row attends
   over exactly its own positions.
 - The LM head's log-softmax and the sampler work on fixed-shape rows.
-- CPU run-to-run: MKL is asked for conditional numerical reproducibility (MKL_CBWR, MKL_DYNAMIC=FALSE, set by
-  `__main__` before torch loads MKL), so thread scheduling and alignment cannot change its results.
+- CPU run-to-run: MKL is asked for conditional numerical reproducibility (MKL_CBWR, MKL_DYNAMIC=FALSE, set by the
+  package's `__init__` before torch loads MKL), so thread scheduling and alignment cannot change its results.
 
 The phase matters on CUDA: prefill and scoring use one chunk size, decode steps another (and the split-K kernel for
 8-bit weights). Each is batch-invariant on its own; the decoder marks its steps with `decode_phase()`.
@@ -28,7 +28,6 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 TILE_ROWS = 16  # CPU: rows per fixed-shape MKL call
 PREFILL_ROWS = 2048  # CUDA prefill/scoring: rows per fixed-shape cuBLAS call (192 tiles of 3B's 3072-wide layers)
@@ -95,7 +94,7 @@ def invariant_linear(
 
     CUDA: prefill products in fixed chunks of PREFILL_ROWS rows through cuBLAS; decode steps in chunks of DECODE_ROWS
     (cuBLAS costs the same at 1 and 64 rows: the weight read dominates), or for an 8-bit weight the split-K Triton
-    kernel that reads it as stored (kernels/invariant_matmul.py). CPU: MKL on TILE_ROWS-row tiles."""
+    kernel that reads it as stored (kernels/invariant_matmul.py). CPU: MKL in chunks of TILE_ROWS rows."""
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1]).contiguous()
     if x2.is_cuda:
@@ -110,7 +109,7 @@ def invariant_linear(
     else:
         if scale is not None:
             raise ValueError("invariant_linear: a scaled int8/fp8 weight is the CUDA path; dequantize it on CPU")
-        y = in_fixed_tiles(x2, lambda t: F.linear(t, weight, bias))
+        y = fixed_shape_linear(x2, weight, bias, TILE_ROWS)
     return y.reshape(*lead, weight.shape[0])
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..invariant import invariant_linear
 from .modes import QuantError
 
 INT8_PREFILL_STRATEGIES: tuple[str, ...] = ("dequant", "w8a8")
@@ -131,8 +132,6 @@ class QuantLinearBase(nn.Module):
     def _invariant2d(self, x: torch.Tensor) -> torch.Tensor:
         """The deterministic mode's product: x @ dequant(W).T + b, batch-invariant (invariant.py). On CPU in fp32
         (reference2d's weight-only function), on CUDA in the activation dtype with the weight dequantized first."""
-        from ..invariant import invariant_linear
-
         if not x.is_cuda:
             bias = None if self.bias is None else self.bias.float()
             return invariant_linear(x.float(), self.dequantized_weight(), bias).to(x.dtype)
@@ -235,8 +234,6 @@ class PerChannelLinear(QuantLinearBase):
         (converted tile by tile, no dequantized copy per step); prefill dequantizes once per product."""
         if not x.is_cuda:
             return super()._invariant2d(x)
-        from ..invariant import invariant_linear
-
         return invariant_linear(x, self.qweight, self.bias, scale=self.scale)
 
     def _decode2d(self, x: torch.Tensor) -> torch.Tensor | None:
