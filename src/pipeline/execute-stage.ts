@@ -1,4 +1,5 @@
 import type { HumanEvalProblem } from '../datasets/humaneval.js';
+import { isSuspect, type ExecutionResult } from '../sandbox/execution-result.js';
 import { SandboxPool } from '../sandbox/sandbox-pool.js';
 import { EvalpipeError, RunStoreError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -25,6 +26,28 @@ export interface ExecutionRecord {
   stdout: string;
   stderr: string;
   attempts: number;
+  /** Only with --verdicts isolated: `status` above is the isolated verdict (`checked`), or the default one when
+   * the problem cannot run isolated (`unsupported`, with the reason). */
+  isolation?: 'checked' | 'unsupported';
+  isolation_reason?: string | null;
+  /** The default mode's verdict of the same sample. */
+  default_status?: ExecutionRecord['status'];
+  default_exception_type?: string | null;
+  /** Passed the default way, failed isolated: listed in the report as suspect. */
+  suspect?: boolean;
+}
+
+/** The record fields of an isolated verdict (none without one). */
+export function isolationFields(result: ExecutionResult): Partial<ExecutionRecord> {
+  const isolation = result.isolation;
+  if (!isolation) return {};
+  return {
+    isolation: isolation.outcome,
+    isolation_reason: isolation.reason,
+    default_status: isolation.default.status as ExecutionRecord['status'],
+    default_exception_type: isolation.default.exceptionType,
+    suspect: isSuspect(result),
+  };
 }
 
 /** Record the sandbox image in the manifest; on resume, refuse one that changed (rebuilt, or another recipe). */
@@ -80,7 +103,12 @@ export async function runExecuteStage(options: {
   const total = options.problems.length * config.n;
   const progress = new Progress('execute', total, 'candidates', process.stderr, total - samples.length);
   let infrastructureFailures = 0;
-  const sandbox = { timeoutMs: Math.round(config.timeoutS * 1000), memoryMb: config.memoryMb, concurrency: options.concurrency };
+  const sandbox = {
+    timeoutMs: Math.round(config.timeoutS * 1000),
+    memoryMb: config.memoryMb,
+    concurrency: options.concurrency,
+    verdicts: config.verdicts ?? ('default' as const),
+  };
   const pool = await SandboxPool.open({ ...sandbox, signal: options.signal });
   try {
     await recordSandbox(options.run, pool);
@@ -111,6 +139,7 @@ export async function runExecuteStage(options: {
         stdout: result.stdout,
         stderr: result.stderr,
         attempts: result.attempts,
+        ...isolationFields(result),
       };
       await executed.append({ ...record });
       progress.tick(1, !result.passed);

@@ -33,6 +33,9 @@ export interface HumanEvalConfig {
   stripPrompt: boolean;
   timeoutS: number;
   memoryMb: number;
+  /** `isolated` (--verdicts isolated): the verdict counted is made with the tests in their own process. Left out
+   * (undefined) for the default mode, so runs made before the option existed keep their identity. */
+  verdicts?: 'isolated' | undefined;
 }
 
 export interface LatencyConfig {

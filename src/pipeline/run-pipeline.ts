@@ -24,6 +24,7 @@ import { writeRunReports } from './report/write-reports.js';
 import { defaultRunId, stagesForTasks, type RunConfig, type RunSettings } from './run-config.js';
 import { RESULTS_FILE, RunDirectory } from './run-directory.js';
 import { acquireRunLock } from './run-lock.js';
+import { summariseIsolation, type IsolationSummary } from './isolation-summary.js';
 
 export const RESULTS_SCHEMA_VERSION = 1;
 const HUMANEVAL_DATASET = 'humaneval';
@@ -35,6 +36,8 @@ export interface HumanEvalResults {
   n_samples_per_problem: number;
   status_counts: Record<string, number>;
   per_problem: { task_id: string; n: number; c: number; pass_at_k: Record<string, number> }[];
+  /** Only with --verdicts isolated: the suspects and the problems that could not run isolated. */
+  isolation?: IsolationSummary;
 }
 
 export interface RunResults {
@@ -189,6 +192,9 @@ async function scoreRun(run: RunDirectory, config: RunConfig, problems: readonly
       return { taskId: problem.task_id, n, c };
     });
     const scored = scorePassAtK(counts);
+    const isolation = summariseIsolation(
+      problems.flatMap((problem) => Array.from({ length: n }, (_, index) => executed.get(executionKey(problem.task_id, index))!)),
+    );
     results.humaneval = {
       pass_at_k: scored.passAtK,
       omitted_k: scored.omitted,
@@ -196,7 +202,11 @@ async function scoreRun(run: RunDirectory, config: RunConfig, problems: readonly
       n_samples_per_problem: n,
       status_counts: statusCounts,
       per_problem: scored.problems.map((problem) => ({ task_id: problem.taskId, n: problem.n, c: problem.c, pass_at_k: problem.passAtK })),
+      ...(isolation ? { isolation } : {}),
     };
+    if (isolation && isolation.suspect_count > 0) {
+      log.warn(`humaneval: ${isolation.suspect_count} samples pass in the default mode but fail with the tests in their own process: suspect, the report lists them`);
+    }
   }
   if (config.tasks.includes('latency')) {
     const records = await run.stage(LATENCY_STAGE);

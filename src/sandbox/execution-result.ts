@@ -27,4 +27,23 @@ export interface ExecutionResult {
   signal: string | null;
   /** How many containers it took (more than 1 after a sandbox_error was retried). */
   attempts: number;
+  /** Only with isolated verdicts: how the verdict above was made, and what the default mode said. */
+  isolation?: IsolationOutcome;
+}
+
+/**
+ * With `--verdicts isolated` every candidate runs both ways. `checked`: the verdict counted is the isolated one
+ * (the tests in their own process); `unsupported`: the tests pass the entry point something that is not plain
+ * data, so the default verdict is counted (and the report says so).
+ */
+export interface IsolationOutcome {
+  outcome: 'checked' | 'unsupported';
+  default: { status: ExecutionStatus; exceptionType: string | null; message: string | null };
+  /** Why the problem cannot run isolated (for `unsupported`). */
+  reason: string | null;
+}
+
+/** A sample that passes in the default mode but not when the tests run apart from it: a likely cheat. */
+export function isSuspect(result: Pick<ExecutionResult, 'status' | 'isolation'>): boolean {
+  return result.isolation?.outcome === 'checked' && result.isolation.default.status === 'passed' && result.status !== 'passed';
 }

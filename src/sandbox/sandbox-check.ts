@@ -1,7 +1,8 @@
 import type { HumanEvalProblem } from '../datasets/humaneval.js';
-import { humanEvalProgram } from '../datasets/humaneval.js';
+import { humanEvalIsolatedProgram, humanEvalProgram } from '../datasets/humaneval.js';
 import type { ExecutionResult, ExecutionStatus } from './execution-result.js';
-import { knownWrongCompletions } from './known-wrong.js';
+import { isolationCheats, knownWrongCompletions, type KnownWrongCompletion } from './known-wrong.js';
+import type { VerdictMode } from './container-spec.js';
 import type { SandboxPool } from './sandbox-pool.js';
 
 export interface LimitProbe {
@@ -19,17 +20,33 @@ export const LIMIT_PROBES: readonly LimitProbe[] = [
 export interface SandboxCheckReport {
   ok: boolean;
   image: string;
+  verdicts: VerdictMode;
   canonical: { total: number; passed: number; notPassed: { task_id: string; status: ExecutionStatus; message: string | null }[] };
   knownWrong: { total: number; passed: number; byStatus: Partial<Record<ExecutionStatus, number>>; wronglyPassed: { task_id: string; kind: string }[] };
+  /** Isolated mode only: the known-wrong completions whose default verdict was `passed` (the cheats it stops), by kind. */
+  passedOnlyTheDefaultWay?: Record<string, number>;
+  /** Isolated mode only: problems whose tests cannot run isolated (their default verdicts count). */
+  notIsolated?: string[];
   probes: { name: string; expected: ExecutionStatus; got: ExecutionStatus; ok: boolean }[];
   sandboxErrors: number;
   executions: number;
   seconds: number;
 }
 
+/** The known-wrong completions a check runs per problem: five, and the four isolation cheats in isolated mode. */
+export function checkCompletions(problem: HumanEvalProblem, verdicts: VerdictMode): KnownWrongCompletion[] {
+  return [...knownWrongCompletions(problem), ...(verdicts === 'isolated' ? isolationCheats() : [])];
+}
+
+/** How many executions a check makes (for progress). */
+export function checkExecutionCount(problems: readonly HumanEvalProblem[], verdicts: VerdictMode): number {
+  return problems.reduce((total, problem) => total + 1 + checkCompletions(problem, verdicts).length, LIMIT_PROBES.length);
+}
+
 /**
- * Run every canonical solution (all must pass), three known-wrong completions per problem (none may pass) and
- * the limit probes (each must be classified as expected) through the pool.
+ * Run every canonical solution (all must pass), the known-wrong completions of each problem (none may pass) and
+ * the limit probes (each must be classified as expected) through the pool. A pool with isolated verdicts runs each
+ * candidate both ways and counts the isolated verdict; its check adds the four cheats only that mode stops.
  */
 export async function runSandboxCheck(
   pool: SandboxPool,
@@ -37,15 +54,18 @@ export async function runSandboxCheck(
   options: { signal?: AbortSignal; onResult?: (result: ExecutionResult) => void } = {},
 ): Promise<SandboxCheckReport> {
   const started = performance.now();
-  const run = async (program: string): Promise<ExecutionResult> => {
-    const result = await pool.execute(program, { signal: options.signal });
+  const verdicts = pool.verdicts;
+  const run = async (program: string, isolated?: ReturnType<typeof humanEvalIsolatedProgram>): Promise<ExecutionResult> => {
+    const result = await pool.execute(program, { signal: options.signal, isolated });
     options.onResult?.(result);
     return result;
   };
-  const wrong = problems.flatMap((problem) => knownWrongCompletions(problem).map((entry) => ({ problem, ...entry })));
+  const candidate = (problem: HumanEvalProblem, completion: string): Promise<ExecutionResult> =>
+    run(humanEvalProgram(problem, completion), verdicts === 'isolated' ? humanEvalIsolatedProgram(problem, completion) : undefined);
+  const wrong = problems.flatMap((problem) => checkCompletions(problem, verdicts).map((entry) => ({ problem, ...entry })));
   const [canonical, knownWrong, probes] = await Promise.all([
-    Promise.all(problems.map((problem) => run(humanEvalProgram(problem, problem.canonical_solution)))),
-    Promise.all(wrong.map((entry) => run(humanEvalProgram(entry.problem, entry.completion)))),
+    Promise.all(problems.map((problem) => candidate(problem, problem.canonical_solution))),
+    Promise.all(wrong.map((entry) => candidate(entry.problem, entry.completion))),
     Promise.all(LIMIT_PROBES.map((probe) => run(probe.program))),
   ]);
   const byStatus: Partial<Record<ExecutionStatus, number>> = {};
@@ -53,6 +73,7 @@ export async function runSandboxCheck(
   const report: SandboxCheckReport = {
     ok: false,
     image: pool.image,
+    verdicts,
     canonical: {
       total: problems.length,
       passed: canonical.filter((result) => result.passed).length,
@@ -66,6 +87,17 @@ export async function runSandboxCheck(
       byStatus,
       wronglyPassed: knownWrong.flatMap((result, index) => (result.passed ? [{ task_id: wrong[index]!.problem.task_id, kind: wrong[index]!.kind }] : [])),
     },
+    ...(verdicts === 'isolated'
+      ? {
+          passedOnlyTheDefaultWay: knownWrong.reduce<Record<string, number>>((counts, result, index) => {
+            if (result.isolation?.default.status === 'passed') counts[wrong[index]!.kind] = (counts[wrong[index]!.kind] ?? 0) + 1;
+            return counts;
+          }, {}),
+          notIsolated: [...new Set([...canonical, ...knownWrong].flatMap((result, index) =>
+            result.isolation?.outcome === 'unsupported' ? [(index < canonical.length ? problems[index]! : wrong[index - canonical.length]!.problem).task_id] : [],
+          ))],
+        }
+      : {}),
     probes: LIMIT_PROBES.map((probe, index) => ({
       name: probe.name,
       expected: probe.expected,

@@ -1,14 +1,15 @@
 import type Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { log } from '../util/log.js';
-import { sandboxContainerSpec } from './container-spec.js';
+import { sandboxContainerSpec, type VerdictMode } from './container-spec.js';
 import { explainDockerError } from './docker-host.js';
 import type { SandboxLimits } from './sandbox-limits.js';
 
-/** One result line from sandbox/runner.py (see its docstring for the protocol). */
-export interface RunnerReply {
+/** One verdict from sandbox/runner.py (see its docstring for the protocol). */
+export interface RunnerVerdict {
   id: string | null;
-  status: 'passed' | 'failed' | 'timeout' | 'oom' | 'sandbox_error';
+  /** `unsupported` only in an isolated verdict: the tests pass the entry point something that is not plain data. */
+  status: 'passed' | 'failed' | 'timeout' | 'oom' | 'sandbox_error' | 'unsupported';
   exception_type: string | null;
   message: string | null;
   duration_ms: number;
@@ -22,11 +23,30 @@ export interface RunnerReply {
   clean: boolean;
 }
 
+/** One result line: the default verdict, and for a job with `isolated`, the isolated one as well. */
+export interface RunnerReply extends RunnerVerdict {
+  status: Exclude<RunnerVerdict['status'], 'unsupported'>;
+  isolated?: RunnerVerdict;
+}
+
+/** The pieces of an isolated verdict: what the candidate's process defines, and the tests that call it. */
+export interface IsolatedProgram {
+  /** prompt + completion: defines the entry point (and whatever else the completion writes). */
+  candidateProgram: string;
+  /** The data set's own code the tests need (the original prompt's helpers) and the tests themselves. */
+  verifierProgram: string;
+  /** The statement that runs the tests, e.g. `check(has_close_elements)`. */
+  verifierCheck: string;
+  entryPoint: string;
+}
+
 export interface RunnerJob {
   program: string;
   timeoutMs: number;
   memoryMb: number;
   maxOutputBytes: number;
+  /** Also make the isolated verdict (the container must have been started for isolated verdicts). */
+  isolated?: IsolatedProgram;
 }
 
 /** The container (or our link to it) failed: an infrastructure problem, never the candidate's fault. */
@@ -70,20 +90,30 @@ export class SandboxContainer {
   }
 
   /** Create, attach and start a container, then wait for the runner's ready line. */
-  static async start(docker: Docker, image: string, limits: SandboxLimits, signal?: AbortSignal): Promise<SandboxContainer> {
+  static async start(
+    docker: Docker,
+    image: string,
+    limits: SandboxLimits,
+    options: { verdicts?: VerdictMode; signal?: AbortSignal } = {},
+  ): Promise<SandboxContainer> {
+    const { signal } = options;
     signal?.throwIfAborted();
     let container: Docker.Container | undefined;
     try {
-      container = await docker.createContainer(sandboxContainerSpec(image, limits));
+      container = await docker.createContainer(sandboxContainerSpec(image, limits, options.verdicts));
       const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
       const sandbox = new SandboxContainer(docker, container, stream);
       sandbox.listen();
       await container.start();
       const readyLine = await sandbox.nextLine(READY_TIMEOUT_MS, signal);
-      const ready = JSON.parse(readyLine) as { event?: string; message?: string; pid?: number };
+      const ready = JSON.parse(readyLine) as { event?: string; message?: string; pid?: number; isolating?: boolean };
       if (ready.event !== 'ready') {
         await sandbox.destroy();
         throw new SandboxContainerError(`the sandbox runner did not start: ${ready.message ?? readyLine}`);
+      }
+      if (options.verdicts === 'isolated' && ready.isolating !== true) {
+        await sandbox.destroy();
+        throw new SandboxContainerError(`the sandbox runner in ${image} cannot make isolated verdicts (an image from before they existed?)`);
       }
       if (ready.pid !== 1) log.warn(`the sandbox runner is not PID 1 in ${container.id.slice(0, 12)}: leftover processes are cleaned per process group only`);
       return sandbox;
@@ -187,8 +217,19 @@ export class SandboxContainer {
       timeout_s: job.timeoutMs / 1000,
       memory_mb: job.memoryMb,
       max_output_bytes: job.maxOutputBytes,
+      ...(job.isolated
+        ? {
+            isolated: {
+              candidate_program: job.isolated.candidateProgram,
+              verifier_program: job.isolated.verifierProgram,
+              verifier_check: job.isolated.verifierCheck,
+              entry_point: job.isolated.entryPoint,
+            },
+          }
+        : {}),
     };
-    const replyPromise = this.nextLine(job.timeoutMs + REPLY_MARGIN_MS, signal);
+    // An isolated job runs the candidate twice (default, then isolated), each with its own timeout and clean-up.
+    const replyPromise = this.nextLine((job.isolated ? 2 : 1) * (job.timeoutMs + REPLY_MARGIN_MS), signal);
     this.stream.write(`${JSON.stringify(request)}\n`);
     let line: string;
     try {

@@ -7,8 +7,8 @@ import { connectDocker, ensureImage, isDockerConnectionError, explainDockerError
 import { SandboxUnavailableError } from './errors.js';
 import type { ExecutionResult } from './execution-result.js';
 import { recipeImageTag } from './image-recipe.js';
-import { CONTROLLER_LABEL, SANDBOX_LABEL } from './container-spec.js';
-import { SandboxContainer, type RunnerReply } from './sandbox-container.js';
+import { CONTROLLER_LABEL, SANDBOX_LABEL, type VerdictMode } from './container-spec.js';
+import { SandboxContainer, type IsolatedProgram, type RunnerReply, type RunnerVerdict } from './sandbox-container.js';
 import { defaultConcurrency, resolveLimits, type SandboxLimits } from './sandbox-limits.js';
 
 export interface SandboxPoolOptions extends Partial<SandboxLimits> {
@@ -21,6 +21,8 @@ export interface SandboxPoolOptions extends Partial<SandboxLimits> {
   maxRunsPerContainer?: number;
   /** Tries per candidate when the infrastructure fails (default 3); then it is recorded as sandbox_error. */
   maxAttempts?: number;
+  /** `isolated`: containers that can also run the tests in a process of their own (see execute()'s `isolated`). */
+  verdicts?: VerdictMode;
   signal?: AbortSignal;
 }
 
@@ -30,29 +32,55 @@ export interface SandboxPoolStats {
   infrastructureRetries: number;
 }
 
-/** Statuses after which a container is not trusted with another candidate. */
-function mustReplace(reply: RunnerReply): boolean {
-  return !reply.clean || reply.status === 'timeout' || reply.status === 'oom' || reply.status === 'sandbox_error' || reply.signal !== null;
+function replaceAfter(verdict: RunnerVerdict): boolean {
+  return !verdict.clean || verdict.status === 'timeout' || verdict.status === 'oom' || verdict.status === 'sandbox_error' || verdict.signal !== null;
 }
 
+/** Statuses after which a container is not trusted with another candidate. */
+function mustReplace(reply: RunnerReply): boolean {
+  return replaceAfter(reply) || (reply.isolated !== undefined && replaceAfter(reply.isolated));
+}
+
+function isInfrastructureFailure(reply: RunnerReply): boolean {
+  return reply.status === 'sandbox_error' || reply.isolated?.status === 'sandbox_error';
+}
+
+/** The result of a reply: with an isolated verdict, that one counts (unless the problem cannot run isolated). */
 function toResult(reply: RunnerReply, attempts: number): ExecutionResult {
+  const counted = reply.isolated && reply.isolated.status !== 'unsupported' ? reply.isolated : reply;
+  const status = counted.status as ExecutionResult['status'];
   return {
-    status: reply.status,
-    passed: reply.status === 'passed',
-    exceptionType: reply.exception_type,
-    message: reply.message === null ? null : reply.message.slice(0, 500),
-    durationMs: reply.duration_ms,
-    stdout: reply.stdout,
-    stderr: reply.stderr,
-    stdoutBytes: reply.stdout_bytes,
-    stderrBytes: reply.stderr_bytes,
-    exitCode: reply.exit_code,
-    signal: reply.signal,
+    status,
+    passed: status === 'passed',
+    exceptionType: counted.exception_type,
+    message: counted.message === null ? null : counted.message.slice(0, 500),
+    durationMs: counted.duration_ms,
+    stdout: counted.stdout,
+    stderr: counted.stderr,
+    stdoutBytes: counted.stdout_bytes,
+    stderrBytes: counted.stderr_bytes,
+    exitCode: counted.exit_code,
+    signal: counted.signal,
     attempts,
+    ...(reply.isolated
+      ? {
+          isolation: {
+            outcome: reply.isolated.status === 'unsupported' ? 'unsupported' : 'checked',
+            default: { status: reply.status, exceptionType: reply.exception_type, message: reply.message === null ? null : reply.message.slice(0, 500) },
+            reason: reply.isolated.status === 'unsupported' ? reply.isolated.message : null,
+          },
+        }
+      : {}),
   };
 }
 
 type Spare = Promise<SandboxContainer | Error>;
+
+export interface ExecuteOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  isolated?: IsolatedProgram;
+}
 
 /**
  * Remove the sandbox containers an earlier evalpipe left: those that never ran or already stopped and are over a
@@ -108,6 +136,7 @@ export class SandboxPool {
     concurrency: number,
     private readonly maxRunsPerContainer: number,
     private readonly maxAttempts: number,
+    readonly verdicts: VerdictMode,
   ) {
     this.limits = limits;
     this.concurrency = concurrency;
@@ -125,7 +154,8 @@ export class SandboxPool {
     const image = options.image ?? (await recipeImageTag());
     await ensureImage(docker, image, options.signal);
     await removeOrphans(docker);
-    const pool = new SandboxPool(docker, image, limits, concurrency, options.maxRunsPerContainer ?? 500, options.maxAttempts ?? 3);
+    const verdicts = options.verdicts ?? 'default';
+    const pool = new SandboxPool(docker, image, limits, concurrency, options.maxRunsPerContainer ?? 500, options.maxAttempts ?? 3, verdicts);
     const started = await Promise.allSettled(Array.from({ length: concurrency }, () => pool.startContainer(options.signal)));
     for (const outcome of started) if (outcome.status === 'fulfilled') pool.idle.push(outcome.value);
     const failure = started.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
@@ -142,7 +172,7 @@ export class SandboxPool {
   }
 
   private async startContainer(signal?: AbortSignal): Promise<SandboxContainer> {
-    const container = await SandboxContainer.start(this.docker, this.image, this.limits, signal);
+    const container = await SandboxContainer.start(this.docker, this.image, this.limits, { verdicts: this.verdicts, signal });
     this.stats.containersStarted += 1;
     if (this.closed) {
       await container.destroy();
@@ -187,12 +217,19 @@ export class SandboxPool {
     }
   }
 
-  /** Run one program (prompt + completion + tests + check) under the limits and classify it. */
-  execute(program: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ExecutionResult> {
+  /**
+   * Run one program (prompt + completion + tests + check) under the limits and classify it. With `isolated` (a
+   * pool opened with verdicts `isolated` only), the same candidate also runs with its tests in a process of their
+   * own, and that verdict is the one returned (`isolation` holds the default one).
+   */
+  execute(program: string, options: ExecuteOptions = {}): Promise<ExecutionResult> {
+    if (options.isolated && this.verdicts !== 'isolated') {
+      return Promise.reject(new UsageError('isolated verdicts need a pool opened with verdicts "isolated"', { hint: 'open the pool with { verdicts: "isolated" }' }));
+    }
     return this.limit(() => this.executeNow(program, options));
   }
 
-  private async executeNow(program: string, options: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecutionResult> {
+  private async executeNow(program: string, options: ExecuteOptions): Promise<ExecutionResult> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt += 1) {
       options.signal?.throwIfAborted();
@@ -207,12 +244,14 @@ export class SandboxPool {
             timeoutMs: options.timeoutMs ?? this.limits.timeoutMs,
             memoryMb: this.limits.memoryMb,
             maxOutputBytes: this.limits.maxOutputBytes,
+            isolated: options.isolated,
           },
           options.signal,
         );
         this.release(container, mustReplace(reply));
-        if (reply.status !== 'sandbox_error') return toResult(reply, attempt);
-        lastError = new Error(`${reply.exception_type ?? 'error'}: ${reply.message ?? ''}`);
+        if (!isInfrastructureFailure(reply)) return toResult(reply, attempt);
+        const failed = reply.status === 'sandbox_error' ? reply : reply.isolated!;
+        lastError = new Error(`${failed.exception_type ?? 'error'}: ${failed.message ?? ''}`);
       } catch (error) {
         if (container) this.release(container, true);
         options.signal?.throwIfAborted();

@@ -8,6 +8,9 @@ import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { Progress } from '../../util/progress.js';
 import { resolve } from 'node:path';
 import { withInterrupt } from '../with-interrupt.js';
+import { VERDICTS_OPTION, parseVerdictMode } from '../verdicts-option.js';
+import { isolationFields } from '../../pipeline/execute-stage.js';
+import { summariseIsolation } from '../../pipeline/isolation-summary.js';
 
 export const EXECUTE_SCHEMA_VERSION = 1;
 
@@ -26,6 +29,7 @@ interface ExecuteFlags {
   'memory-mb': number;
   concurrency?: number;
   'max-output-bytes': number;
+  verdicts?: string;
   json: boolean;
 }
 
@@ -43,9 +47,11 @@ export const command: CommandModule = {
           .option('memory-mb', { type: 'number', default: DEFAULT_LIMITS.memoryMb, describe: 'Memory limit per candidate (MiB)' })
           .option('max-output-bytes', { type: 'number', default: DEFAULT_LIMITS.maxOutputBytes, describe: 'stdout/stderr bytes kept per candidate' })
           .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
+          .option('verdicts', VERDICTS_OPTION)
           .example('$0 execute --samples samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
       async (argv) => {
         const flags = argv as unknown as ExecuteFlags;
+        const verdicts = parseVerdictMode(flags.verdicts);
         await withInterrupt(async (signal) => {
           const { samples, sha256 } = await readHumanEvalSamples(flags.samples, { signal });
           const humaneval = await loadHumanEval(flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL, { ...hubOptionsFromEnv(process.env), signal });
@@ -56,6 +62,7 @@ export const command: CommandModule = {
             timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000,
             memoryMb: flags['memory-mb'],
             maxOutputBytes: flags['max-output-bytes'],
+            verdicts,
             signal,
           });
           const progress = new Progress('execute', candidates.length, 'samples');
@@ -78,17 +85,22 @@ export const command: CommandModule = {
           const statusCounts: Record<string, number> = {};
           for (const execution of executions) statusCounts[execution.status] = (statusCounts[execution.status] ?? 0) + 1;
           const output = resolve(flags.output ?? `${flags.samples}_results.json`);
+          const fields = executions.map((execution) => isolationFields(execution));
+          const isolation = summariseIsolation(
+            executions.map((execution, index) => ({ task_id: execution.task_id, sample_index: execution.sample_index, status: execution.status, exception_type: execution.exceptionType, ...fields[index] })),
+          );
           const record = {
             schema_version: EXECUTE_SCHEMA_VERSION,
             kind: 'evalpipe.execute',
             created_at: new Date().toISOString(),
             samples_file: { path: resolve(flags.samples), sha256, count: samples.length },
             humaneval: humaneval.provenance,
-            sandbox: { image: pool.image, concurrency: pool.concurrency, limits: pool.limits },
+            sandbox: { image: pool.image, concurrency: pool.concurrency, limits: pool.limits, verdicts },
             seconds: Math.round(seconds * 1000) / 1000,
             statuses: statusCounts,
             pass_at_k: score.passAtK,
             pass_at_k_omitted: score.omitted,
+            ...(isolation ? { isolation } : {}),
             problems: score.problems.map((problem) => ({ task_id: problem.taskId, n: problem.n, c: problem.c, ...problem.passAtK })),
             samples: executions.map((execution, index) => ({
               line: samples[index]!.line,
@@ -108,10 +120,19 @@ export const command: CommandModule = {
               exit_code: execution.exitCode,
               signal: execution.signal,
               attempts: execution.attempts,
+              ...fields[index],
             })),
           };
           await writeJsonAtomic(output, record);
-          const summary = { output, samples: samples.length, problems: score.problems.length, statuses: statusCounts, pass_at_k: score.passAtK, seconds: record.seconds };
+          const summary = {
+            output,
+            samples: samples.length,
+            problems: score.problems.length,
+            statuses: statusCounts,
+            pass_at_k: score.passAtK,
+            ...(isolation ? { suspects: isolation.suspect_count, not_isolated: isolation.unsupported_problems } : {}),
+            seconds: record.seconds,
+          };
           if (flags.json) {
             process.stdout.write(`${JSON.stringify(summary)}\n`);
           } else {
@@ -119,7 +140,11 @@ export const command: CommandModule = {
             process.stdout.write(
               `${ks.join('  ') || 'no pass@k (no scored samples)'}\n${samples.length} samples over ${score.problems.length} problems: ${Object.entries(statusCounts)
                 .map(([status, count]) => `${status} ${count}`)
-                .join(', ')}\nwrote ${output}\n`,
+                .join(', ')}\n${
+                isolation
+                  ? `isolated verdicts: ${isolation.suspect_count} suspect (pass only the default way)${isolation.suspects.length > 0 ? `: ${isolation.suspects.slice(0, 10).map((suspect) => `${suspect.task_id}#${suspect.sample_index}`).join(', ')}` : ''}; not isolated: ${isolation.unsupported_problems.join(', ') || 'none'}\n`
+                  : ''
+              }wrote ${output}\n`,
             );
           }
           if ((statusCounts.sandbox_error ?? 0) > 0) {

@@ -3,7 +3,8 @@ import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
 import { loadHumanEval } from '../../datasets/humaneval.js';
 import { buildSandboxImage } from '../../sandbox/build-image.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
-import { runSandboxCheck } from '../../sandbox/sandbox-check.js';
+import { checkExecutionCount, runSandboxCheck } from '../../sandbox/sandbox-check.js';
+import { VERDICTS_OPTION, parseVerdictMode } from '../verdicts-option.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
 import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { Progress } from '../../util/progress.js';
@@ -47,13 +48,21 @@ export const command: CommandModule = {
               .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
               .option('image', { type: 'string', describe: 'Check this image [default: evalpipe-sandbox:<recipe hash>, what runs use]' })
               .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
-              .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' }),
+              .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' })
+              .option('verdicts', VERDICTS_OPTION),
           async (argv) => {
-            const flags = argv as unknown as { humaneval?: string; image?: string; concurrency?: number; timeout: number; json: boolean };
+            const flags = argv as unknown as { humaneval?: string; image?: string; concurrency?: number; timeout: number; verdicts?: string; json: boolean };
+            const verdicts = parseVerdictMode(flags.verdicts);
             const report = await withInterrupt(async (signal) => {
               const { problems } = await loadHumanEval(flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL, { ...hubOptionsFromEnv(process.env), signal });
-              const pool = await SandboxPool.open({ image: flags.image, concurrency: flags.concurrency, timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000, signal });
-              const progress = new Progress('sandbox check', problems.length * 4 + 2, 'executions');
+              const pool = await SandboxPool.open({
+                image: flags.image,
+                concurrency: flags.concurrency,
+                timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000,
+                verdicts,
+                signal,
+              });
+              const progress = new Progress('sandbox check', checkExecutionCount(problems, verdicts), 'executions');
               try {
                 return await runSandboxCheck(pool, problems, { signal, onResult: () => progress.tick() });
               } finally {
@@ -66,13 +75,21 @@ export const command: CommandModule = {
             } else {
               const mark = (ok: boolean): string => (ok ? 'ok' : 'FAILED');
               const lines = [
-                `image ${report.image}`,
+                `image ${report.image} (${report.verdicts} verdicts)`,
                 `canonical solutions: ${report.canonical.passed}/${report.canonical.total} passed ${mark(report.canonical.passed === report.canonical.total)}`,
                 ...report.canonical.notPassed.map((entry) => `  ${entry.task_id}: ${entry.status}${entry.message ? ` (${entry.message})` : ''}`),
                 `known-wrong completions: ${report.knownWrong.passed}/${report.knownWrong.total} passed ${mark(report.knownWrong.passed === 0)} (${Object.entries(report.knownWrong.byStatus)
                   .map(([status, count]) => `${status} ${count}`)
                   .join(', ')})`,
                 ...report.knownWrong.wronglyPassed.map((entry) => `  ${entry.task_id} ${entry.kind} passed`),
+                ...(report.passedOnlyTheDefaultWay
+                  ? [
+                      `  of them passed the default way (stopped by isolation): ${Object.entries(report.passedOnlyTheDefaultWay)
+                        .map(([kind, count]) => `${kind} ${count}`)
+                        .join(', ') || 'none'}`,
+                      `problems that cannot run isolated: ${report.notIsolated?.join(', ') || 'none'}`,
+                    ]
+                  : []),
                 ...report.probes.map((probe) => `${probe.name}: ${probe.got} ${mark(probe.ok)}${probe.ok ? '' : ` (expected ${probe.expected})`}`),
                 `sandbox errors: ${report.sandboxErrors} ${mark(report.sandboxErrors === 0)}`,
                 `${report.executions} executions in ${report.seconds.toFixed(1)} s (${(report.executions / report.seconds).toFixed(0)}/s)`,

@@ -1,5 +1,6 @@
 import { RunStoreError } from '../../util/errors.js';
 import type { LatencyCell } from '../latency-stage.js';
+import { summariseIsolation, type IsolationSummary } from '../isolation-summary.js';
 import { readRunData, type RunData } from './run-data.js';
 import { bitsPerByteEstimate, passAtKEstimate, perplexityEstimate, type Estimate } from './statistics.js';
 
@@ -43,6 +44,8 @@ export interface RunSummary {
     nProblems: number;
     nSamplesPerProblem: number;
     statusCounts: Record<string, number>;
+    /** Only for a run with --verdicts isolated. */
+    isolation?: IsolationSummary;
   };
   latency: LatencyCellSummary[];
   /** Largest peak GiB over the latency cells that ran. */
@@ -172,11 +175,13 @@ async function summariseHumanEval(run: RunData): Promise<RunSummary['humaneval']
   const n = config.humaneval.n;
   const ks = [1, 10, 100].filter((k) => k <= n);
   const list = [...problems.values()];
+  const isolation = summariseIsolation(records.values());
   return {
     passAtK: Object.fromEntries(ks.map((k) => [`pass@${k}`, passAtKEstimate(list, k)])),
     nProblems: problems.size,
     nSamplesPerProblem: n,
     statusCounts,
+    ...(isolation ? { isolation } : {}),
   };
 }
 

