@@ -417,8 +417,14 @@ def verify_main(
     proxy = CandidateProxy(calls_w, replies_r)
     report: dict[str, Any]
     try:
+        tests = compile(str(spec["verifier_program"]), "<tests>", "exec")
+    except SyntaxError as error:  # e.g. a prompt that is no complete program without its completion
+        report = {"outcome": "unsupported", "message": f"the tests' program does not compile on its own: {error}"}
+        write_all(res_w, (json.dumps(report) + "\n").encode())
+        os._exit(0)
+    try:
         namespace: dict[str, Any] = {}
-        exec(compile(str(spec["verifier_program"]), "<tests>", "exec"), namespace)
+        exec(tests, namespace)
         namespace[str(spec["entry_point"])] = proxy
         exec(compile(str(spec["verifier_check"]), "<check>", "exec"), namespace)
         report = {"outcome": "ok"}

@@ -348,6 +348,45 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
     });
   });
 
+  it('environment changes, files and POSIX message queues do not reach the next candidate', async () => {
+    await withOwnPool(async (single) => {
+      const mqOpen = [
+        'import ctypes, os',
+        'rt = ctypes.CDLL("librt.so.1", use_errno=True)',
+        'mq = rt.mq_open(b"/evalpipe-leak", os.O_CREAT | os.O_RDWR, 0o600, None)',
+        'errno = ctypes.get_errno()',
+      ];
+      const changer = await single.execute(
+        [
+          ...mqOpen,
+          'assert mq == -1, "a candidate could create a POSIX message queue"',
+          'os.environ["EVALPIPE_LEAK"] = "1"',
+          'os.putenv("EVALPIPE_PUTENV", "1")',
+          'os.umask(0)',
+          'open("/tmp/job/leftover", "w").write("x")',
+          'open("/tmp/.hidden-leftover", "w").write("x")',
+          'os.chdir("/")',
+          'print(errno)',
+        ].join('\n'),
+      );
+      expect(changer.status, changer.message ?? '').toBe('passed');
+      expect(Number(changer.stdout.trim())).toBeGreaterThan(0); // refused (EMFILE: RLIMIT_MSGQUEUE is 0)
+      const next = await single.execute(
+        [
+          ...mqOpen,
+          'import json',
+          'existing = rt.mq_open(b"/evalpipe-leak", os.O_RDWR, 0, None)',
+          'mask = os.umask(0o22)',
+          'print(json.dumps({"env": sorted(k for k in os.environ if k.startswith("EVALPIPE")), "umask": mask, "cwd": os.getcwd(),',
+          '    "tmp": sorted(os.listdir("/tmp")), "job": sorted(os.listdir("/tmp/job")), "existing": existing}))',
+        ].join('\n'),
+      );
+      expect(next.status, next.message ?? '').toBe('passed');
+      expect(JSON.parse(next.stdout.trim())).toEqual({ env: [], umask: 0o22, cwd: '/tmp/job', tmp: ['job'], job: [], existing: -1 });
+      expect(single.stats.containersStarted).toBe(1); // the same container, cleaned in place
+    });
+  });
+
   it('when evalpipe dies in the middle of a 60 s job, its container is gone within seconds, not at the timeout', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/sandbox-controller.ts', image], { stdio: ['ignore', 'pipe', 'inherit'] });
     const label = `evalpipe.controller=${hostname()}:${child.pid}`;

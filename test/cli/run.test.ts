@@ -93,6 +93,30 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     expect(existsSync(join(cpuSide, 'report.html'))).toBe(true);
   });
 
+  it('--verdicts isolated: part of the run identity, records carry both verdicts, results and report name the suspects', async () => {
+    const dir = await tempDir();
+    const common = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '3', '--max-new-tokens', '16'];
+    const isolated = await runCli([...common, '--verdicts', 'isolated', '--run-dir', join(dir, 'isolated'), '--json']);
+    expect(isolated.code, isolated.stderr).toBe(0);
+    const summary = JSON.parse(isolated.stdout);
+    expect(summary.humaneval.isolation).toMatchObject({ verdicts: 'isolated', suspect_count: 0, suspects: [], unsupported_problems: [] });
+    const manifest = JSON.parse(await readFile(join(dir, 'isolated', 'manifest.json'), 'utf8'));
+    expect(manifest.config.humaneval.verdicts).toBe('isolated');
+    const records = (await readFile(join(dir, 'isolated', 'records', 'execute.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(records).toHaveLength(3);
+    for (const record of records) expect(record).toMatchObject({ isolation: 'checked', default_status: expect.any(String), suspect: false });
+    expect(await readFile(join(dir, 'isolated', 'report.md'), 'utf8')).toMatch(/Suspect samples \(isolated verdicts\)/);
+    // the default mode is another run (its identity leaves the field out, as before the option existed)
+    const plain = await runCli([...common, '--run-dir', join(dir, 'plain'), '--json']);
+    expect(plain.code).toBe(0);
+    const plainManifest = JSON.parse(await readFile(join(dir, 'plain', 'manifest.json'), 'utf8'));
+    expect(plainManifest.config.humaneval).not.toHaveProperty('verdicts');
+    expect(plainManifest.config_hash).not.toBe(manifest.config_hash);
+    const bad = await runCli([...common, '--verdicts', 'strict', '--run-dir', join(dir, 'bad')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--verdicts must be one of default, isolated, got "strict"/);
+  });
+
   it('the sandbox image is in the manifest, and a resume on another image is refused', async () => {
     const runDir = join(await tempDir(), 'sandbox-image');
     const args = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '--max-new-tokens', '8', '--run-dir', runDir];

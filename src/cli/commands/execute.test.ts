@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadHumanEval, type HumanEvalProblem } from '../../datasets/humaneval.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
+import { isolationCheats } from '../../sandbox/known-wrong.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';
 
 const docker = await probeDocker();
@@ -85,5 +86,37 @@ describe('evalpipe execute', () => {
     expect(record.samples[1]).toMatchObject({ line: 2, task_id: 'HumanEval/0', passed: false, result: 'failed: AssertionError', status: 'failed' });
     expect(record.problems.every((problem) => problem.n === 2 && problem.c === 1)).toBe(true);
     expect(record.pass_at_k_omitted.map((entry) => entry.k)).toEqual([10, 100]);
+  });
+
+  it.skipIf(docker.skip)('--verdicts isolated: the always-equal cheat passes only the default way and is listed as suspect', async () => {
+    await requireSandbox(docker);
+    const cheat = isolationCheats().find((entry) => entry.kind === 'always-equal')!;
+    const path = await samplesFile('isolated.jsonl', [
+      JSON.stringify({ task_id: 'HumanEval/0', completion: problems[0]!.canonical_solution }),
+      JSON.stringify({ task_id: 'HumanEval/0', completion: cheat.completion }),
+    ]);
+    const output = join(dir, 'isolated-results.json');
+    const result = await cli(['execute', '--samples', path, '--humaneval', humaneval, '-o', output, '--json', '--verdicts', 'isolated']);
+    expect(result.code, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout) as { pass_at_k: Record<string, number>; suspects: number; not_isolated: string[] };
+    expect(summary).toMatchObject({ pass_at_k: { 'pass@1': 0.5 }, suspects: 1, not_isolated: [] });
+    const record = JSON.parse(await readFile(output, 'utf8')) as {
+      sandbox: { verdicts: string };
+      isolation: { suspects: { task_id: string; sample_index: number; default_status: string }[] };
+      samples: { passed: boolean; default_status: string; suspect: boolean; isolation: string }[];
+    };
+    expect(record.sandbox.verdicts).toBe('isolated');
+    expect(record.isolation.suspects).toEqual([expect.objectContaining({ task_id: 'HumanEval/0', sample_index: 1, default_status: 'passed' })]);
+    expect(record.samples.map((sample) => [sample.passed, sample.default_status, sample.suspect, sample.isolation])).toEqual([
+      [true, 'passed', false, 'checked'],
+      [false, 'passed', true, 'checked'],
+    ]);
+  });
+
+  it('--verdicts with an unknown mode: one clear line', async () => {
+    const path = await samplesFile('mode.jsonl', [JSON.stringify({ task_id: 'HumanEval/0', completion: '' })]);
+    const result = await cli(['execute', '--samples', path, '--humaneval', humaneval, '--verdicts', 'strict']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('evalpipe: --verdicts must be one of default, isolated, got "strict" — pass --verdicts default or --verdicts isolated\n');
   });
 });

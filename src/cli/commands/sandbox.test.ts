@@ -51,4 +51,24 @@ describe('evalpipe sandbox', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it.skipIf(docker.skip)('check --verdicts isolated: 164/164 canonical pass isolated, none of 9 wrong answers per problem does', async () => {
+    await requireSandbox(docker);
+    const path = testHumanEvalPath();
+    const file = path ?? join(await mkdtemp(join(tmpdir(), 'evalpipe-check-')), 'HumanEval.jsonl');
+    if (!path) await writeFile(file, (await loadHumanEval()).problems.map((problem) => JSON.stringify(problem)).join('\n'));
+    const result = await cli(['sandbox', 'check', '--humaneval', file, '--json', '--verdicts', 'isolated']);
+    const report = JSON.parse(result.stdout) as SandboxCheckReport;
+    expect(report.verdicts).toBe('isolated');
+    expect(report.canonical).toMatchObject({ total: 164, passed: 164, notPassed: [] });
+    expect(report.knownWrong).toMatchObject({ total: 164 * 9, passed: 0, wronglyPassed: [] });
+    expect(report.notIsolated).toEqual([]);
+    // the cheats are real: the default way lets them through on the problems they target
+    expect(report.passedOnlyTheDefaultWay?.['always-equal']).toBeGreaterThan(100);
+    expect(report.passedOnlyTheDefaultWay?.['skips-asserts']).toBeGreaterThan(0);
+    expect(report.passedOnlyTheDefaultWay?.['patches-builtins']).toBeGreaterThan(0);
+    expect(report.passedOnlyTheDefaultWay?.['forges-message']).toBeUndefined();
+    expect(report.sandboxErrors).toBe(0);
+    expect(result.code).toBe(0);
+  });
 });
