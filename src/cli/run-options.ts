@@ -1,4 +1,3 @@
-import { VERDICTS_OPTION, parseVerdictMode } from './verdicts-option.js';
 import { availableParallelism } from 'node:os';
 import type { Argv } from 'yargs';
 import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../engine/protocol.js';
@@ -14,6 +13,7 @@ import {
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../pipeline/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../pipeline/perplexity-stage.js';
 import { UsageError } from '../util/errors.js';
+import { VERDICTS_OPTION, parseVerdictMode } from './verdicts-option.js';
 
 /** Named starting points; explicit flags override them. */
 export const PRESETS: Record<string, Partial<RawRunOptions>> = {

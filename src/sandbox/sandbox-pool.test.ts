@@ -41,6 +41,19 @@ describe('sandbox bad input', () => {
       Privileged: false,
     });
     expect(spec.HostConfig?.Tmpfs?.['/tmp']).toMatch(/noexec.*size=64m/);
+    expect(spec.HostConfig?.CapAdd).toBeUndefined();
+  });
+
+  it('an isolating container differs only in its runner: root with six capabilities, started with --isolating', () => {
+    const plain = sandboxContainerSpec('img', DEFAULT_LIMITS);
+    const isolating = sandboxContainerSpec('img', DEFAULT_LIMITS, 'isolated');
+    expect(isolating.User).toBe('0:0');
+    expect(isolating.Cmd).toEqual([...(plain.Cmd as string[]), '--isolating']);
+    expect(isolating.HostConfig?.CapAdd).toEqual(['DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID', 'SETPCAP']);
+    const { User: _user, Cmd: _cmd, HostConfig: { CapAdd: _caps, ...hostRest } = {}, ...rest } = isolating;
+    const { User: _u, Cmd: _c, HostConfig: plainHost = {}, ...plainRest } = plain;
+    expect(rest).toEqual(plainRest);
+    expect(hostRest).toEqual(plainHost);
   });
 });
 
