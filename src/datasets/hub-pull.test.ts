@@ -11,7 +11,7 @@ import { hubOptionsFromEnv } from './hub-options.js';
 import { pullHubDataset } from './hub-pull.js';
 import { loadDatasetRows, loadTextRows } from './load.js';
 import { listDatasetSpecs } from './specs.js';
-import { startLocalHub, type LocalHub, type LocalHubDataset } from './local-hub.js';
+import { startLocalHub, type LocalHub, type LocalHubDataset } from '../../test/support/local-hub.js';
 
 const REPO = 'flytech/python-codes-25k';
 const PARQUET_SHA = 'a'.repeat(40);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testHumanEvalPath } from '../sandbox/docker-test-support.js';
+import { testHumanEvalPath } from '../../test/support/docker.js';
 import { humanEvalProgram, loadHumanEval, loadHumanEvalFile, readHumanEvalSamples, type HumanEvalProblem } from './humaneval.js';
 
 const row = (overrides: Partial<HumanEvalProblem> = {}): HumanEvalProblem => ({

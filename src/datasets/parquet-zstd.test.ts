@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetMetadata } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { codeLikeRows, zstdFrameBlocks, zstdParquet, type ZstdPage } from '../../test/helpers/zstd-parquet.js';
+import { codeLikeRows, zstdFrameBlocks, zstdParquet, type ZstdPage } from '../../test/support/zstd-parquet.js';
 import { loadDatasetRows } from './load.js';
-import { startLocalHub } from './local-hub.js';
+import { startLocalHub } from '../../test/support/local-hub.js';
 
 // ZSTD is a common codec of parquet on the hub, and Node's zlib has none: hyparquet-compressors (fzstd) decodes
 // it. These files are compressed by the zstd CLI, so a missing zstd fails each test here with the install hint

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
-import { probeDocker, requireSandbox, testHumanEvalPath } from '../sandbox/docker-test-support.js';
+import { probeDocker, requireSandbox, testHumanEvalPath } from '../../test/support/docker.js';
 import { SandboxUnavailableError } from '../sandbox/errors.js';
 import type { ExecutionResult } from '../sandbox/execution-result.js';
 import { knownWrongCompletions } from '../sandbox/known-wrong.js';

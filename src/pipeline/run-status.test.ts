@@ -2,7 +2,7 @@ import { cp, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realSmokeRun, syntheticRun } from '../../test/helpers/run-dirs.js';
+import { realSmokeRun, syntheticRun } from '../../test/support/run-dirs.js';
 import { formatRunStatus, readRunStatus } from './run-status.js';
 
 describe('run status', () => {

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanEvalIsolatedProgram, humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
-import { probeDocker, requireSandbox, testHumanEvalPath } from './docker-test-support.js';
+import { probeDocker, requireSandbox, testHumanEvalPath } from '../../test/support/docker.js';
 import { isSuspect, type ExecutionResult } from './execution-result.js';
 import { isolationCheats } from './known-wrong.js';
 import { SandboxPool } from './sandbox-pool.js';

@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeDocker, requireSandbox } from './docker-test-support.js';
+import { probeDocker, requireSandbox } from '../../test/support/docker.js';
 import { SandboxImageMissingError, SandboxUnavailableError } from './errors.js';
 import { SandboxPool } from './sandbox-pool.js';
 import { sandboxContainerSpec } from './container-spec.js';

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
-import { probeDocker, requireSandbox, testHumanEvalPath } from './docker-test-support.js';
+import { probeDocker, requireSandbox, testHumanEvalPath } from '../../test/support/docker.js';
 import type { ExecutionResult } from './execution-result.js';
 import { knownWrongCompletions } from './known-wrong.js';
 import { SandboxPool } from './sandbox-pool.js';

@@ -7,8 +7,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PALETTE } from '../../src/pipeline/report/svg-chart.js';
 import { writeRunReports } from '../../src/pipeline/report/write-reports.js';
-import { countColour, countNonWhite, decodePng } from '../helpers/png.js';
-import { latencyGrid, syntheticRun } from '../helpers/run-dirs.js';
+import { countColour, countNonWhite, decodePng } from '../support/png.js';
+import { latencyGrid, syntheticRun } from '../support/run-dirs.js';
 
 const run = promisify(execFile);
 

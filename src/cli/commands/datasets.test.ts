@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalHub, type LocalHub } from '../../datasets/local-hub.js';
+import { startLocalHub, type LocalHub } from '../../../test/support/local-hub.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';
 
 const SHA = 'c'.repeat(40);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadHumanEval, type HumanEvalProblem } from '../../datasets/humaneval.js';
-import { probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
+import { probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
 import { isolationCheats } from '../../sandbox/known-wrong.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliInProcess as cli } from '../../../test/support/cli-in-process.js';
 import { connectDocker, imageExists } from '../../sandbox/docker-host.js';
 import { debootstrapBaseTag } from '../../sandbox/dockerfile-build.js';
-import { expectCleanSandboxCheck, probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
+import { expectCleanSandboxCheck, probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
 import { recipeHash } from '../../sandbox/image-recipe.js';
 import type { SandboxCheckReport } from '../../sandbox/sandbox-check.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';

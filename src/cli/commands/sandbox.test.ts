@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadHumanEval } from '../../datasets/humaneval.js';
-import { expectCleanSandboxCheck, probeDocker, requireSandbox, testHumanEvalPath } from '../../sandbox/docker-test-support.js';
+import { expectCleanSandboxCheck, probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
 import type { SandboxCheckReport } from '../../sandbox/sandbox-check.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';

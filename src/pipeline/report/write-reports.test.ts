@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { latencyGrid, syntheticRun } from '../../../test/helpers/run-dirs.js';
+import { latencyGrid, syntheticRun } from '../../../test/support/run-dirs.js';
 import { summariseRunDirs } from './run-summary.js';
 import { reportTables } from './tables.js';
 import { writeRunReports } from './write-reports.js';

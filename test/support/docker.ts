@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { buildSandboxImage } from './build-image.js';
-import { connectDocker } from './docker-host.js';
-import { repoRoot } from './image-recipe.js';
-import type { SandboxCheckReport } from './sandbox-check.js';
+import { buildSandboxImage } from '../../src/sandbox/build-image.js';
+import { connectDocker } from '../../src/sandbox/docker-host.js';
+import { repoRoot } from '../../src/sandbox/image-recipe.js';
+import type { SandboxCheckReport } from '../../src/sandbox/sandbox-check.js';
 
 export interface DockerAvailability {
   available: boolean;
