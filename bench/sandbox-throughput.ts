@@ -21,10 +21,11 @@ import { parseArgs } from 'node:util';
 import { loadHumanEval, humanEvalIsolatedProgram, humanEvalProgram } from '../src/datasets/humaneval.js';
 import type { VerdictMode } from '../src/sandbox/container-spec.js';
 import type { IsolatedProgram } from '../src/sandbox/sandbox-container.js';
-import { repoRoot } from '../src/sandbox/image-recipe.js';
+
 import { SandboxPool } from '../src/sandbox/sandbox-pool.js';
 import { defaultConcurrency } from '../src/sandbox/sandbox-limits.js';
 import { writeJsonAtomic } from '../src/util/atomic-file.js';
+import { packageRoot } from '../src/util/package-root.js';
 
 const HUMAN_EVAL_BASELINE = { executionsPerSecond: 115, harness: 'openai/human-eval (exec in forked workers, no container, 4 workers)' };
 
@@ -45,11 +46,11 @@ function commandOutput(command: string, args: string[]): string | null {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      humaneval: { type: 'string', default: join(repoRoot(), '..', 'shared', 'datasets', 'HumanEval.jsonl.gz') },
+      humaneval: { type: 'string', default: join(packageRoot(), '..', 'shared', 'datasets', 'HumanEval.jsonl.gz') },
       repeats: { type: 'string', default: '10' },
       runs: { type: 'string', default: '3' },
       concurrency: { type: 'string' },
-      out: { type: 'string', default: join(repoRoot(), 'bench', 'results', 'sandbox-throughput.json') },
+      out: { type: 'string', default: join(packageRoot(), 'bench', 'results', 'sandbox-throughput.json') },
     },
   });
   const repeats = Number(values.repeats);
@@ -122,8 +123,8 @@ async function main(): Promise<void> {
   };
   const results = { default: summarise('default'), isolated: summarise('isolated') };
   const pool = pools.default;
-  const packageJson = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
-  const dockerodeJson = JSON.parse(readFileSync(join(repoRoot(), 'node_modules', 'dockerode', 'package.json'), 'utf8')) as { version: string };
+  const packageJson = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  const dockerodeJson = JSON.parse(readFileSync(join(packageRoot(), 'node_modules', 'dockerode', 'package.json'), 'utf8')) as { version: string };
   const record = {
     schema_version: 2,
     benchmark: 'sandbox-throughput',

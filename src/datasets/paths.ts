@@ -1,17 +1,12 @@
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** The repository root: this file sits at src/datasets/ (or dist/datasets/ once built). */
-export function projectRoot(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
+import { join } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 
 /** Where data-set specs live (datasets/*.json, committed). */
 export function specsDir(): string {
-  return join(projectRoot(), 'datasets');
+  return join(packageRoot(), 'datasets');
 }
 
 /** The default cache root (datasets/cache, git-ignored). */
 export function defaultCacheDir(): string {
-  return join(projectRoot(), 'datasets', 'cache');
+  return join(packageRoot(), 'datasets', 'cache');
 }

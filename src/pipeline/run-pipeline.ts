@@ -9,7 +9,7 @@ import { log } from '../util/log.js';
 import { EngineSession } from './engine-session.js';
 import { EXECUTE_STAGE, executionKey, runExecuteStage, type ExecutionRecord } from './execute-stage.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES, runGenerateStage } from './generate-stage.js';
-import type { HubOptions } from './hub-options.js';
+import type { HubOptions } from '../datasets/hub-options.js';
 import { LATENCY_STAGE, latencyKey, runLatencyStage, type LatencyCell } from './latency-stage.js';
 import { scorePassAtK, type PassAtKSummary } from './pass-at-k.js';
 import {

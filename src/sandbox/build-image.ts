@@ -4,7 +4,8 @@ import { UsageError } from '../util/errors.js';
 import { connectDocker, imageExists } from './docker-host.js';
 import { buildFromDockerfile } from './dockerfile-build.js';
 import { SandboxBuildError } from './errors.js';
-import { IMAGE_REPOSITORY, recipeHash, repoRoot } from './image-recipe.js';
+import { IMAGE_REPOSITORY, recipeHash } from './image-recipe.js';
+import { packageRoot } from '../util/package-root.js';
 
 export interface BuildImageOptions {
   /** Build sandbox/Dockerfile instead of debootstrap + docker import. */
@@ -59,9 +60,9 @@ export async function buildSandboxImage(options: BuildImageOptions = {}): Promis
     await buildFromDockerfile(docker, { tag: image, recipeHash: hash, baseImage: options.baseImage, signal: options.signal, logStream });
     return { image, built: true, seconds: (performance.now() - started) / 1000 };
   }
-  const args = [join(repoRoot(), 'sandbox', 'build-image.sh')];
+  const args = [join(packageRoot(), 'sandbox', 'build-image.sh')];
   if (options.force) args.push('--force');
-  const child = spawn('bash', args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
+  const child = spawn('bash', args, { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
   let stdout = '';
   let stderrTail = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

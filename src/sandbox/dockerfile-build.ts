@@ -4,8 +4,9 @@ import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { explainDockerError, imageExists, isDockerConnectionError } from './docker-host.js';
 import { SandboxBuildError } from './errors.js';
-import { repoRoot } from './image-recipe.js';
+
 import { SANDBOX_LABEL } from './container-spec.js';
+import { packageRoot } from '../util/package-root.js';
 
 /** sandbox/Dockerfile's FROM when no --base-image is given (a registry is needed for it). */
 export const DEFAULT_BASE_IMAGE = 'debian:bookworm-slim';
@@ -30,7 +31,7 @@ interface BuildMessage {
 
 /** The tag of the base image the default (debootstrap) build leaves: `sandbox/build-image.sh --print-base-tag`. */
 export async function debootstrapBaseTag(): Promise<string> {
-  const { stdout } = await promisify(execFile)('bash', [join(repoRoot(), 'sandbox', 'build-image.sh'), '--print-base-tag'], { encoding: 'utf8' });
+  const { stdout } = await promisify(execFile)('bash', [join(packageRoot(), 'sandbox', 'build-image.sh'), '--print-base-tag'], { encoding: 'utf8' });
   return stdout.trim();
 }
 
@@ -86,7 +87,7 @@ export async function buildFromDockerfile(docker: Docker, options: DockerfileBui
   let failure: string | undefined;
   try {
     const stream = await docker.buildImage(
-      { context: join(repoRoot(), 'sandbox'), src: ['Dockerfile', 'runner.py'] },
+      { context: join(packageRoot(), 'sandbox'), src: ['Dockerfile', 'runner.py'] },
       {
         t: options.tag,
         dockerfile: 'Dockerfile',

@@ -3,11 +3,12 @@ import { mkdtemp, cp, rm, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { recipeImageTag, repoRoot } from './image-recipe.js';
+import { recipeImageTag } from './image-recipe.js';
+import { packageRoot } from '../util/package-root.js';
 
 describe('recipeImageTag', () => {
   it('names the same tag as sandbox/build-image.sh --print-tag', async () => {
-    const fromScript = execFileSync('bash', [join(repoRoot(), 'sandbox', 'build-image.sh'), '--print-tag'], { encoding: 'utf8' }).trim();
+    const fromScript = execFileSync('bash', [join(packageRoot(), 'sandbox', 'build-image.sh'), '--print-tag'], { encoding: 'utf8' }).trim();
     expect(await recipeImageTag()).toBe(fromScript);
     expect(fromScript).toMatch(/^evalpipe-sandbox:[0-9a-f]{12}$/);
   });
@@ -15,7 +16,7 @@ describe('recipeImageTag', () => {
   it('changes when any recipe file changes, so a changed recipe builds a new image', async () => {
     const copy = await mkdtemp(join(tmpdir(), 'evalpipe-recipe-'));
     try {
-      await cp(join(repoRoot(), 'sandbox'), join(copy, 'sandbox'), { recursive: true });
+      await cp(join(packageRoot(), 'sandbox'), join(copy, 'sandbox'), { recursive: true });
       const before = await recipeImageTag(copy);
       expect(before).toBe(await recipeImageTag());
       await appendFile(join(copy, 'sandbox', 'packages.txt'), 'python3-numpy\n');
@@ -33,10 +34,10 @@ describe('recipeImageTag', () => {
       execFileSync('bash', [join(root, 'sandbox', 'build-image.sh'), '--print-base-tag'], { encoding: 'utf8' }).trim();
     const copy = await mkdtemp(join(tmpdir(), 'evalpipe-recipe-'));
     try {
-      await cp(join(repoRoot(), 'sandbox'), join(copy, 'sandbox'), { recursive: true });
+      await cp(join(packageRoot(), 'sandbox'), join(copy, 'sandbox'), { recursive: true });
       const before = printBase(copy);
       expect(before).toMatch(/^evalpipe-sandbox-base:[0-9a-f]{12}$/);
-      expect(before).toBe(printBase(repoRoot()));
+      expect(before).toBe(printBase(packageRoot()));
       await appendFile(join(copy, 'sandbox', 'Dockerfile'), '# a comment\n');
       expect(printBase(copy)).toBe(before);
       expect(await recipeImageTag(copy)).not.toBe(await recipeImageTag());

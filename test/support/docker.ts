@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { buildSandboxImage } from '../../src/sandbox/build-image.js';
 import { connectDocker } from '../../src/sandbox/docker-host.js';
-import { repoRoot } from '../../src/sandbox/image-recipe.js';
+
 import type { SandboxCheckReport } from '../../src/sandbox/sandbox-check.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 export interface DockerAvailability {
   available: boolean;
@@ -41,7 +42,7 @@ export async function requireSandbox(availability: DockerAvailability): Promise<
 
 /** The HumanEval file the tests read (../shared/datasets relative to the repo root). */
 export function testHumanEvalPath(): string | undefined {
-  const path = join(repoRoot(), '..', 'shared', 'datasets', 'HumanEval.jsonl.gz');
+  const path = join(packageRoot(), '..', 'shared', 'datasets', 'HumanEval.jsonl.gz');
   return existsSync(path) ? path : undefined;
 }
 

@@ -1,7 +1,7 @@
 import type { CommandModule } from '../command-module.js';
 import { runEvaluation } from '../../pipeline/run-pipeline.js';
 import { addRunOptions, buildRunConfig, type RawRunOptions } from '../run-options.js';
-import { hubOptionsFromProcessEnv } from '../hub-env.js';
+import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
 import { formatResultsTable } from '../results-table.js';
 import { setVerbose } from '../../util/log.js';
 import { withInterrupt } from '../with-interrupt.js';
@@ -19,7 +19,7 @@ export const command: CommandModule = {
         const raw = argv as unknown as RawRunOptions;
         setVerbose(raw.verbose ?? false);
         const { config, settings } = buildRunConfig(raw);
-        const results = await withInterrupt((signal) => runEvaluation(config, settings, hubOptionsFromProcessEnv(), signal));
+        const results = await withInterrupt((signal) => runEvaluation(config, settings, hubOptionsFromEnv(process.env), signal));
         if (!results) return;
         process.stdout.write(settings.json ? `${JSON.stringify(results)}\n` : `${formatResultsTable(results)}\n`);
       },

@@ -3,7 +3,7 @@ import { runEvaluation, type RunResults } from '../../pipeline/run-pipeline.js';
 import { writeRunReports } from '../../pipeline/report/write-reports.js';
 import { isEvalpipeError } from '../../util/errors.js';
 import { log, setVerbose } from '../../util/log.js';
-import { hubOptionsFromProcessEnv } from '../hub-env.js';
+import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
 import { formatResultsTable } from '../results-table.js';
 import { addRunOptions } from '../run-options.js';
 import { planSweep, type RawSweepOptions } from '../sweep-plan.js';
@@ -47,7 +47,7 @@ export const command: CommandModule = {
             signal.throwIfAborted();
             log.info(`sweep ${index + 1}/${plan.items.length}: ${item.label}`);
             try {
-              const results = await runEvaluation(item.config, item.settings, hubOptionsFromProcessEnv(), signal);
+              const results = await runEvaluation(item.config, item.settings, hubOptionsFromEnv(process.env), signal);
               if (results) {
                 outcomes.push({ label: item.label, run_dir: item.runDir, status: 'ok', results });
                 if (!item.settings.json) process.stdout.write(`${formatResultsTable(results)}\n`);
