@@ -14,6 +14,7 @@ import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../pipeline/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../pipeline/perplexity-stage.js';
 import { UsageError } from '../util/errors.js';
 import { VERDICTS_OPTION, parseVerdictMode } from './verdicts-option.js';
+import { DEFAULTS, commaList, defaultQuant } from '../pipeline/defaults.js';
 
 /** Named starting points; explicit flags override them. */
 export const PRESETS: Record<string, Partial<RawRunOptions>> = {
@@ -128,7 +129,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   if (raw.preset && !preset) throw new UsageError(`unknown preset ${raw.preset}`, { hint: `use one of ${Object.keys(PRESETS).join(', ')}` });
   const options: RawRunOptions = { ...preset, ...definedOnly(raw) };
   const device = (options.device ?? 'auto') as DeviceChoice;
-  const quant = (options.quant ?? (device === 'cpu' ? 'fp32' : 'bf16')) as QuantMode;
+  const quant = (options.quant ?? defaultQuant(device)) as QuantMode;
   const n = positiveInt(options.n ?? 1, '--n');
   const temperature = options.temperature ?? (n === 1 ? 0 : 0.2);
   if (!(temperature >= 0)) throw new UsageError(`--temperature must be ≥ 0, got ${temperature}`, { hint: 'use 0 for greedy decoding' });
@@ -140,14 +141,14 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   const topP = options['top-p'] ?? 0.95;
   if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`, { hint: 'use e.g. --top-p 0.95' });
   const config: RunConfig = {
-    model: nonEmpty(options.model ?? 'bigcode/starcoder2-3b', '--model'),
+    model: nonEmpty(options.model ?? DEFAULTS.model, '--model'),
     revision: options.revision,
     quant,
-    attn: (options.attn ?? 'sdpa') as AttentionBackend,
+    attn: (options.attn ?? DEFAULTS.attn) as AttentionBackend,
     computeDtype: options['compute-dtype'] as RunConfig['computeDtype'],
     device,
     deterministic: options.deterministic,
-    seed: int(options.seed ?? 1234, '--seed'),
+    seed: int(options.seed ?? DEFAULTS.seed, '--seed'),
     tasks: parseList(options.tasks ?? 'perplexity,humaneval', TASKS, '--tasks') as Task[],
     perplexity: {
       dataset: nonEmpty(options.dataset ?? 'flytech/python-codes-25k', '--dataset'),
@@ -174,11 +175,11 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
       verdicts: parseVerdictMode(options.verdicts) === 'isolated' ? 'isolated' : undefined,
     },
     latency: {
-      batches: parseIntList(options.batches ?? '2,4,8', '--batches'),
-      contexts: parseIntList(options.contexts ?? '4096,8192,16384', '--contexts'),
-      warmup: nonNegativeInt(options.warmup ?? 2, '--warmup'),
-      iters: positiveInt(options.iters ?? 4, '--iters'),
-      repeats: positiveInt(options.repeats ?? 4, '--repeats'),
+      batches: parseIntList(options.batches ?? commaList(DEFAULTS.latency.batches), '--batches'),
+      contexts: parseIntList(options.contexts ?? commaList(DEFAULTS.latency.contexts), '--contexts'),
+      warmup: nonNegativeInt(options.warmup ?? DEFAULTS.latency.warmup, '--warmup'),
+      iters: positiveInt(options.iters ?? DEFAULTS.latency.iters, '--iters'),
+      repeats: positiveInt(options.repeats ?? DEFAULTS.latency.repeats, '--repeats'),
     },
   };
   if (config.perplexity.stride !== undefined && config.perplexity.maxLength !== undefined && config.perplexity.stride > config.perplexity.maxLength) {

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { ATTENTION_BACKENDS, QUANT_MODES } from '../engine/protocol.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../engine/protocol.js';
 import type { RunConfig, RunSettings } from '../pipeline/run-config.js';
 import { runDirectoryFor } from '../pipeline/run-pipeline.js';
 import { UsageError } from '../util/errors.js';
 import { buildRunConfig, type RawRunOptions } from './run-options.js';
+import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
 
 /** One evaluation of a sweep: a precision × attention combination of otherwise identical run options. */
 export interface SweepItem {
@@ -55,8 +56,8 @@ export function planSweep(raw: RawSweepOptions): SweepPlan {
     });
   }
   const device = raw.device ?? (raw.preset === 'smoke' ? 'cpu' : undefined);
-  const quants = listOf(raw.quants, device === 'cpu' ? 'fp32' : 'bf16', QUANT_MODES, '--quants');
-  const attns = listOf(raw.attns, 'sdpa', ATTENTION_BACKENDS, '--attns');
+  const quants = listOf(raw.quants, defaultQuant((device ?? 'auto') as DeviceChoice), QUANT_MODES, '--quants');
+  const attns = listOf(raw.attns, DEFAULTS.attn, ATTENTION_BACKENDS, '--attns');
   const items: SweepItem[] = [];
   for (const quant of quants) {
     for (const attn of attns) {

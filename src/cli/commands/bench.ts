@@ -2,6 +2,7 @@ import {
   ATTENTION_BACKENDS,
   QUANT_MODES,
   type AttentionBackend,
+  type DeviceChoice,
   type EngineInfo,
   type LoadResult,
   type QuantMode,
@@ -15,11 +16,12 @@ import { log } from '../../util/log.js';
 import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
 import { batchSize, parseIntList } from '../run-options.js';
+import { DEFAULTS, commaList, defaultQuant } from '../../pipeline/defaults.js';
 
 interface BenchArgs {
   model: string;
-  quant: string;
-  attn: string;
+  quant?: string;
+  attn?: string;
   device: string;
   batches?: string;
   'batch-size'?: number;
@@ -40,31 +42,31 @@ export const command: CommandModule = {
       'The latency matrix alone: time per minibatch and peak memory over batch × context × precision × attention',
       (yargs) =>
         yargs
-          .option('model', { type: 'string', default: 'bigcode/starcoder2-3b', describe: 'Hub id, local HF directory or preset:tiny-starcoder2' })
-          .option('quant', { type: 'string', default: 'bf16', describe: `Comma list of ${QUANT_MODES.join(', ')}` })
-          .option('attn', { type: 'string', default: 'flash', describe: `Comma list of ${ATTENTION_BACKENDS.join(', ')}` })
+          .option('model', { type: 'string', default: DEFAULTS.model, describe: 'Hub id, local HF directory or preset:tiny-starcoder2' })
+          .option('quant', { type: 'string', describe: `Comma list of ${QUANT_MODES.join(', ')} [default: fp32 on --device cpu, else bf16]` })
+          .option('attn', { type: 'string', describe: `Comma list of ${ATTENTION_BACKENDS.join(', ')} [default: ${DEFAULTS.attn}]` })
           .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], default: 'auto' })
-          .option('batches', { type: 'string', describe: 'Batch sizes (rows per minibatch) [default: 2,4,8]' })
+          .option('batches', { type: 'string', describe: `Batch sizes (rows per minibatch) [default: ${commaList(DEFAULTS.latency.batches)}]` })
           .option('batch-size', { type: 'number', describe: 'One batch size: the same as --batches N' })
           .option('deterministic', {
             type: 'boolean',
             describe: 'Time the batch-invariant engine (--no-deterministic: the fast path) [default: on for CPU, off on GPU]',
           })
-          .option('contexts', { type: 'string', default: '4096,8192,16384', describe: 'Context lengths (tokens)' })
-          .option('warmup', { type: 'number', default: 2, describe: 'Warm-up minibatches per cell' })
-          .option('iters', { type: 'number', default: 4, describe: 'Timed minibatches per repeat' })
-          .option('repeats', { type: 'number', default: 4, describe: 'Repeats (time per minibatch = median)' })
-          .option('seed', { type: 'number', default: 1234 })
+          .option('contexts', { type: 'string', default: commaList(DEFAULTS.latency.contexts), describe: 'Context lengths (tokens)' })
+          .option('warmup', { type: 'number', default: DEFAULTS.latency.warmup, describe: 'Warm-up minibatches per cell' })
+          .option('iters', { type: 'number', default: DEFAULTS.latency.iters, describe: 'Timed minibatches per repeat' })
+          .option('repeats', { type: 'number', default: DEFAULTS.latency.repeats, describe: 'Repeats (time per minibatch = median)' })
+          .option('seed', { type: 'number', default: DEFAULTS.seed })
           .option('output', { alias: 'o', type: 'string', describe: 'Also write {header, cells} JSON to this file' }),
       async (argv) => {
         const args = argv as unknown as BenchArgs;
-        const quants = parseChoices(args.quant, QUANT_MODES, '--quant') as QuantMode[];
-        const attns = parseChoices(args.attn, ATTENTION_BACKENDS, '--attn') as AttentionBackend[];
+        const quants = parseChoices(args.quant ?? defaultQuant(args.device as DeviceChoice), QUANT_MODES, '--quant') as QuantMode[];
+        const attns = parseChoices(args.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn') as AttentionBackend[];
         if (args.batches !== undefined && args['batch-size'] !== undefined) {
           throw new UsageError('--batches and --batch-size both give the batch sizes', { hint: 'use one of them' });
         }
         const latency = {
-          batches: args['batch-size'] !== undefined ? [batchSize(args['batch-size'])] : parseIntList(args.batches ?? '2,4,8', '--batches'),
+          batches: args['batch-size'] !== undefined ? [batchSize(args['batch-size'])] : parseIntList(args.batches ?? commaList(DEFAULTS.latency.batches), '--batches'),
           contexts: parseIntList(args.contexts, '--contexts'),
           warmup: args.warmup,
           iters: args.iters,
