@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+import evalpipe_engine  # noqa: F401  (first: sets the MKL and OpenMP environment before torch loads)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CUDA_DIR = REPO_ROOT / "cuda"
 PRESET = "preset:tiny-starcoder2"

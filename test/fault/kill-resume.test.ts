@@ -62,7 +62,7 @@ describe('kill -9 at random points, resume with the same command', () => {
     const result = await run.exited;
     expect(result.code, result.stderr).toBe(0);
     expect([...durations.keys()].sort()).toEqual(FAULT_STAGES.map((stage) => stage.stage).sort());
-  }, 300_000);
+  }, 1_200_000); // an upper bound for a saturated 2-core machine, not an expected duration
   afterAll(async () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
