@@ -1,5 +1,5 @@
-import { formatGib } from '../pipeline/latency-stage.js';
-import type { LatencyCell } from '../pipeline/latency-stage.js';
+import { formatGib } from '../tasks/latency/stage.js';
+import type { LatencyCell } from '../tasks/latency/stage.js';
 
 /** The study's shape: one block per precision/attention, rows = batch, columns = context, cells = s/minibatch. */
 export function formatLatencyMatrix(cells: readonly LatencyCell[]): string {

@@ -1,4 +1,4 @@
-import { formatGib } from '../pipeline/latency-stage.js';
+import { formatGib } from '../tasks/latency/stage.js';
 import type { RunResults } from '../pipeline/run-pipeline.js';
 
 /** The short human summary printed after a run. */

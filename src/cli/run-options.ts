@@ -10,8 +10,8 @@ import {
   type Stage,
   type Task,
 } from '../pipeline/run-config.js';
-import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../pipeline/generate-stage.js';
-import { DEFAULT_SCORE_BATCH_ROWS } from '../pipeline/perplexity-stage.js';
+import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
+import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { UsageError } from '../util/errors.js';
 import { VERDICTS_OPTION, parseVerdictMode } from './verdicts-option.js';
 import { DEFAULTS, commaList, defaultQuant } from '../pipeline/defaults.js';

@@ -3,7 +3,7 @@ import type { EngineInfo, LoadParams, LoadResult } from '../engine/protocol.js';
 import { RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { RunConfig } from './run-config.js';
-import type { RunDirectory } from './run-directory.js';
+import type { RunDirectory } from './store/run-directory.js';
 
 /**
  * Starts the engine and loads the model only when a stage needs it, records what it ran on in the manifest, and

@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
+import { loadHumanEval, type HumanEvalProblem } from '../tasks/humaneval/dataset.js';
 import type { DatasetProvenance } from '../datasets/load.js';
 import { loadTextRows } from '../datasets/load.js';
 import type { ScoredRow } from '../engine/protocol.js';
@@ -7,11 +7,11 @@ import { writeJsonAtomic } from '../util/atomic-file.js';
 import { EvalpipeError, RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { EngineSession } from './engine-session.js';
-import { EXECUTE_STAGE, executionKey, runExecuteStage, type ExecutionRecord } from './execute-stage.js';
-import { DEFAULT_GENERATE_BATCH_SAMPLES, runGenerateStage } from './generate-stage.js';
+import { EXECUTE_STAGE, executionKey, runExecuteStage, type ExecutionRecord } from '../tasks/humaneval/execute-stage.js';
+import { DEFAULT_GENERATE_BATCH_SAMPLES, runGenerateStage } from '../tasks/humaneval/generate-stage.js';
 import type { HubOptions } from '../datasets/hub-options.js';
-import { LATENCY_STAGE, latencyKey, runLatencyStage, type LatencyCell } from './latency-stage.js';
-import { scorePassAtK, type PassAtKSummary } from './pass-at-k.js';
+import { LATENCY_STAGE, latencyKey, runLatencyStage, type LatencyCell } from '../tasks/latency/stage.js';
+import { scorePassAtK, type PassAtKSummary } from '../tasks/humaneval/pass-at-k.js';
 import {
   DEFAULT_SCORE_BATCH_ROWS,
   PERPLEXITY_STAGE,
@@ -19,12 +19,12 @@ import {
   runPerplexityStage,
   summarisePerplexity,
   type PerplexitySummary,
-} from './perplexity-stage.js';
+} from '../tasks/perplexity/stage.js';
 import { writeRunReports } from './report/write-reports.js';
 import { defaultRunId, stagesForTasks, type RunConfig, type RunSettings } from './run-config.js';
-import { RESULTS_FILE, RunDirectory } from './run-directory.js';
-import { acquireRunLock } from './run-lock.js';
-import { summariseIsolation, type IsolationSummary } from './isolation-summary.js';
+import { RESULTS_FILE, RunDirectory } from './store/run-directory.js';
+import { acquireRunLock } from './store/run-lock.js';
+import { summariseIsolation, type IsolationSummary } from '../tasks/humaneval/isolation-summary.js';
 
 export const RESULTS_SCHEMA_VERSION = 1;
 const HUMANEVAL_DATASET = 'humaneval';

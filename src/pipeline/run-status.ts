@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readRunData, type RunData } from './report/run-data.js';
+import { readRunData, type RunData } from './store/run-reader.js';
 import { stagesForTasks, type Stage } from './run-config.js';
 
 export const RUN_STATUS_SCHEMA_VERSION = 1;

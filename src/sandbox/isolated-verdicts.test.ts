@@ -4,10 +4,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { humanEvalIsolatedProgram, humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
+import { humanEvalIsolatedProgram, humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../tasks/humaneval/dataset.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../test/support/docker.js';
 import { isSuspect, type ExecutionResult } from './execution-result.js';
-import { isolationCheats } from './known-wrong.js';
+import { isolationCheats } from '../tasks/humaneval/known-wrong.js';
 import { SandboxPool } from './sandbox-pool.js';
 
 const docker = await probeDocker();

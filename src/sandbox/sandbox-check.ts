@@ -1,7 +1,7 @@
-import type { HumanEvalProblem } from '../datasets/humaneval.js';
-import { humanEvalIsolatedProgram, humanEvalProgram } from '../datasets/humaneval.js';
+import type { HumanEvalProblem } from '../tasks/humaneval/dataset.js';
+import { humanEvalIsolatedProgram, humanEvalProgram } from '../tasks/humaneval/dataset.js';
 import type { ExecutionResult, ExecutionStatus } from './execution-result.js';
-import { isolationCheats, knownWrongCompletions, type KnownWrongCompletion } from './known-wrong.js';
+import { isolationCheats, knownWrongCompletions, type KnownWrongCompletion } from '../tasks/humaneval/known-wrong.js';
 import type { VerdictMode } from './container-spec.js';
 import type { SandboxPool } from './sandbox-pool.js';
 

@@ -9,10 +9,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
+import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../tasks/humaneval/dataset.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../test/support/docker.js';
 import type { ExecutionResult } from './execution-result.js';
-import { knownWrongCompletions } from './known-wrong.js';
+import { knownWrongCompletions } from '../tasks/humaneval/known-wrong.js';
 import { SandboxPool } from './sandbox-pool.js';
 
 const docker = await probeDocker();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withChecksum } from '../../src/pipeline/record-checksum.js';
+import { withChecksum } from '../../src/pipeline/store/record-checksum.js';
 import { recipeImageTag } from '../../src/sandbox/image-recipe.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { HUMANEVAL_FILE, checkRecordFile, completeLines, isAlive, startCli, waitUntil, withoutTiming } from './harness.js';

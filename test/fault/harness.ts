@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CHECKSUM_FIELD } from '../../src/pipeline/record-checksum.js';
+import { CHECKSUM_FIELD } from '../../src/pipeline/store/record-checksum.js';
 import { packageRoot } from '../../src/util/package-root.js';
 
 /**

@@ -1,6 +1,6 @@
 import { buildRunConfig, type RawRunOptions } from '../../src/cli/run-options.js';
 import { RESULTS_SCHEMA_VERSION, runEvaluation } from '../../src/pipeline/run-pipeline.js';
-import { RESULTS_FILE, RunDirectory } from '../../src/pipeline/run-directory.js';
+import { RESULTS_FILE, RunDirectory } from '../../src/pipeline/store/run-directory.js';
 import { defaultRunId } from '../../src/pipeline/run-config.js';
 import { writeJsonAtomic } from '../../src/util/atomic-file.js';
 import type { LatencyCellSummary } from '../../src/pipeline/report/run-summary.js';

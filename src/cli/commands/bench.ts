@@ -9,7 +9,7 @@ import {
 } from '../../engine/protocol.js';
 import { EngineProcess } from '../../engine/engine-process.js';
 import { EngineRequestError } from '../../engine/engine-errors.js';
-import { runLatencyCells, type LatencyCell } from '../../pipeline/latency-stage.js';
+import { runLatencyCells, type LatencyCell } from '../../tasks/latency/stage.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UsageError } from '../../util/errors.js';
 import { log } from '../../util/log.js';

@@ -3,9 +3,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadHumanEval, type HumanEvalProblem } from '../../datasets/humaneval.js';
+import { loadHumanEval, type HumanEvalProblem } from '../../tasks/humaneval/dataset.js';
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
-import { isolationCheats } from '../../sandbox/known-wrong.js';
+import { isolationCheats } from '../../tasks/humaneval/known-wrong.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';
 
 const docker = await probeDocker();

@@ -1,7 +1,7 @@
 import type { CommandModule } from '../command-module.js';
 import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
-import { loadHumanEval, readHumanEvalSamples } from '../../datasets/humaneval.js';
-import { checkSamplesAgainstProblems, executeCandidates, scoreExecutions, type SampleExecution } from '../../pipeline/execute-candidates.js';
+import { loadHumanEval, readHumanEvalSamples } from '../../tasks/humaneval/dataset.js';
+import { checkSamplesAgainstProblems, executeCandidates, scoreExecutions, type SampleExecution } from '../../tasks/humaneval/execute-candidates.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
 import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
@@ -9,8 +9,8 @@ import { Progress } from '../../util/progress.js';
 import { resolve } from 'node:path';
 import { withInterrupt } from '../with-interrupt.js';
 import { VERDICTS_OPTION, parseVerdictMode } from '../verdicts-option.js';
-import { isolationFields } from '../../pipeline/execute-stage.js';
-import { summariseIsolation } from '../../pipeline/isolation-summary.js';
+import { isolationFields } from '../../tasks/humaneval/execute-stage.js';
+import { summariseIsolation } from '../../tasks/humaneval/isolation-summary.js';
 
 export const EXECUTE_SCHEMA_VERSION = 1;
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadHumanEval } from '../../datasets/humaneval.js';
+import { loadHumanEval } from '../../tasks/humaneval/dataset.js';
 import { expectCleanSandboxCheck, probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
 import type { SandboxCheckReport } from '../../sandbox/sandbox-check.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';

@@ -1,6 +1,6 @@
 import type { CommandModule } from '../command-module.js';
 import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
-import { loadHumanEval } from '../../datasets/humaneval.js';
+import { loadHumanEval } from '../../tasks/humaneval/dataset.js';
 import { buildSandboxImage } from '../../sandbox/build-image.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
 import { checkExecutionCount, runSandboxCheck } from '../../sandbox/sandbox-check.js';

@@ -1,7 +1,7 @@
 import { RunStoreError } from '../../util/errors.js';
-import type { LatencyCell } from '../latency-stage.js';
-import { summariseIsolation, type IsolationSummary } from '../isolation-summary.js';
-import { readRunData, type RunData } from './run-data.js';
+import type { LatencyCell } from '../../tasks/latency/stage.js';
+import { summariseIsolation, type IsolationSummary } from '../../tasks/humaneval/isolation-summary.js';
+import { readRunData, type RunData } from '../store/run-reader.js';
 import { bitsPerByteEstimate, passAtKEstimate, perplexityEstimate, type Estimate } from './statistics.js';
 
 /** A latency cell as reports show it: the latency stage's record without its model/precision labels. */

@@ -1,5 +1,5 @@
 import { exactSum } from '../../util/exact-sum.js';
-import { passAtK } from '../pass-at-k.js';
+import { passAtK } from '../../tasks/humaneval/pass-at-k.js';
 /** Standard errors for the metrics we publish. Pure functions; see run-summary.ts for where the inputs come from. */
 
 export interface Estimate {

@@ -2,9 +2,9 @@ import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readStageRecordsReadOnly } from './report/run-data.js';
+import { readStageRecordsReadOnly } from './run-reader.js';
 import { StageRecordFile } from './stage-records.js';
-import { RunStoreError } from '../util/errors.js';
+import { RunStoreError } from '../../util/errors.js';
 
 async function tempFile(): Promise<string> {
   return join(await mkdtemp(join(tmpdir(), 'evalpipe-records-')), 'records', 'stage.jsonl');

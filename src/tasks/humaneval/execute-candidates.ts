@@ -1,7 +1,7 @@
-import { humanEvalIsolatedProgram, humanEvalProgram, type HumanEvalProblem } from '../datasets/humaneval.js';
-import type { ExecutionResult } from '../sandbox/execution-result.js';
-import { SandboxPool, type SandboxPoolOptions } from '../sandbox/sandbox-pool.js';
-import { DataError } from '../util/errors.js';
+import { humanEvalIsolatedProgram, humanEvalProgram, type HumanEvalProblem } from './dataset.js';
+import type { ExecutionResult } from '../../sandbox/execution-result.js';
+import { SandboxPool, type SandboxPoolOptions } from '../../sandbox/sandbox-pool.js';
+import { DataError } from '../../util/errors.js';
 import { scorePassAtK, type PassAtKSummary, type ProblemCounts } from './pass-at-k.js';
 
 /** One completion to execute: human-eval's sample format plus its index within the task. */

@@ -1,5 +1,5 @@
-import { canonicalJson, sha256Hex } from '../util/canonical-json.js';
-import { RunStoreError } from '../util/errors.js';
+import { canonicalJson, sha256Hex } from '../../util/canonical-json.js';
+import { RunStoreError } from '../../util/errors.js';
 
 /** The field every record written since checksums exist carries: 16 hex digits of sha256 over its content. */
 export const CHECKSUM_FIELD = 'sum';

@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from '../datasets/humaneval.js';
-import { probeDocker, requireSandbox, testHumanEvalPath } from '../../test/support/docker.js';
-import { SandboxUnavailableError } from '../sandbox/errors.js';
-import type { ExecutionResult } from '../sandbox/execution-result.js';
-import { knownWrongCompletions } from '../sandbox/known-wrong.js';
-import { SandboxPool } from '../sandbox/sandbox-pool.js';
-import { DataError } from '../util/errors.js';
+import { humanEvalProgram, loadHumanEval, type HumanEvalProblem } from './dataset.js';
+import { probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
+import { SandboxUnavailableError } from '../../sandbox/errors.js';
+import type { ExecutionResult } from '../../sandbox/execution-result.js';
+import { knownWrongCompletions } from './known-wrong.js';
+import { SandboxPool } from '../../sandbox/sandbox-pool.js';
+import { DataError } from '../../util/errors.js';
 import { executeCandidates, scoreExecutions, type CandidateSample, type SampleExecution } from './execute-candidates.js';
 
 const docker = await probeDocker();

@@ -1,12 +1,12 @@
-import type { HumanEvalProblem } from '../datasets/humaneval.js';
-import { isSuspect, type ExecutionResult } from '../sandbox/execution-result.js';
-import { SandboxPool } from '../sandbox/sandbox-pool.js';
-import { EvalpipeError, RunStoreError } from '../util/errors.js';
-import { Progress } from '../util/progress.js';
+import type { HumanEvalProblem } from './dataset.js';
+import { isSuspect, type ExecutionResult } from '../../sandbox/execution-result.js';
+import { SandboxPool } from '../../sandbox/sandbox-pool.js';
+import { EvalpipeError, RunStoreError } from '../../util/errors.js';
+import { Progress } from '../../util/progress.js';
 import { executeCandidates, type CandidateSample } from './execute-candidates.js';
 import { GENERATE_STAGE, generationKey, type GenerationRecord } from './generate-stage.js';
-import type { HumanEvalConfig } from './run-config.js';
-import type { RunDirectory } from './run-directory.js';
+import type { HumanEvalConfig } from '../../pipeline/run-config.js';
+import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export const EXECUTE_STAGE = 'execute';
 

@@ -1,8 +1,8 @@
-import type { EngineProcess } from '../engine/engine-process.js';
-import type { BenchResult } from '../engine/protocol.js';
-import { log } from '../util/log.js';
-import type { LatencyConfig, RunConfig } from './run-config.js';
-import type { RunDirectory } from './run-directory.js';
+import type { EngineProcess } from '../../engine/engine-process.js';
+import type { BenchResult } from '../../engine/protocol.js';
+import { log } from '../../util/log.js';
+import type { LatencyConfig, RunConfig } from '../../pipeline/run-config.js';
+import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export const LATENCY_STAGE = 'latency';
 

@@ -1,4 +1,4 @@
-import { exactSum } from '../util/exact-sum.js';
+import { exactSum } from '../../util/exact-sum.js';
 
 /** The k values we report, each only where every problem has at least k scored samples. */
 export const PASS_AT_K_VALUES = [1, 10, 100] as const;

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testHumanEvalPath } from '../../test/support/docker.js';
-import { humanEvalProgram, loadHumanEval, loadHumanEvalFile, readHumanEvalSamples, type HumanEvalProblem } from './humaneval.js';
+import { testHumanEvalPath } from '../../../test/support/docker.js';
+import { humanEvalProgram, loadHumanEval, loadHumanEvalFile, readHumanEvalSamples, type HumanEvalProblem } from './dataset.js';
 
 const row = (overrides: Partial<HumanEvalProblem> = {}): HumanEvalProblem => ({
   task_id: 'T/0',

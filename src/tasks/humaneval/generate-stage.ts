@@ -1,8 +1,8 @@
-import type { EngineProcess } from '../engine/engine-process.js';
-import type { GeneratedSample } from '../engine/protocol.js';
-import { Progress } from '../util/progress.js';
-import type { HumanEvalConfig } from './run-config.js';
-import type { RunDirectory } from './run-directory.js';
+import type { EngineProcess } from '../../engine/engine-process.js';
+import type { GeneratedSample } from '../../engine/protocol.js';
+import { Progress } from '../../util/progress.js';
+import type { HumanEvalConfig } from '../../pipeline/run-config.js';
+import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export const GENERATE_STAGE = 'generate';
 

@@ -1,4 +1,4 @@
-import type { HumanEvalProblem } from '../datasets/humaneval.js';
+import type { HumanEvalProblem } from './dataset.js';
 
 /** A completion that must fail every HumanEval problem: `evalpipe sandbox check` expects 0 of them to pass. */
 export interface KnownWrongCompletion {

@@ -1,11 +1,11 @@
-import { RecordChecker } from '../record-checksum.js';
+import { RecordChecker } from './record-checksum.js';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RunStoreError } from '../../util/errors.js';
-import type { Manifest } from '../manifest.js';
-import { MANIFEST_FILE, RESULTS_FILE, readManifest } from '../run-directory.js';
-import { RECORD_SCHEMA_VERSION, type StageRecord } from '../stage-records.js';
-import { readRunJson } from '../read-run-json.js';
+import type { Manifest } from './manifest.js';
+import { MANIFEST_FILE, RESULTS_FILE, readManifest } from './run-directory.js';
+import { RECORD_SCHEMA_VERSION, type StageRecord } from './stage-records.js';
+import { readRunJson } from './read-run-json.js';
 
 const RESULTS_CORRUPT_HINT = 'run the score stage again to rewrite it: evalpipe run <same options> --stages score,report';
 

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { RunStoreError } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { RunStoreError } from '../../util/errors.js';
+import { log } from '../../util/log.js';
 
 export const LOCK_FILE = 'run.lock';
 

@@ -2,9 +2,9 @@ import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildRunConfig } from '../cli/run-options.js';
+import { buildRunConfig } from '../../cli/run-options.js';
 import { RunDirectory } from './run-directory.js';
-import { configHash, defaultRunId } from './run-config.js';
+import { configHash, defaultRunId } from '../run-config.js';
 
 const smoke = () => buildRunConfig({ preset: 'smoke' }).config;
 

@@ -1,12 +1,12 @@
 import { cpus, totalmem } from 'node:os';
 import { mkdir, rm, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { writeJsonAtomic } from '../util/atomic-file.js';
-import { differingFields } from '../util/canonical-json.js';
-import { RunStoreError } from '../util/errors.js';
-import { packageVersion } from '../util/package-root.js';
+import { writeJsonAtomic } from '../../util/atomic-file.js';
+import { differingFields } from '../../util/canonical-json.js';
+import { RunStoreError } from '../../util/errors.js';
+import { packageVersion } from '../../util/package-root.js';
 import { MANIFEST_SCHEMA_VERSION, type Manifest } from './manifest.js';
-import { configHash, type RunConfig } from './run-config.js';
+import { configHash, type RunConfig } from '../run-config.js';
 import { StageRecordFile } from './stage-records.js';
 import { readRunJson } from './read-run-json.js';
 import { LOCK_FILE } from './run-lock.js';

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { IsolatedProgram } from '../sandbox/sandbox-container.js';
-import { DataError, UsageError } from '../util/errors.js';
-import { loadDatasetRows, type DatasetProvenance, type LoadOptions } from './load.js';
+import type { IsolatedProgram } from '../../sandbox/sandbox-container.js';
+import { DataError, UsageError } from '../../util/errors.js';
+import { loadDatasetRows, type DatasetProvenance, type LoadOptions } from '../../datasets/load.js';
 
 /** One HumanEval problem, in the original data set's field names. */
 export interface HumanEvalProblem {

@@ -1,9 +1,9 @@
-import type { EngineProcess } from '../engine/engine-process.js';
-import type { ScoredRow } from '../engine/protocol.js';
-import { exactSum } from '../util/exact-sum.js';
-import { Progress } from '../util/progress.js';
-import type { PerplexityConfig } from './run-config.js';
-import type { RunDirectory } from './run-directory.js';
+import type { EngineProcess } from '../../engine/engine-process.js';
+import type { ScoredRow } from '../../engine/protocol.js';
+import { exactSum } from '../../util/exact-sum.js';
+import { Progress } from '../../util/progress.js';
+import type { PerplexityConfig } from '../../pipeline/run-config.js';
+import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export const PERPLEXITY_STAGE = 'perplexity';
 

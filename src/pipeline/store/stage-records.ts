@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { RunStoreError } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { RunStoreError } from '../../util/errors.js';
+import { log } from '../../util/log.js';
 import { RecordChecker, withChecksum } from './record-checksum.js';
 
 export const RECORD_SCHEMA_VERSION = 1;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { RunStoreError } from '../util/errors.js';
+import { RunStoreError } from '../../util/errors.js';
 
 /**
  * Read a JSON file of a run directory: undefined when it does not exist, a RunStoreError naming the file when it
