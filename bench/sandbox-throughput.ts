@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, hostname, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadHumanEval, humanEvalIsolatedProgram, humanEvalProgram } from '../src/datasets/humaneval.js';
+import { loadHumanEval, humanEvalIsolatedProgram, humanEvalProgram } from '../src/tasks/humaneval/dataset.js';
 import type { VerdictMode } from '../src/sandbox/container-spec.js';
 import type { IsolatedProgram } from '../src/sandbox/sandbox-container.js';
 
