@@ -1,5 +1,5 @@
 import { formatGib } from '../tasks/latency/stage.js';
-import type { RunResults } from '../pipeline/run-pipeline.js';
+import type { RunResults } from '../pipeline/store/results.js';
 
 /** The short human summary printed after a run. */
 export function formatResultsTable(results: RunResults): string {

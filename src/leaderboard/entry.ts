@@ -1,5 +1,5 @@
 import type { RunSummary } from '../pipeline/report/run-summary.js';
-import type { Estimate } from '../pipeline/report/statistics.js';
+import type { Estimate } from '../pipeline/statistics.js';
 
 export const LEADERBOARD_ENTRY_SCHEMA_VERSION = 1;
 

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { commit, createRepo, HubApiError, type CommitOperation } from '@huggingface/hub';
-import { MANIFEST_FILE, RESULTS_FILE } from '../pipeline/store/run-directory.js';
+import { MANIFEST_FILE } from '../pipeline/store/run-directory.js';
+import { RESULTS_FILE } from '../pipeline/store/results.js';
 import { readRunData } from '../pipeline/store/run-reader.js';
 import { REPORT_HTML, REPORT_MARKDOWN } from '../pipeline/report/write-reports.js';
 import { EvalpipeError, UsageError } from '../util/errors.js';

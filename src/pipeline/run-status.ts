@@ -1,20 +1,13 @@
-import { access } from 'node:fs/promises';
-import { join } from 'node:path';
-import { readRunData, type RunData } from './store/run-reader.js';
-import { stagesForTasks, type Stage } from './run-config.js';
+import type { StageProgress } from './stage.js';
+import { stagesForTasks } from './stages.js';
+import { readRunData } from './store/run-reader.js';
 
 export const RUN_STATUS_SCHEMA_VERSION = 1;
 
-export interface StageStatus {
-  stage: Stage;
-  /** Units finished (records on disk, deduplicated by key). */
-  done: number;
-  /** Units the stage needs; null while unknown (e.g. the data set has not been read yet). */
-  total: number | null;
-  unit: string;
+/** One stage's row of `evalpipe status`: its progress (records on disk, deduplicated by key) and whether it is done. */
+export interface StageStatus extends StageProgress {
+  stage: string;
   complete: boolean;
-  /** Extra facts, e.g. execute status counts. */
-  detail?: Record<string, number>;
 }
 
 export interface RunStatus {
@@ -37,7 +30,10 @@ export async function readRunStatus(directory: string): Promise<RunStatus> {
   const { manifest } = run;
   const { config } = manifest;
   const stages: StageStatus[] = [];
-  for (const stage of stagesForTasks(config.tasks)) stages.push(await stageStatus(run, stage));
+  for (const stage of stagesForTasks(config.tasks)) {
+    const progress = await stage.progress(run);
+    stages.push({ stage: stage.name, ...progress, complete: progress.total !== null && progress.done >= progress.total });
+  }
   return {
     schema_version: RUN_STATUS_SCHEMA_VERSION,
     run_id: manifest.run_id,
@@ -51,64 +47,6 @@ export async function readRunStatus(directory: string): Promise<RunStatus> {
     stages,
     complete: stages.every((stage) => stage.complete),
   };
-}
-
-/** HumanEval problems in the run: --limit capped by the data set's size once it was read, else the --limit asked for. */
-function humanEvalProblems(run: RunData): number | null {
-  const limit = run.manifest.config.humaneval.limit;
-  const recorded = run.manifest.datasets.humaneval;
-  if (recorded) return limit === undefined ? recorded.rowCount : Math.min(limit, recorded.rowCount);
-  return limit ?? null;
-}
-
-async function stageStatus(run: RunData, stage: Stage): Promise<StageStatus> {
-  const { config } = run.manifest;
-  const count = async (name: string): Promise<number> => (await run.records(name)).size;
-  switch (stage) {
-    case 'perplexity': {
-      const total = run.manifest.datasets.perplexity?.rowCount ?? null;
-      const done = await count('perplexity');
-      return { stage, done, total, unit: 'rows', complete: total !== null && done >= total };
-    }
-    case 'generate':
-    case 'execute': {
-      const problems = humanEvalProblems(run);
-      const total = problems === null ? null : problems * config.humaneval.n;
-      const records = await run.records(stage);
-      const status: StageStatus = { stage, done: records.size, total, unit: 'samples', complete: total !== null && records.size >= total };
-      if (stage === 'execute') {
-        const counts: Record<string, number> = {};
-        for (const record of records.values()) {
-          const value = typeof record.status === 'string' ? record.status : 'unknown';
-          counts[value] = (counts[value] ?? 0) + 1;
-        }
-        status.detail = counts;
-      }
-      return status;
-    }
-    case 'latency': {
-      const total = config.latency.batches.length * config.latency.contexts.length;
-      const done = await count('latency');
-      return { stage, done, total, unit: 'cells', complete: done >= total };
-    }
-    case 'score': {
-      const done = run.results && run.results.config_hash === run.manifest.config_hash ? 1 : 0;
-      return { stage, done, total: 1, unit: 'results.json', complete: done === 1 };
-    }
-    case 'report': {
-      const done = (await exists(join(run.dir, 'report.md'))) && (await exists(join(run.dir, 'report.html'))) ? 1 : 0;
-      return { stage, done, total: 1, unit: 'report', complete: done === 1 };
-    }
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The table `evalpipe status` prints. */

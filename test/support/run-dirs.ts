@@ -1,9 +1,15 @@
 import { buildRunConfig, type RawRunOptions } from '../../src/cli/run-options.js';
-import { RESULTS_SCHEMA_VERSION, runEvaluation } from '../../src/pipeline/run-pipeline.js';
-import { RESULTS_FILE, RunDirectory } from '../../src/pipeline/store/run-directory.js';
+import { runEvaluation } from '../../src/pipeline/run-pipeline.js';
+import { RunDirectory } from '../../src/pipeline/store/run-directory.js';
 import { defaultRunId } from '../../src/pipeline/run-config.js';
-import { writeJsonAtomic } from '../../src/util/atomic-file.js';
+import { scoreRun } from '../../src/pipeline/score-stage.js';
+import type { RunContext } from '../../src/pipeline/stage.js';
+import { writeResults } from '../../src/pipeline/store/results.js';
 import type { LatencyCellSummary } from '../../src/pipeline/report/run-summary.js';
+import { HUMANEVAL_PROBLEMS } from '../../src/tasks/humaneval/task.js';
+import { EXECUTION_RECORDS } from '../../src/tasks/humaneval/records.js';
+import { LATENCY_RECORDS } from '../../src/tasks/latency/records.js';
+import { PERPLEXITY_RECORDS } from '../../src/tasks/perplexity/records.js';
 
 /** A real smoke run (tiny random model, built-in texts, the real engine process on CPU) into `dir`. */
 export async function realSmokeRun(dir: string, extra: RawRunOptions = {}): Promise<void> {
@@ -68,36 +74,38 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
     },
   });
   if (options.perplexityRows) {
-    const records = await run.stage('perplexity');
+    const records = await run.records(PERPLEXITY_RECORDS);
     for (const [index, row] of options.perplexityRows.entries()) {
       await records.append({ key: `row:${index}`, index, ...row, n_tokens: row.n_scored_tokens, n_windows: 1 });
     }
   }
   if (options.execute) {
-    const records = await run.stage('execute');
+    const records = await run.records(EXECUTION_RECORDS);
     for (const [taskId, passes] of Object.entries(options.execute)) {
       for (const [index, passed] of passes.entries()) {
-        await records.append({ key: `exec:${taskId}:${index}`, task_id: taskId, sample_index: index, status: passed ? 'passed' : 'failed' });
+        await records.append({
+          key: `exec:${taskId}:${index}`, task_id: taskId, sample_index: index, status: passed ? 'passed' : 'failed', passed,
+          exception_type: passed ? null : 'AssertionError', message: null, duration_ms: 1, stdout: '', stderr: '', attempts: 1,
+        });
       }
     }
   }
   if (options.latency) {
-    const records = await run.stage('latency');
+    const records = await run.records(LATENCY_RECORDS);
     for (const cell of options.latency) {
       await records.append({ key: `lat:${options.quant}:${options.attn}:${cell.batch}x${cell.ctx}`, model: config.model, quant: options.quant, attn: options.attn, ...cell, times: [] });
     }
   }
+  // Scored by the score stage's own code; the HumanEval problems are the synthetic ones (their ids are all it reads).
+  const problems = Object.keys(options.execute ?? {}).map((task_id) => ({ task_id, prompt: '', entry_point: '', canonical_solution: '', test: '' }));
+  const context: RunContext = {
+    store: run, config, settings: { runDir: dir, fresh: false, stages: undefined, concurrency: 1, batchSize: undefined, json: false, verbose: false },
+    hub: { offline: true }, signal: undefined,
+    engine: () => Promise.reject(new Error('a synthetic run has no engine')),
+    once: <T>(key: string, make: () => Promise<T>) => (key === HUMANEVAL_PROBLEMS ? Promise.resolve(problems as T) : make()),
+  };
+  await writeResults(run.path, await scoreRun(context, options.completedAt ? new Date(options.completedAt) : new Date()));
   await run.close();
-  await writeJsonAtomic(run.file(RESULTS_FILE), {
-    schema_version: RESULTS_SCHEMA_VERSION,
-    run_id: run.manifest.run_id,
-    run_dir: run.path,
-    config_hash: run.manifest.config_hash,
-    completed_at: options.completedAt ?? new Date().toISOString(),
-    model: config.model,
-    quant: config.quant,
-    attn: config.attn,
-  });
   return run.path;
 }
 

@@ -9,13 +9,15 @@ import {
 } from '../../engine/protocol.js';
 import { EngineProcess } from '../../engine/engine-process.js';
 import { EngineRequestError } from '../../engine/engine-errors.js';
-import { runLatencyCells, type LatencyCell } from '../../tasks/latency/stage.js';
+import { runLatencyCells } from '../../tasks/latency/stage.js';
+import type { LatencyCell } from '../../tasks/latency/records.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UsageError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
-import { batchSize, parseIntList } from '../run-options.js';
+import { batchSize } from '../run-options.js';
+import { parseIntList } from '../../util/option-values.js';
 import { DEFAULTS, commaList, defaultQuant } from '../../pipeline/defaults.js';
 
 interface BenchArgs {

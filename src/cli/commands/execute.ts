@@ -8,7 +8,7 @@ import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { Progress } from '../../util/progress.js';
 import { resolve } from 'node:path';
 import { withInterrupt } from '../with-interrupt.js';
-import { VERDICTS_OPTION, parseVerdictMode } from '../verdicts-option.js';
+import { VERDICTS_OPTION, parseVerdictMode } from '../../tasks/humaneval/verdicts-option.js';
 import { isolationFields } from '../../tasks/humaneval/execute-stage.js';
 import { summariseIsolation } from '../../tasks/humaneval/isolation-summary.js';
 

@@ -4,7 +4,7 @@ import { loadHumanEval } from '../../tasks/humaneval/dataset.js';
 import { buildSandboxImage } from '../../sandbox/build-image.js';
 import { recipeImageTag } from '../../sandbox/image-recipe.js';
 import { checkExecutionCount, runSandboxCheck } from '../../sandbox/sandbox-check.js';
-import { VERDICTS_OPTION, parseVerdictMode } from '../verdicts-option.js';
+import { VERDICTS_OPTION, parseVerdictMode } from '../../tasks/humaneval/verdicts-option.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
 import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { Progress } from '../../util/progress.js';

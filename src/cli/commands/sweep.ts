@@ -1,5 +1,6 @@
 import type { CommandModule } from '../command-module.js';
-import { runEvaluation, type RunResults } from '../../pipeline/run-pipeline.js';
+import { runEvaluation } from '../../pipeline/run-pipeline.js';
+import type { RunResults } from '../../pipeline/store/results.js';
 import { writeRunReports } from '../../pipeline/report/write-reports.js';
 import { isEvalpipeError } from '../../util/errors.js';
 import { log, setVerbose } from '../../util/log.js';

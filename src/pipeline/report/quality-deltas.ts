@@ -1,5 +1,5 @@
 import type { RunSummary } from './run-summary.js';
-import { ratioEstimate, type Estimate } from './statistics.js';
+import { ratioEstimate, type Estimate } from '../statistics.js';
 import { precisionLabel, shortModel, type Table } from './tables.js';
 
 /** What quantization cost in quality against the bf16 run of the same model on the same rows, row by row. */

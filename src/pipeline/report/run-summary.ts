@@ -1,13 +1,13 @@
 import { RunStoreError } from '../../util/errors.js';
-import type { LatencyCell } from '../../tasks/latency/stage.js';
-import { summariseIsolation, type IsolationSummary } from '../../tasks/humaneval/isolation-summary.js';
+import type { IsolationSummary } from '../../tasks/humaneval/isolation-summary.js';
+import type { LatencyCell } from '../../tasks/latency/records.js';
+import { estimateFromJson, type Estimate } from '../statistics.js';
 import { readRunData, type RunData } from '../store/run-reader.js';
-import { bitsPerByteEstimate, passAtKEstimate, perplexityEstimate, type Estimate } from './statistics.js';
 
 /** A latency cell as reports show it: the latency stage's record without its model/precision labels. */
 export type LatencyCellSummary = Omit<LatencyCell, 'model' | 'quant' | 'attn'>;
 
-/** One run reduced to what reports and the leaderboard show. Built from the records, so every figure is traceable. */
+/** One run reduced to what reports and the leaderboard show: read from its results.json and manifest only. */
 export interface RunSummary {
   runId: string;
   dir: string;
@@ -56,7 +56,8 @@ export async function summariseRunDir(directory: string): Promise<RunSummary> {
   return summariseRun(await readRunData(directory));
 }
 
-export async function summariseRun(run: RunData): Promise<RunSummary> {
+/** The summary of an opened run directory; a run not scored yet (no results.json) has no figures. */
+export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'results'>): Promise<RunSummary> {
   const { manifest } = run;
   const { config } = manifest;
   const device = manifest.hardware.device;
@@ -102,108 +103,39 @@ export async function summariseRun(run: RunData): Promise<RunSummary> {
     peakGib: null,
   };
 
-  if (config.tasks.includes('perplexity')) {
-    const provenance = manifest.datasets.perplexity;
-    const records = await run.records('perplexity');
-    const rows = [...records.values()].map((record) => ({
-      nll_sum: Number(record.nll_sum),
-      n_scored_tokens: Number(record.n_scored_tokens),
-      n_bytes: Number(record.n_bytes),
-    }));
-    if (provenance && rows.length >= provenance.rowCount) {
-      summary.perplexity = {
-        perplexity: perplexityEstimate(rows),
-        bitsPerByte: bitsPerByteEstimate(rows),
-        tokens: rows.reduce((sum, row) => sum + row.n_scored_tokens, 0),
-        dataset: provenance.id,
-        datasetSha256: provenance.contentSha256,
-        rows: new Map([...records].map(([key, record]) => [key, { nll_sum: Number(record.nll_sum), n_scored_tokens: Number(record.n_scored_tokens) }])),
-      };
-    }
+  const { results } = run;
+  if (results?.perplexity) {
+    const section = results.perplexity;
+    summary.perplexity = {
+      // results.json written before the score stage kept standard errors has the values alone
+      perplexity: section.estimates ? estimateFromJson(section.estimates.perplexity) : { value: section.perplexity, se: null, n: section.rows },
+      bitsPerByte: section.estimates ? estimateFromJson(section.estimates.bits_per_byte) : { value: section.bits_per_byte, se: null, n: section.rows },
+      tokens: section.scored_tokens,
+      dataset: section.dataset,
+      datasetSha256: section.dataset_sha256,
+      rows: new Map(Object.entries(section.per_row ?? {})),
+    };
   }
-
-  if (config.tasks.includes('humaneval')) summary.humaneval = await summariseHumanEval(run);
-
-  if (config.tasks.includes('latency')) {
-    const cells = new Map<string, LatencyCellSummary>();
-    for (const record of (await run.records('latency')).values()) {
-      const cell = toCell(record);
-      if (cell) cells.set(`${cell.batch}x${cell.ctx}`, cell);
-    }
-    for (const raw of run.results?.latency?.cells ?? []) {
-      const cell = toCell(raw);
-      if (cell && !cells.has(`${cell.batch}x${cell.ctx}`)) cells.set(`${cell.batch}x${cell.ctx}`, cell);
-    }
-    summary.latency = [...cells.values()].sort((a, b) => a.batch - b.batch || a.ctx - b.ctx);
+  if (results?.humaneval) {
+    const section = results.humaneval;
+    summary.humaneval = {
+      passAtK: section.estimates
+        ? Object.fromEntries(Object.entries(section.estimates).map(([k, estimate]) => [k, estimateFromJson(estimate)]))
+        : Object.fromEntries(Object.entries(section.pass_at_k).map(([k, value]) => [k, { value, se: null, n: section.n_problems }])),
+      nProblems: section.n_problems,
+      nSamplesPerProblem: section.n_samples_per_problem,
+      statusCounts: section.status_counts,
+      ...(section.isolation ? { isolation: section.isolation } : {}),
+    };
+  }
+  if (results?.latency) {
+    summary.latency = results.latency.cells
+      .map(({ model: _model, quant: _quant, attn: _attn, ...cell }) => cell)
+      .sort((a, b) => a.batch - b.batch || a.ctx - b.ctx);
     const peaks = summary.latency.map((cell) => cell.peak_gib).filter((value): value is number => typeof value === 'number');
     summary.peakGib = peaks.length > 0 ? Math.max(...peaks) : null;
   }
   return summary;
-}
-
-/** Execution records grouped by problem -> pass@k with s.e. over problems. Undefined until execute is complete. */
-async function summariseHumanEval(run: RunData): Promise<RunSummary['humaneval']> {
-  const { config } = run.manifest;
-  const records = await run.records('execute');
-  const problems = new Map<string, { n: number; c: number }>();
-  const statusCounts: Record<string, number> = {};
-  for (const record of records.values()) {
-    const taskId = typeof record.task_id === 'string' ? record.task_id : taskIdFromKey(record.key);
-    const status = typeof record.status === 'string' ? record.status : record.passed === true ? 'passed' : 'unknown';
-    const passed = status === 'passed' || record.passed === true;
-    statusCounts[status] = (statusCounts[status] ?? 0) + 1;
-    const problem = problems.get(taskId) ?? { n: 0, c: 0 };
-    problem.n += 1;
-    if (passed) problem.c += 1;
-    problems.set(taskId, problem);
-  }
-  const available = run.manifest.datasets.humaneval?.rowCount;
-  const limit = config.humaneval.limit;
-  const expected = available === undefined ? limit : limit === undefined ? available : Math.min(limit, available);
-  if (problems.size === 0 || (expected !== undefined && problems.size < expected)) {
-    // Execution records are not (all) there: fall back to what the score stage wrote, without s.e.
-    const results = run.results?.humaneval;
-    if (!results?.pass_at_k) return undefined;
-    const nProblems = results.n_problems ?? 0;
-    return {
-      passAtK: Object.fromEntries(Object.entries(results.pass_at_k).map(([k, value]) => [k, { value, se: null, n: nProblems }])),
-      nProblems,
-      nSamplesPerProblem: results.n_samples_per_problem ?? config.humaneval.n,
-      statusCounts: results.status_counts ?? {},
-    };
-  }
-  const n = config.humaneval.n;
-  const ks = [1, 10, 100].filter((k) => k <= n);
-  const list = [...problems.values()];
-  const isolation = summariseIsolation(records.values());
-  return {
-    passAtK: Object.fromEntries(ks.map((k) => [`pass@${k}`, passAtKEstimate(list, k)])),
-    nProblems: problems.size,
-    nSamplesPerProblem: n,
-    statusCounts,
-    ...(isolation ? { isolation } : {}),
-  };
-}
-
-function taskIdFromKey(key: string): string {
-  const body = key.replace(/^exec:/, '');
-  const cut = body.lastIndexOf(':');
-  return cut > 0 ? body.slice(0, cut) : body;
-}
-
-function toCell(raw: unknown): LatencyCellSummary | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const value = raw as Record<string, unknown>;
-  if (typeof value.batch !== 'number' || typeof value.ctx !== 'number') return undefined;
-  const number = (field: unknown): number | null => (typeof field === 'number' && Number.isFinite(field) ? field : null);
-  return {
-    batch: value.batch,
-    ctx: value.ctx,
-    status: value.status === 'oom' ? 'oom' : 'ok',
-    seconds_per_minibatch: number(value.seconds_per_minibatch),
-    tokens_per_s: number(value.tokens_per_s),
-    peak_gib: number(value.peak_gib),
-  };
 }
 
 /** Summaries of several run directories; a directory that cannot be read is an error naming it. */

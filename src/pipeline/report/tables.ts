@@ -1,5 +1,5 @@
 import type { LatencyCellSummary, RunSummary } from './run-summary.js';
-import type { Estimate } from './statistics.js';
+import type { Estimate } from '../statistics.js';
 import { qualityDeltaTable } from './quality-deltas.js';
 
 /** A table both writers (Markdown, HTML) render: plain strings, already formatted. */

@@ -7,19 +7,20 @@ import { RunStoreError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-root.js';
 import { MANIFEST_SCHEMA_VERSION, type Manifest } from './manifest.js';
 import { configHash, type RunConfig } from '../run-config.js';
+import type { DatasetProvenance } from '../../datasets/load.js';
+import type { RecordKind } from './record-kind.js';
 import { StageRecordFile } from './stage-records.js';
 import { readRunJson } from './read-run-json.js';
 import { LOCK_FILE } from './run-lock.js';
 
 export const MANIFEST_FILE = 'manifest.json';
-export const RESULTS_FILE = 'results.json';
 
 /**
  * A run directory: manifest.json, records/<stage>.jsonl (append-only), and results.json once a run is complete.
  * Opening an existing directory with a different config refuses, naming the fields that differ.
  */
 export class RunDirectory {
-  private readonly stageFiles = new Map<string, StageRecordFile>();
+  private readonly stageFiles = new Map<string, StageRecordFile<object>>();
 
   private constructor(
     readonly path: string,
@@ -74,17 +75,26 @@ export class RunDirectory {
     await writeJsonAtomic(join(this.path, MANIFEST_FILE), this.manifest);
   }
 
-  async stage(name: string): Promise<StageRecordFile> {
-    let file = this.stageFiles.get(name);
+  /** A stage's record file, typed and checked by the kind its task declares; opened once per run. */
+  async records<R extends object>(kind: RecordKind<R>): Promise<StageRecordFile<R>> {
+    let file = this.stageFiles.get(kind.stage);
     if (!file) {
-      file = await StageRecordFile.open(join(this.path, 'records', `${name}.jsonl`));
-      this.stageFiles.set(name, file);
+      file = await StageRecordFile.open(join(this.path, 'records', `${kind.stage}.jsonl`), kind);
+      this.stageFiles.set(kind.stage, file);
     }
-    return file;
+    return file as unknown as StageRecordFile<R>;
   }
 
-  file(name: string): string {
-    return join(this.path, name);
+  /** Record a data set's provenance in the manifest; on resume, refuse one whose content changed under the run. */
+  async recordDataset(name: string, provenance: DatasetProvenance & { textField?: string }): Promise<void> {
+    const previous = this.manifest.datasets[name];
+    if (previous && previous.contentSha256 !== provenance.contentSha256) {
+      throw new RunStoreError(
+        `the ${name} data set changed since this run started (content sha256 ${previous.contentSha256.slice(0, 12)} → ${provenance.contentSha256.slice(0, 12)})`,
+        { hint: 'pin the data set revision recorded in manifest.json, or pass --fresh to start over' },
+      );
+    }
+    if (!previous) await this.updateManifest({ datasets: { ...this.manifest.datasets, [name]: provenance } });
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,8 @@ import { humanEvalIsolatedProgram, humanEvalProgram, type HumanEvalProblem } fro
 import type { ExecutionResult } from '../../sandbox/execution-result.js';
 import { SandboxPool, type SandboxPoolOptions } from '../../sandbox/sandbox-pool.js';
 import { DataError } from '../../util/errors.js';
-import { scorePassAtK, type PassAtKSummary, type ProblemCounts } from './pass-at-k.js';
+import { scorePassAtK, type PassAtKSummary } from './pass-at-k.js';
+import { countPasses } from './results.js';
 
 /** One completion to execute: human-eval's sample format plus its index within the task. */
 export interface CandidateSample {
@@ -76,18 +77,7 @@ export async function executeCandidates(options: ExecuteCandidatesOptions): Prom
   }
 }
 
-/** Count per problem (sandbox errors left out) and score pass@k over every problem in `problems` that has samples. */
+/** pass@k of `evalpipe execute`'s samples: counted as the score stage counts (sandbox errors left out). */
 export function scoreExecutions(problems: readonly HumanEvalProblem[], executions: readonly SampleExecution[]): PassAtKSummary {
-  const counts = new Map<string, ProblemCounts>();
-  for (const problem of problems) counts.set(problem.task_id, { taskId: problem.task_id, n: 0, c: 0 });
-  const seen = new Set<string>();
-  for (const execution of executions) {
-    seen.add(execution.task_id);
-    if (execution.status === 'sandbox_error') continue;
-    const entry = counts.get(execution.task_id);
-    if (!entry) continue;
-    entry.n += 1;
-    if (execution.passed) entry.c += 1;
-  }
-  return scorePassAtK([...counts.values()].filter((entry) => seen.has(entry.taskId)));
+  return scorePassAtK(countPasses(problems.map((problem) => problem.task_id), executions));
 }

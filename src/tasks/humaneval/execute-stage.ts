@@ -4,38 +4,9 @@ import { SandboxPool } from '../../sandbox/sandbox-pool.js';
 import { EvalpipeError, RunStoreError } from '../../util/errors.js';
 import { Progress } from '../../util/progress.js';
 import { executeCandidates, type CandidateSample } from './execute-candidates.js';
-import { GENERATE_STAGE, generationKey, type GenerationRecord } from './generate-stage.js';
-import type { HumanEvalConfig } from '../../pipeline/run-config.js';
+import { EXECUTION_RECORDS, GENERATION_RECORDS, executionKey, generationKey, type ExecutionRecord } from './records.js';
+import type { HumanEvalConfig } from './config.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
-
-export const EXECUTE_STAGE = 'execute';
-
-export function executionKey(taskId: string, sampleIndex: number): string {
-  return `exec:${taskId}:${sampleIndex}`;
-}
-
-export interface ExecutionRecord {
-  key: string;
-  task_id: string;
-  sample_index: number;
-  status: 'passed' | 'failed' | 'timeout' | 'oom';
-  passed: boolean;
-  exception_type: string | null;
-  message: string | null;
-  duration_ms: number;
-  stdout: string;
-  stderr: string;
-  attempts: number;
-  /** Only with --verdicts isolated: `status` above is the isolated verdict (`checked`), or the default one when
-   * the problem cannot run isolated (`unsupported`, with the reason). */
-  isolation?: 'checked' | 'unsupported';
-  isolation_reason?: string | null;
-  /** The default mode's verdict of the same sample. */
-  default_status?: ExecutionRecord['status'];
-  default_exception_type?: string | null;
-  /** Passed the default way, failed isolated: listed in the report as suspect. */
-  suspect?: boolean;
-}
 
 /** The record fields of an isolated verdict (none without one). */
 export function isolationFields(result: ExecutionResult): Partial<ExecutionRecord> {
@@ -79,14 +50,14 @@ export async function runExecuteStage(options: {
   signal?: AbortSignal;
 }): Promise<void> {
   const { config } = options;
-  const generated = await options.run.stage(GENERATE_STAGE);
-  const executed = await options.run.stage(EXECUTE_STAGE);
+  const generated = await options.run.records(GENERATION_RECORDS);
+  const executed = await options.run.records(EXECUTION_RECORDS);
   const samples: CandidateSample[] = [];
   const missing: string[] = [];
   for (const problem of options.problems) {
     for (let index = 0; index < config.n; index += 1) {
       if (executed.has(executionKey(problem.task_id, index))) continue;
-      const generation = generated.get(generationKey(problem.task_id, index)) as unknown as GenerationRecord | undefined;
+      const generation = generated.get(generationKey(problem.task_id, index));
       if (!generation) {
         missing.push(`${problem.task_id}#${index}`);
         continue;
@@ -141,7 +112,7 @@ export async function runExecuteStage(options: {
         attempts: result.attempts,
         ...isolationFields(result),
       };
-      await executed.append({ ...record });
+      await executed.append(record);
       progress.tick(1, !result.passed);
     },
   }).finally(() => pool.close());

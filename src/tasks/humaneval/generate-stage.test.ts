@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { generationKey, missingSamples, problemsPerRequest } from './generate-stage.js';
+import { missingSamples, problemsPerRequest } from './generate-stage.js';
+import { generationKey } from './records.js';
 
 describe('generate stage requests', () => {
   it('packs about 64 samples per engine request, whole problems, at least one problem', () => {

@@ -1,31 +1,13 @@
 import type { EngineProcess } from '../../engine/engine-process.js';
 import type { GeneratedSample } from '../../engine/protocol.js';
 import { Progress } from '../../util/progress.js';
-import type { HumanEvalConfig } from '../../pipeline/run-config.js';
+import type { HumanEvalConfig } from './config.js';
+import { GENERATION_RECORDS, generationKey, type GenerationRecord } from './records.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
-
-export const GENERATE_STAGE = 'generate';
 
 export interface PromptProblem {
   task_id: string;
   prompt: string;
-}
-
-export interface GenerationRecord {
-  key: string;
-  task_id: string;
-  sample_index: number;
-  /** The exact prompt the model continued (after optional stripping): the program is prompt_used + completion. */
-  prompt_used: string;
-  completion: string;
-  finish_reason: GeneratedFinish;
-  n_new_tokens: number;
-  stop_sequence: string | null;
-}
-type GeneratedFinish = GeneratedSample['finish_reason'];
-
-export function generationKey(taskId: string, sampleIndex: number): string {
-  return `gen:${taskId}:${sampleIndex}`;
 }
 
 /** bigcode-evaluation-harness feeds HumanEval prompts as `prompt.strip()`; recorded in the manifest. */
@@ -80,7 +62,7 @@ export async function runGenerateStage(options: {
   signal?: AbortSignal;
 }): Promise<void> {
   const { config } = options;
-  const records = await options.run.stage(GENERATE_STAGE);
+  const records = await options.run.records(GENERATION_RECORDS);
   const total = options.problems.length * config.n;
   const missing = (problem: PromptProblem) => missingSamples(problem.task_id, config.n, (key) => records.has(key)).length > 0;
   const todo = problemGroups(options.problems, config.n, options.batchSamples).filter((group) => group.some(missing));
@@ -125,7 +107,7 @@ export async function runGenerateStage(options: {
             n_new_tokens: sample.n_new_tokens,
             stop_sequence: sample.stop_sequence,
           };
-          writes.push(records.append({ ...record }).then(() => progress.tick()));
+          writes.push(records.append(record).then(() => progress.tick()));
         },
       },
     );

@@ -1,26 +1,8 @@
 import type { EngineProcess } from '../../engine/engine-process.js';
 import type { BenchResult } from '../../engine/protocol.js';
 import { log } from '../../util/log.js';
-import type { LatencyConfig, RunConfig } from '../../pipeline/run-config.js';
-import type { RunDirectory } from '../../pipeline/store/run-directory.js';
-
-export const LATENCY_STAGE = 'latency';
-
-export interface LatencyCell {
-  model: string;
-  quant: string;
-  attn: string;
-  batch: number;
-  ctx: number;
-  status: 'ok' | 'oom';
-  seconds_per_minibatch: number | null;
-  tokens_per_s: number | null;
-  peak_gib: number | null;
-}
-
-export function latencyKey(quant: string, attn: string, batch: number, ctx: number): string {
-  return `lat:${quant}:${attn}:${batch}x${ctx}`;
-}
+import type { LatencyConfig } from './config.js';
+import { latencyKey, type LatencyCell } from './records.js';
 
 /**
  * The study's protocol, one cell per batch × context: 2 warm-up minibatches, then 4 timed minibatches repeated
@@ -66,30 +48,6 @@ export async function runLatencyCells(options: {
       await options.onCell(key, cell, result.times ?? []);
     }
   }
-}
-
-export async function runLatencyStage(options: {
-  run: RunDirectory;
-  engine: () => Promise<EngineProcess>;
-  config: RunConfig;
-  signal?: AbortSignal;
-}): Promise<void> {
-  const records = await options.run.stage(LATENCY_STAGE);
-  const { config } = options;
-  const pending = config.latency.batches.some((batch) =>
-    config.latency.contexts.some((ctx) => !records.has(latencyKey(config.quant, config.attn, batch, ctx))),
-  );
-  if (!pending) return;
-  await runLatencyCells({
-    engine: await options.engine(),
-    model: config.model,
-    quant: config.quant,
-    attn: config.attn,
-    latency: config.latency,
-    isDone: (key) => records.has(key),
-    onCell: (key, cell, times) => records.append({ key, ...cell, times }),
-    signal: options.signal,
-  });
 }
 
 /** Peak memory for humans: GiB with one decimal, or n/a where the device does not report it (CPU). */

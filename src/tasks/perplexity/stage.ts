@@ -1,11 +1,9 @@
 import type { EngineProcess } from '../../engine/engine-process.js';
 import type { ScoredRow } from '../../engine/protocol.js';
-import { exactSum } from '../../util/exact-sum.js';
 import { Progress } from '../../util/progress.js';
-import type { PerplexityConfig } from '../../pipeline/run-config.js';
+import type { PerplexityConfig } from './config.js';
+import { PERPLEXITY_RECORDS, rowKey } from './records.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
-
-export const PERPLEXITY_STAGE = 'perplexity';
 
 export interface TextRow {
   index: number;
@@ -33,7 +31,7 @@ export async function runPerplexityStage(options: {
   batchRows: number;
   signal?: AbortSignal;
 }): Promise<void> {
-  const records = await options.run.stage(PERPLEXITY_STAGE);
+  const records = await options.run.records(PERPLEXITY_RECORDS);
   const done = options.texts.filter((row) => records.has(rowKey(row.index))).length;
   const progress = new Progress('perplexity', options.texts.length, 'rows', process.stderr, done);
   for (const group of groupRows(options.texts, options.batchRows)) {
@@ -59,10 +57,6 @@ export async function runPerplexityStage(options: {
   progress.finish();
 }
 
-export function rowKey(index: number): string {
-  return `row:${index}`;
-}
-
 /**
  * The scoring requests for a list of rows: consecutive runs of at most `maxRows` rows, cut earlier where the
  * characters would pass MAX_CHARS_PER_REQUEST. A function of the rows and `maxRows` alone.
@@ -80,34 +74,4 @@ export function* groupRows(rows: readonly TextRow[], maxRows: number): Generator
     chars += row.text.length;
   }
   if (group.length > 0) yield group;
-}
-
-export interface PerplexitySummary {
-  rows: number;
-  scored_tokens: number;
-  bytes: number;
-  nll_sum: number;
-  nll_per_token: number;
-  perplexity: number;
-  bits_per_byte: number;
-}
-
-/**
- * Token-level perplexity exp(Σ NLL / Σ scored tokens) and bits per byte Σ NLL / (ln 2 · Σ bytes). The sums are
- * exactly rounded (exactSum), so the order of the records (a resumed run appends in another order) never matters.
- */
-export function summarisePerplexity(rows: readonly Pick<ScoredRow, 'nll_sum' | 'n_scored_tokens' | 'n_bytes'>[]): PerplexitySummary {
-  const nll = exactSum(rows.map((row) => row.nll_sum));
-  const tokens = exactSum(rows.map((row) => row.n_scored_tokens));
-  const bytes = exactSum(rows.map((row) => row.n_bytes));
-  const nllPerToken = tokens > 0 ? nll / tokens : Number.NaN;
-  return {
-    rows: rows.length,
-    scored_tokens: tokens,
-    bytes,
-    nll_sum: nll,
-    nll_per_token: nllPerToken,
-    perplexity: Math.exp(nllPerToken),
-    bits_per_byte: bytes > 0 ? nll / (Math.LN2 * bytes) : Number.NaN,
-  };
 }

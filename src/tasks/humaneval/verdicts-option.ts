@@ -1,5 +1,5 @@
-import { VERDICT_MODES, type VerdictMode } from '../sandbox/container-spec.js';
-import { UsageError } from '../util/errors.js';
+import { VERDICT_MODES, type VerdictMode } from '../../sandbox/container-spec.js';
+import { UsageError } from '../../util/errors.js';
 
 /** The `--verdicts` option, the same on `run`, `sweep`, `execute` and `sandbox check`. */
 export const VERDICTS_OPTION = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { passAtK } from '../../tasks/humaneval/pass-at-k.js';
+import { passAtK } from '../tasks/humaneval/pass-at-k.js';
 import { bitsPerByteEstimate, meanEstimate, passAtKEstimate, perplexityEstimate, ratioEstimate } from './statistics.js';
 
 function choose(n: number, k: number): number {

@@ -1,6 +1,6 @@
-import { exactSum } from '../../util/exact-sum.js';
-import { passAtK } from '../../tasks/humaneval/pass-at-k.js';
-/** Standard errors for the metrics we publish. Pure functions; see run-summary.ts for where the inputs come from. */
+import { exactSum } from '../util/exact-sum.js';
+import { passAtK } from '../tasks/humaneval/pass-at-k.js';
+/** Standard errors for the metrics we publish. Pure functions: the score stage computes them from the records. */
 
 export interface Estimate {
   value: number;
@@ -62,4 +62,20 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** An estimate as results.json holds it (JSON has no NaN: an undefined value is null). */
+export interface EstimateJson {
+  value: number | null;
+  se: number | null;
+  n: number;
+}
+
+export function estimateToJson(estimate: Estimate): EstimateJson {
+  const finite = (value: number | null): number | null => (value !== null && Number.isFinite(value) ? value : null);
+  return { value: finite(estimate.value), se: finite(estimate.se), n: estimate.n };
+}
+
+export function estimateFromJson(json: EstimateJson): Estimate {
+  return { value: json.value ?? Number.NaN, se: json.se, n: json.n };
 }

@@ -1,0 +1,65 @@
+import { loadTextRows } from '../../datasets/load.js';
+import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
+import { defineTask } from '../task.js';
+import { PERPLEXITY_OPTIONS, perplexityConfigFrom } from './config.js';
+import { PERPLEXITY_RECORDS, rowKey } from './records.js';
+import { perplexityResults } from './results.js';
+import { DEFAULT_SCORE_BATCH_ROWS, runPerplexityStage, type TextRow } from './stage.js';
+
+/** The texts to score, loaded once per run; their provenance goes into the manifest (and guards a resume). */
+function perplexityTexts(context: RunContext): Promise<TextRow[]> {
+  return context.once('perplexity:texts', async () => {
+    const { perplexity } = context.config;
+    const loaded = await loadTextRows(perplexity.dataset, {
+      rows: perplexity.rows,
+      split: perplexity.split,
+      config: perplexity.config,
+      revision: perplexity.revision,
+      textField: perplexity.textField,
+      signal: context.signal,
+      ...context.hub,
+    });
+    await context.store.recordDataset('perplexity', { ...loaded.provenance, textField: loaded.textField });
+    return loaded.texts;
+  });
+}
+
+const perplexityStage: Stage = {
+  name: 'perplexity',
+  needsEngine: true,
+  async pending(context) {
+    const texts = await perplexityTexts(context);
+    const records = await context.store.records(PERPLEXITY_RECORDS);
+    return texts.filter((row) => !records.has(rowKey(row.index))).length;
+  },
+  async run(context) {
+    await runPerplexityStage({
+      run: context.store,
+      engine: await context.engine(),
+      texts: await perplexityTexts(context),
+      config: context.config.perplexity,
+      batchRows: context.settings.batchSize ?? DEFAULT_SCORE_BATCH_ROWS,
+      signal: context.signal,
+    });
+  },
+  async progress(run) {
+    const total = run.manifest.datasets.perplexity?.rowCount ?? null;
+    const done = (await run.records(PERPLEXITY_RECORDS)).size;
+    return { done, total, unit: 'rows' };
+  },
+};
+
+/** Token perplexity and bits per byte of the first N rows of a text data set (the study: flytech/python-codes-25k). */
+export const perplexityTask = defineTask({
+  name: 'perplexity',
+  description: 'token perplexity and bits per byte of the first --rows texts of --dataset',
+  options: PERPLEXITY_OPTIONS,
+  configFrom: perplexityConfigFrom,
+  stages: [perplexityStage],
+  async score(context) {
+    const provenance = context.store.manifest.datasets.perplexity;
+    const records = (await context.store.records(PERPLEXITY_RECORDS)).all();
+    if (!provenance || records.length < provenance.rowCount) throw stageIncomplete('perplexity', records.length, provenance?.rowCount ?? 0, 'perplexity');
+    return perplexityResults(records, provenance);
+  },
+});
