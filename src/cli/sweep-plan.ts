@@ -1,19 +1,12 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../engine/protocol.js';
-import type { RunConfig, RunSettings } from '../pipeline/run-config.js';
+import type { SweepItem } from '../pipeline/run-sweep.js';
 import { runDirectoryFor } from '../pipeline/run-pipeline.js';
 import { UsageError } from '../util/errors.js';
 import { buildRunConfig, type RawRunOptions } from './run-options.js';
 import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
 
-/** One evaluation of a sweep: a precision × attention combination of otherwise identical run options. */
-export interface SweepItem {
-  label: string;
-  config: RunConfig;
-  settings: RunSettings;
-  runDir: string;
-}
 
 export interface SweepPlan {
   items: SweepItem[];

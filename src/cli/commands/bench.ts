@@ -1,19 +1,8 @@
-import {
-  ATTENTION_BACKENDS,
-  QUANT_MODES,
-  type AttentionBackend,
-  type DeviceChoice,
-  type EngineInfo,
-  type LoadResult,
-  type QuantMode,
-} from '../../engine/protocol.js';
-import { EngineProcess } from '../../engine/engine-process.js';
-import { EngineRequestError } from '../../engine/engine-errors.js';
-import { runLatencyCells } from '../../tasks/latency/stage.js';
-import type { LatencyCell } from '../../tasks/latency/records.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../../engine/protocol.js';
+import { runLatencyMatrix } from '../../tasks/latency/matrix.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UsageError } from '../../util/errors.js';
-import { log } from '../../util/log.js';
+import { withInterrupt } from '../with-interrupt.js';
 import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
 import { batchSize } from '../run-options.js';
@@ -74,62 +63,30 @@ export const command: CommandModule = {
           iters: args.iters,
           repeats: args.repeats,
         };
-        const cells: LatencyCell[] = [];
-        let header: Record<string, unknown> | undefined;
-        for (const quant of quants) {
-          for (const attn of attns) {
-            const engine = await EngineProcess.start();
-            try {
-              let loaded: LoadResult;
-              try {
-                const deterministic = args.deterministic === undefined ? {} : { deterministic: args.deterministic };
-                loaded = await engine.request<LoadResult>('load', { model: args.model, quant, attn, device: args.device, seed: args.seed, ...deterministic });
-              } catch (error) {
-                if (error instanceof EngineRequestError && error.type === 'unsupported') {
-                  log.warn(`${quant}/${attn}: ${error.message} — skipped`);
-                  continue;
-                }
-                throw error;
-              }
-              if (!header) {
-                const info = await engine.request<EngineInfo>('info', {}, { timeoutMs: 60_000 });
-                header = { ...benchHeader(info), deterministic: loaded.deterministic ?? false };
-                if (args.json) process.stdout.write(`${JSON.stringify({ header })}\n`);
-              }
-              await runLatencyCells({
-                engine,
-                model: args.model,
-                quant,
-                attn,
-                latency,
-                onCell: async (_key, cell) => {
-                  cells.push(cell);
-                  if (args.json) process.stdout.write(`${JSON.stringify(cell)}\n`);
-                },
-              });
-            } finally {
-              await engine.shutdown();
-            }
-          }
-        }
+        const { header, cells } = await withInterrupt((signal) =>
+          runLatencyMatrix({
+            model: args.model,
+            quants,
+            attns,
+            device: args.device as DeviceChoice,
+            seed: args.seed,
+            deterministic: args.deterministic,
+            latency,
+            onHeader: (line) => {
+              if (args.json) process.stdout.write(`${JSON.stringify({ header: line })}\n`);
+            },
+            onCell: (cell) => {
+              if (args.json) process.stdout.write(`${JSON.stringify(cell)}\n`);
+            },
+            signal,
+          }),
+        );
         if (args.output) await writeJsonAtomic(args.output, { header, cells });
         if (!args.json) process.stdout.write(`${formatLatencyMatrix(cells)}\n`);
       },
     );
   },
 };
-
-export function benchHeader(info: EngineInfo): Record<string, unknown> {
-  return {
-    card: info.device.name,
-    driver: info.device.driver ?? null,
-    torch: info.torch,
-    triton: info.triton ?? null,
-    transformers: info.transformers ?? null,
-    engine_version: info.engine_version,
-    date: new Date().toISOString(),
-  };
-}
 
 function parseChoices(text: string, allowed: readonly string[], flag: string): string[] {
   const items = text.split(',').map((item) => item.trim()).filter(Boolean);

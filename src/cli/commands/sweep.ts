@@ -1,27 +1,11 @@
 import type { CommandModule } from '../command-module.js';
-import { runEvaluation } from '../../pipeline/run-pipeline.js';
-import type { RunResults } from '../../pipeline/store/results.js';
-import { writeRunReports } from '../../pipeline/report/write-reports.js';
-import { isEvalpipeError } from '../../util/errors.js';
-import { log, setVerbose } from '../../util/log.js';
+import { runSweep } from '../../pipeline/run-sweep.js';
+import { setVerbose } from '../../util/log.js';
 import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
 import { formatResultsTable } from '../results-table.js';
 import { addRunOptions } from '../run-options.js';
 import { planSweep, type RawSweepOptions } from '../sweep-plan.js';
 import { withInterrupt } from '../with-interrupt.js';
-
-interface SweepOutcome {
-  label: string;
-  run_dir: string;
-  status: 'ok' | 'failed';
-  error?: string;
-  results?: RunResults;
-}
-
-function describe(error: unknown): string {
-  if (isEvalpipeError(error)) return error.toUserLine();
-  return error instanceof Error ? error.message : String(error);
-}
 
 export const command: CommandModule = {
   register(cli) {
@@ -42,28 +26,14 @@ export const command: CommandModule = {
         const raw = argv as unknown as RawSweepOptions;
         setVerbose(raw.verbose ?? false);
         const plan = planSweep(raw);
-        const outcomes: SweepOutcome[] = [];
-        await withInterrupt(async (signal) => {
-          for (const [index, item] of plan.items.entries()) {
-            signal.throwIfAborted();
-            log.info(`sweep ${index + 1}/${plan.items.length}: ${item.label}`);
-            try {
-              const results = await runEvaluation(item.config, item.settings, hubOptionsFromEnv(process.env), signal);
-              if (results) {
-                outcomes.push({ label: item.label, run_dir: item.runDir, status: 'ok', results });
-                if (!item.settings.json) process.stdout.write(`${formatResultsTable(results)}\n`);
-              }
-            } catch (error) {
-              if (signal.aborted) throw error;
-              // one combination failing (fp8 on a card without fp8, an OOM at load) does not stop the others
-              log.warn(`sweep: ${item.label} failed: ${describe(error)}`);
-              outcomes.push({ label: item.label, run_dir: item.runDir, status: 'failed', error: describe(error) });
-            }
-          }
-        });
-        const finished = outcomes.filter((outcome) => outcome.status === 'ok');
-        const report = finished.length > 0 ? await writeRunReports(finished.map((outcome) => outcome.run_dir), plan.reportDir) : undefined;
-        if (report) log.info(`sweep report: ${report.markdown}, ${report.html}`);
+        const { outcomes, report } = await withInterrupt((signal) =>
+          runSweep(plan.items, plan.reportDir, hubOptionsFromEnv(process.env), {
+            signal,
+            onResults: (item, results) => {
+              if (!item.settings.json) process.stdout.write(`${formatResultsTable(results)}\n`);
+            },
+          }),
+        );
         const failed = outcomes.filter((outcome) => outcome.status === 'failed');
         if (raw.json) {
           const runs = outcomes.map(({ label, run_dir, status, error }) => ({ label, run_dir, status, ...(error ? { error } : {}) }));

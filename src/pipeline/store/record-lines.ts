@@ -46,7 +46,7 @@ export function parseRecordLines<R extends object>(text: string, path: string, k
     checker.check(record, i + 1);
     const misfit = recordMisfit(record, kind as RecordKind<object> | undefined);
     if (misfit) {
-      throw new RunStoreError(`${path} line ${i + 1} is not a ${kind!.stage} record: ${misfit}`, {
+      throw new RunStoreError(`${path} line ${i + 1} is not a valid ${kind!.stage} record: ${misfit}`, {
         hint: 'the run directory was written by another tool or edited; restore the file, or start over with --fresh',
       });
     }
