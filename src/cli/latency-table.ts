@@ -1,5 +1,4 @@
 import { formatGib } from '../tasks/latency/stage.js';
-import {  } from '../tasks/latency/records.js';
 import type { LatencyCell } from '../tasks/latency/records.js';
 
 /** The study's shape: one block per precision/attention, rows = batch, columns = context, cells = s/minibatch. */

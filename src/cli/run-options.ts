@@ -5,7 +5,7 @@ import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-co
 import { STAGE_NAMES } from '../pipeline/stages.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
-import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs, type TaskName } from '../tasks/registry.js';
+import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs, } from '../tasks/registry.js';
 import { UsageError } from '../util/errors.js';
 import { int, nonEmpty, positiveInt, type Flags } from '../util/option-values.js';
 import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';

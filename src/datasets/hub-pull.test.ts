@@ -44,7 +44,7 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 // Two parquet shards (30 + 20 rows) on refs/convert/parquet, and the JSONL on main, as on the real hub.
 const SHARD0 = parquetOf(rowsFrom(0, 30));
 const SHARD1 = parquetOf(rowsFrom(30, 20));
-const JSONL = new TextEncoder().encode(rowsFrom(0, 50).map((row) => JSON.stringify(row)).join('\n') + '\n');
+const JSONL = new TextEncoder().encode(`${rowsFrom(0, 50).map((row) => JSON.stringify(row)).join('\n')}\n`);
 const DATASET: LocalHubDataset = {
   repo: REPO,
   refs: { 'refs/convert/parquet': PARQUET_SHA, main: MAIN_SHA },

@@ -13,7 +13,6 @@ import {
   writeRef,
   type CacheRecord,
   type ListedFile,
-  type RepoCachePaths,
 } from './cache-record.js';
 import { hashFile } from './file-hash.js';
 import { downloadToCache } from './hub-download.js';

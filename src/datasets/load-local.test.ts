@@ -19,7 +19,7 @@ let dir: string;
 const file = (name: string): string => join(dir, name);
 
 function jsonl(rows: readonly object[]): string {
-  return rows.map((row) => JSON.stringify(row)).join('\n') + '\n';
+  return `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`;
 }
 
 function parquetOf(rows: readonly Record<string, string>[], options: { rowGroupSize?: number; codec?: 'GZIP' } = {}): Uint8Array {

@@ -13,7 +13,7 @@ import { startLocalHub } from '../../test/support/local-hub.js';
 
 const ROWS = codeLikeRows(1200, 20260101);
 const ROW_GROUP = 300;
-const jsonl = ROWS.map((row) => JSON.stringify(row)).join('\n') + '\n';
+const jsonl = `${ROWS.map((row) => JSON.stringify(row)).join('\n')}\n`;
 
 let dir: string;
 const file = (name: string): string => join(dir, name);

@@ -42,12 +42,12 @@ export async function readLeaderboardFile(path: string): Promise<LeaderboardFile
     });
   }
   if (!Array.isArray(board.entries)) throw new DataError(`${file}: entries is missing or not an array`, { hint: HINT });
-  board.entries.forEach((entry, index) => assertValidEntry(entry, { file, path: `entries[${index}]` }));
+  for (const [index, entry] of board.entries.entries()) assertValidEntry(entry, { file, path: `entries[${index}]` });
   return { schema_version: board.schema_version, generated_at: String(board.generated_at ?? ''), entries: board.entries };
 }
 
 export async function writeLeaderboardFile(path: string, entries: LeaderboardEntry[], now = new Date()): Promise<LeaderboardFile> {
-  entries.forEach((entry, index) => assertValidEntry(entry, { file: resolve(path), path: `entries[${index}]` }));
+  for (const [index, entry] of entries.entries()) assertValidEntry(entry, { file: resolve(path), path: `entries[${index}]` });
   const board: LeaderboardFile = { schema_version: LEADERBOARD_SCHEMA_VERSION, generated_at: now.toISOString(), entries };
   await writeJsonAtomic(resolve(path), board);
   return board;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { passAtK } from '../tasks/humaneval/pass-at-k.js';
-import { bitsPerByteEstimate, meanEstimate, passAtKEstimate, perplexityEstimate, ratioEstimate } from './statistics.js';
+import { passAtK, passAtKEstimate } from '../tasks/humaneval/pass-at-k.js';
+import { bitsPerByteEstimate, meanEstimate, perplexityEstimate, ratioEstimate } from './statistics.js';
 
 function choose(n: number, k: number): number {
   let result = 1;

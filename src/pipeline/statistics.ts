@@ -1,5 +1,4 @@
 import { exactSum } from '../util/exact-sum.js';
-import { passAtK } from '../tasks/humaneval/pass-at-k.js';
 /** Standard errors for the metrics we publish. Pure functions: the score stage computes them from the records. */
 
 export interface Estimate {
@@ -37,15 +36,6 @@ export function perplexityEstimate(rows: readonly { nll_sum: number; n_scored_to
 export function bitsPerByteEstimate(rows: readonly { nll_sum: number; n_bytes: number }[]): Estimate {
   const ratio = ratioEstimate(rows.map((row) => ({ a: row.nll_sum / Math.LN2, b: row.n_bytes })));
   return ratio;
-}
-
-/**
- * Mean pass@k over problems (those with n ≥ k; the unbiased estimator is pass-at-k.ts's) and its standard error across problems: sd(pass@k_i) / √P. With one sample per
- * problem this is the binomial s.e. √(p(1−p)/(P−1)).
- */
-export function passAtKEstimate(problems: readonly { n: number; c: number }[], k: number): Estimate {
-  const values = problems.filter((problem) => problem.n >= k).map((problem) => passAtK(problem.n, problem.c, k));
-  return meanEstimate(values);
 }
 
 export function meanEstimate(values: readonly number[]): Estimate {

@@ -178,7 +178,7 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
         [
           'import os, glob',
           'print(dict(os.environ))',
-          'for path in [' + JSON.stringify(secretFile) + ', "/proc/1/environ", "/etc/shadow"] + glob.glob("/tmp/evalpipe-host-secret-*"):',
+          `for path in [${JSON.stringify(secretFile)}, "/proc/1/environ", "/etc/shadow"] + glob.glob("/tmp/evalpipe-host-secret-*"):`,
           '    try:',
           '        print(path, open(path, "rb").read()[:200])',
           '    except OSError as error:',

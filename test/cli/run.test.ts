@@ -145,7 +145,7 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     // Keep all but one sample of the first task, as if the process died before writing it.
     const dropped = complete.find((record) => record.task_id === complete[0].task_id && record.sample_index === 1);
     const kept = complete.filter((record) => record !== dropped);
-    await writeFile(file, kept.map((record) => JSON.stringify(record)).join('\n') + '\n');
+    await writeFile(file, `${kept.map((record) => JSON.stringify(record)).join('\n')}\n`);
     const resumed = await runCli(args);
     expect(resumed.code).toBe(0);
     const after = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));

@@ -1,3 +1,4 @@
+import { meanEstimate, type Estimate } from '../../pipeline/statistics.js';
 import { exactSum } from '../../util/exact-sum.js';
 
 /** The k values we report, each only where every problem has at least k scored samples. */
@@ -55,4 +56,13 @@ export function scorePassAtK(counts: readonly ProblemCounts[], ks: readonly numb
     usable.map((k) => [`pass@${k}`, exactSum(problems.map((problem) => problem.passAtK[`pass@${k}`] ?? 0)) / problems.length]),
   );
   return { passAtK: passAtKMean, omitted, problems };
+}
+
+/**
+ * Mean pass@k over problems (those with n ≥ k; the unbiased estimator above) and its standard error across
+ * problems: sd(pass@k_i) / √P. With one sample per problem this is the binomial s.e. √(p(1−p)/(P−1)).
+ */
+export function passAtKEstimate(problems: readonly { n: number; c: number }[], k: number): Estimate {
+  const values = problems.filter((problem) => problem.n >= k).map((problem) => passAtK(problem.n, problem.c, k));
+  return meanEstimate(values);
 }

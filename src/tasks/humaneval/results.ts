@@ -1,6 +1,6 @@
-import { estimateToJson, passAtKEstimate, type EstimateJson } from '../../pipeline/statistics.js';
+import { estimateToJson, type EstimateJson } from '../../pipeline/statistics.js';
 import { summariseIsolation, type IsolationSummary } from './isolation-summary.js';
-import { scorePassAtK, type PassAtKSummary, type ProblemCounts } from './pass-at-k.js';
+import { passAtKEstimate, scorePassAtK, type PassAtKSummary, type ProblemCounts } from './pass-at-k.js';
 import type { ExecutionRecord } from './records.js';
 
 /** results.json `humaneval`. */
