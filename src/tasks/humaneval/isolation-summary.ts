@@ -20,23 +20,34 @@ export interface IsolationSummary {
 
 const byTask = new Intl.Collator('en', { numeric: true });
 
+/** The fields of an execution record (or of `evalpipe execute`'s verdict) that isolation reports read. */
+export interface IsolationVerdict {
+  task_id: string;
+  sample_index: number;
+  status: string;
+  exception_type?: string | null;
+  isolation?: string;
+  default_status?: string;
+  suspect?: boolean;
+}
+
 /** Undefined for a run whose records carry no isolated verdicts (the default mode). Ordered by task, then sample. */
-export function summariseIsolation(records: Iterable<Record<string, unknown>>): IsolationSummary | undefined {
+export function summariseIsolation(records: Iterable<IsolationVerdict>): IsolationSummary | undefined {
   const suspects: SuspectSample[] = [];
   const unsupported = new Set<string>();
   let isolated = false;
   for (const record of records) {
     if (record.isolation !== 'checked' && record.isolation !== 'unsupported') continue;
     isolated = true;
-    const taskId = String(record.task_id);
+    const taskId = record.task_id;
     if (record.isolation === 'unsupported') unsupported.add(taskId);
     if (record.suspect === true) {
       suspects.push({
         task_id: taskId,
-        sample_index: Number(record.sample_index),
+        sample_index: record.sample_index,
         default_status: String(record.default_status),
-        status: String(record.status),
-        exception_type: typeof record.exception_type === 'string' ? record.exception_type : null,
+        status: record.status,
+        exception_type: record.exception_type ?? null,
       });
     }
   }

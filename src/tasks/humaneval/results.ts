@@ -48,7 +48,7 @@ export function humanEvalResults(taskIds: readonly string[], samplesPerProblem: 
   for (const record of records) statusCounts[record.status] = (statusCounts[record.status] ?? 0) + 1;
   const counts = countPasses(taskIds, records);
   const scored = scorePassAtK(counts);
-  const isolation = summariseIsolation(records as unknown as Iterable<Record<string, unknown>>);
+  const isolation = summariseIsolation(records);
   const ks = [1, 10, 100].filter((k) => k <= samplesPerProblem);
   return {
     pass_at_k: scored.passAtK,
