@@ -1,15 +1,34 @@
-"""The contract between the protocol layer (server, scoring, generation) and a model implementation.
+"""The contract between the protocol layer (server, scoring, generation, bench) and a model implementation.
 
 Two implementations exist: `hf_backend.HfBackend` (HF transformers, the parity reference and the fallback for
-architectures we have not written) and the native StarCoder2 in `model.py` (our kernels, the fast path).
+architectures we have not written) and the native StarCoder2 in `model.py` (our kernels, the fast path). Each
+implements every member below; what one cannot do it says through a capability attribute (`can_be_deterministic`,
+`batches_prompts`, a decoder's `can_drop_rows`), never by lacking a method, so the engine asks and never probes.
+cuda/tests/test_backend_contract.py checks both against these protocols.
+
+What the engine calls, and where:
+
+| member | called by | for |
+|---|---|---|
+| `facts` | everything | vocabulary, positions, BOS/EOS, device |
+| `can_be_deterministic`, `set_deterministic` | loading.load_model | the batch-invariant mode (invariant.py) |
+| `set_fast_paths` | loading.load_model | the fast-path switches (fast_paths.py) |
+| `target_logprobs` | scoring.score | perplexity windows |
+| `next_token_logits` | generation.RecomputeDecoder, quality.py | logits after a whole sequence |
+| `open_decoder` | generation (one prompt at a time) | n samples of one prompt |
+| `batches_prompts`, `open_batch_decoder` | generation | samples of several prompts in one batch |
+| `score_minibatch` | bench.run_bench | the timed latency unit |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
+
+if TYPE_CHECKING:
+    from .fast_paths import FastPaths
 
 
 @dataclass(frozen=True)
@@ -28,13 +47,48 @@ class ModelFacts:
     device: str
 
 
+@runtime_checkable
+class Decoder(Protocol):
+    """Incremental decoding of a batch of samples (rows): what `open_decoder` and `open_batch_decoder` return.
+
+    dec = backend.open_decoder(prompt, n=3, capacity=len(prompt) + 64)
+    dec.first_logits          # [3, vocab] float32: the logits after the prompt, one row per sample
+    dec.step(tokens)          # tokens [3] int64, one per row -> the next logits [3, vocab] float32
+    dec.keep([0, 2])          # rows 0 and 2 go on (in that order) as rows 0 and 1; the next step takes 2 tokens
+    """
+
+    first_logits: torch.Tensor
+    # Whether keep() drops rows. A decoder that cannot shrink its batch says False: finished rows then stay in it,
+    # fed a placeholder token, and their logits are ignored (generation.py).
+    can_drop_rows: bool
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per live row ([rows] int64); return the next logits ([rows, vocab] float32)."""
+        ...
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows, in this order (finished samples leave). Only called when `can_drop_rows`."""
+        ...
+
+
+@runtime_checkable
 class CausalLMBackend(Protocol):
+    """A causal language model the engine can score, sample and time (the table in the module docstring)."""
+
     facts: ModelFacts
     # Whether `set_deterministic(True)` can make results batch-invariant (invariant.py); HF transformers cannot.
     can_be_deterministic: bool
+    # Whether `open_batch_decoder` works (prompts prefilled together, their samples decoded as one batch). When
+    # False it raises Unsupported and generation opens one decoder per prompt instead.
+    batches_prompts: bool
 
     def set_deterministic(self, on: bool) -> None:
-        """Batch-invariant mode on (a row's results independent of its batch) or off (the fast path)."""
+        """Batch-invariant mode on (a row's results independent of its batch) or off (the fast path). Only called
+        with True when `can_be_deterministic`."""
+        ...
+
+    def set_fast_paths(self, fast_paths: FastPaths) -> None:
+        """Take the fast paths these switches allow from now on (a backend ignores the ones it does not have)."""
         ...
 
     def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -48,4 +102,22 @@ class CausalLMBackend(Protocol):
     def next_token_logits(self, sequences: list[torch.Tensor]) -> torch.Tensor:
         """Logits (float32, [len(sequences), vocab]) for the token after each sequence. Used by generation
         and by quality checks (KL against a reference)."""
+        ...
+
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Decoder:
+        """A decoder of n samples that share one prompt (1-D int64). `capacity` is the most positions (prompt
+        included) the caller will reach, for backends that size a cache once; None: the backend's default. A
+        backend whose cache grows as needed ignores it."""
+        ...
+
+    def open_batch_decoder(
+        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None
+    ) -> Decoder:
+        """One decoder for counts[i] samples of prompts[i] for every i (rows in that order); `capacity` as for
+        open_decoder, for the longest prompt. Raises Unsupported when not `batches_prompts`."""
+        ...
+
+    def score_minibatch(self, ids: torch.Tensor) -> torch.Tensor:
+        """The latency unit: ids [B, T] int64 on the backend's device -> float32 [B*(T-1)] target log-probs, left
+        on the device: the work `target_logprobs` does for B rows of T tokens, without its host copies."""
         ...

@@ -6,7 +6,8 @@ does (full prefill plus the chunked head's target log-probabilities). Each minib
 events on GPU, a monotonic clock on CPU); `seconds_per_minibatch` is the median of all timed minibatches.
 `peak_gib` is torch's peak allocated GPU memory during the cell (GiB), null on CPU.
 
-An out-of-memory cell returns status "oom" with the memory released; the engine carries on.
+An out-of-memory cell returns status "oom" with the memory released; the engine carries on. Params are checked
+against schemas/engine/bench.json first. The timed unit is the backend's `score_minibatch` (backend.py).
 """
 
 from __future__ import annotations
@@ -21,16 +22,10 @@ import torch
 
 from .backend import CausalLMBackend
 from .errors import BadRequest
+from .request_schemas import check_params
 
 Emit = Callable[[str, dict[str, Any]], None]
-BENCH_PARAMS: dict[str, int] = {"batch": 0, "ctx": 0, "warmup": 2, "iters": 4, "repeats": 4, "seed": 0}
-
-
-def _int_param(params: Mapping[str, Any], key: str, lo: int) -> int:
-    value = params.get(key, BENCH_PARAMS[key])
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        raise BadRequest(f"bench: {key} must be an integer >= {lo}, got {value!r}")
-    return value
+BENCH_DEFAULTS: dict[str, int] = {"warmup": 2, "iters": 4, "repeats": 4, "seed": 0}
 
 
 def _device_of(backend: CausalLMBackend) -> torch.device:
@@ -48,15 +43,10 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
     """One latency cell. params: {batch, ctx, warmup?, iters?, repeats?, seed?}. Returns
     {status, batch, ctx, warmup, iters, repeats, seconds_per_minibatch, tokens_per_s, peak_gib, times}; `times` are
     the repeats*iters timed minibatches in seconds, in order (repeat r is times[r*iters:(r+1)*iters])."""
-    unknown = sorted(set(params) - set(BENCH_PARAMS))
-    if unknown:
-        raise BadRequest(f"bench: unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(BENCH_PARAMS)}")
-    batch = _int_param(params, "batch", 1)
-    ctx = _int_param(params, "ctx", 2)
-    warmup = _int_param(params, "warmup", 0)
-    iters = _int_param(params, "iters", 1)
-    repeats = _int_param(params, "repeats", 1)
-    seed = _int_param(params, "seed", 0)
+    check_params("bench", params)
+    settings = {**BENCH_DEFAULTS, **params}
+    batch, ctx = int(settings["batch"]), int(settings["ctx"])
+    warmup, iters, repeats, seed = (int(settings[k]) for k in ("warmup", "iters", "repeats", "seed"))
     facts = backend.facts
     if ctx > facts.max_position_embeddings:
         raise BadRequest(
@@ -79,17 +69,10 @@ def run_bench(backend: CausalLMBackend, params: Mapping[str, Any], emit: Emit | 
     times: list[list[float]] = []
     try:
         ids = ids_cpu.to(device)
-        score_minibatch = getattr(backend, "score_minibatch", None)
-        if callable(score_minibatch):
-            dev_ids = ids
+        dev_ids = ids
 
-            def step() -> object:
-                return score_minibatch(dev_ids)
-        else:
-            rows = list(ids_cpu)
-
-            def step() -> object:
-                return backend.target_logprobs(rows)
+        def step() -> object:
+            return backend.score_minibatch(dev_ids)
 
         for _ in range(warmup):
             step()

@@ -5,7 +5,9 @@ per token).
 Status: on CUDA the step is a graph replay with the Triton decode-attention kernel by default, since their GPU
 tests (cuda/tests/test_decoding.py, test_decode_attention.py) passed on the H100 (2026-11-26): 3B bf16 decode at
 batch 1 went from 10.2 ms per token eager to 3.7 ms (bench/results/decode-matrix-h100-*.json).
-EVALPIPE_CUDA_GRAPHS=0 / EVALPIPE_DECODE_KERNEL=0 turn them off (eager step; PyTorch's masked SDPA).
+The model's fast-path switches (`model.fast_paths`, fast_paths.py: the load op's `cuda_graphs` / `decode_kernel`,
+by default EVALPIPE_CUDA_GRAPHS / EVALPIPE_DECODE_KERNEL; 0 turns them off) give the eager step and PyTorch's
+masked SDPA instead.
 
     dec = StaticDecoder(model, prompt, n, capacity=len(prompt) + max_new_tokens)   # or model.open_decoder(...)
     dec = StaticDecoder(model, [p0, p1], [n0, n1], capacity=...)   # several prompts in one batch: rows
@@ -35,9 +37,9 @@ EVALPIPE_CUDA_GRAPHS=0 / EVALPIPE_DECODE_KERNEL=0 turn them off (eager step; PyT
   48, 64, ... (never more than the rows allocated), the padding rows computing ignored values. `keep(rows)`
   compacts the kept rows to the front of the cache (a gather of the valid positions, no allocation of the cache)
   and only when the rounded batch size changes is the graph dropped and captured again at the next step. On CPU
-  (and on CUDA with EVALPIPE_CUDA_GRAPHS=0) the same static step runs eagerly.
-- Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`) unless EVALPIPE_DECODE_KERNEL=0;
-  then, and on CPU, a masked SDPA over
+  (and on CUDA with the cuda_graphs switch off) the same static step runs eagerly.
+- Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`) unless the decode_kernel switch
+  is off; then, and on CPU, a masked SDPA over
   the whole static cache (same function, same static shapes), or the real kernel through Triton's interpreter
   when TRITON_INTERPRET=1 and the model's `attn` is `flash` (as attention.py does for prefill).
 """
@@ -52,6 +54,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .fast_paths import GRAPHS_ENV, KERNEL_ENV, env_switch
 from .invariant import decode_phase
 from .model import ModelError, NativeStarcoder2
 from .rope import apply_rope_inplace
@@ -59,19 +62,18 @@ from .rope import apply_rope_inplace
 log = logging.getLogger(__name__)
 
 DEFAULT_NEW_POSITIONS = 256
-GRAPHS_ENV = "EVALPIPE_CUDA_GRAPHS"
-KERNEL_ENV = "EVALPIPE_DECODE_KERNEL"
 
 
 def graphs_enabled() -> bool:
-    """CUDA graphs for decode steps: on unless EVALPIPE_CUDA_GRAPHS=0 (then the same static step runs eagerly)."""
-    return os.environ.get(GRAPHS_ENV, "1").strip() != "0"
+    """The cuda_graphs switch's environment default: on unless EVALPIPE_CUDA_GRAPHS=0 (then the same static step
+    runs eagerly)."""
+    return env_switch(GRAPHS_ENV)
 
 
 def decode_kernel_enabled() -> bool:
-    """The Triton decode-attention kernel on CUDA, unless EVALPIPE_DECODE_KERNEL=0: then CUDA uses the masked SDPA
-    over the static cache (PyTorch's attention: the same function, more work)."""
-    return os.environ.get(KERNEL_ENV, "1").strip() != "0"
+    """The decode_kernel switch's environment default: the Triton decode-attention kernel on CUDA unless
+    EVALPIPE_DECODE_KERNEL=0 (then CUDA uses the masked SDPA over the static cache: the same function, more work)."""
+    return env_switch(KERNEL_ENV)
 
 
 def batch_bucket(n: int, rows: int) -> int:
@@ -126,8 +128,10 @@ def per_row_decode_attention(
 
 class StaticDecoder:
     """Incremental decoding of samples of one or more prompts with a static cache and (on CUDA) one graph
-    replay per step. The interface of the generation op's decoders: `first_logits`, `n`, `length`, `step`,
-    `keep`; `lengths` holds each live row's length (prompt + fed tokens)."""
+    replay per step. A `backend.Decoder` (`first_logits`, `step`, `keep`, `can_drop_rows`), plus `n`, `length`
+    and `lengths` (each live row's length: prompt + fed tokens)."""
+
+    can_drop_rows = True
 
     def __init__(
         self,
@@ -193,10 +197,11 @@ class StaticDecoder:
             self._row_ids = torch.arange(rows, device=dev)
             self._key_positions = torch.arange(cap, device=dev)
         self._window = cfg.sliding_window
-        self._kernel = (dev.type == "cuda" and decode_kernel_enabled()) or (
+        fast = model.fast_paths
+        self._kernel = (dev.type == "cuda" and fast.use_decode_kernel) or (
             os.environ.get("TRITON_INTERPRET") == "1" and model.attn == "flash"
         )
-        self._use_graphs = dev.type == "cuda" and graphs_enabled()
+        self._use_graphs = dev.type == "cuda" and fast.use_cuda_graphs
         # RoPE + cache append in one Triton launch on CUDA (kernels/rope.py rope_kv_append_) when the head dim's
         # half is a power of two (the kernel's vector width); otherwise, and on CPU, the RoPE and two index writes
         half = cfg.head_dim // 2

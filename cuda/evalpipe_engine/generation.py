@@ -5,41 +5,31 @@ is reproducible whatever else is in the request. Stop strings are checked increm
 the completion is the decoded new tokens cut at the first stop string. EOS stops (the EOS text is not included);
 `max_new_tokens` (or the model's last position) stops with finish_reason "length".
 
-The decoding loop talks to the backend through `open_batch_decoder(prompts, counts, capacity)` when it has one
-(the native model: the samples of several prompts, up to `max_batch_rows` in all, prefilled together and decoded
-as one batch, rows leaving as they finish), else `open_decoder(prompt, n)` (one prompt's samples at a time), else
-`next_token_logits` on the whole sequence. A sample's tokens depend only on its own logits and generator, not on
-what else is in its batch (up to the floating-point effects of batch shape on the logits).
+The decoding loop talks to the backend through `open_batch_decoder(prompts, counts, capacity)` when the backend
+`batches_prompts` (the native model: the samples of several prompts, up to `max_batch_rows` in all, prefilled
+together and decoded as one batch, rows leaving as they finish), else through `open_decoder(prompt, n, capacity)`
+(one prompt's samples at a time; `RecomputeDecoder` is the decoder of a backend without a KV cache). A sample's
+tokens depend only on its own logits and generator, not on what else is in its batch (up to the floating-point
+effects of batch shape on the logits). Request params are checked against schemas/engine/generate.json first.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .backend import Decoder
 from .errors import BadRequest
+from .request_schemas import check_params
 
 if TYPE_CHECKING:
     from .backend import CausalLMBackend
     from .loading import LoadedModel
 
-GENERATE_PARAMS: tuple[str, ...] = (
-    "requests",
-    "n",
-    "temperature",
-    "top_p",
-    "max_new_tokens",
-    "seed",
-    "stop",
-    "add_bos",
-    "max_batch_rows",
-)
 # bigcode-evaluation-harness HumanEval stop list (EOS always stops as well).
 DEFAULT_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 DEFAULT_MAX_NEW_TOKENS = 512
@@ -50,19 +40,11 @@ DEFAULT_MAX_BATCH_ROWS = 256
 Emit = Callable[[str, dict[str, Any]], None]
 
 
-class Decoder(Protocol):
-    first_logits: torch.Tensor  # [n, vocab] float32: logits after the prompt
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per live sample ([n] int64); return the next logits ([n, vocab] float32)."""
-        ...
-
-    # Optional: `keep(rows: list[int]) -> None` keeps only these rows of the batch (finished samples leave);
-    # without it finished samples stay in the batch and their logits are ignored.
-
-
 class RecomputeDecoder:
-    """Fallback for backends without a KV-cache decoder: recompute the whole sequence each step."""
+    """The decoder of a backend without a KV cache (and the reference the cached decoders are tested against):
+    each step recomputes every whole sequence with `next_token_logits`."""
+
+    can_drop_rows = True
 
     def __init__(self, backend: CausalLMBackend, prompt: torch.Tensor, n: int) -> None:
         self._backend = backend
@@ -78,23 +60,11 @@ class RecomputeDecoder:
 
 
 def open_decoder(backend: CausalLMBackend, prompt: torch.Tensor, n: int, budget: int | None = None) -> Decoder:
-    """The backend's KV-cache decoder, else recomputation. With `budget` (the most new tokens the caller will
-    ask for), a decoder whose `open_decoder` takes `capacity` gets prompt length + budget, so that a static cache
-    is sized once (the native model's); others (HfBackend) are opened as before."""
-    opener = getattr(backend, "open_decoder", None)
-    if callable(opener):
-        if budget is not None and _accepts_capacity(opener):
-            return opener(prompt, n, capacity=len(prompt) + budget)  # type: ignore[no-any-return]
-        return opener(prompt, n)  # type: ignore[no-any-return]
-    return RecomputeDecoder(backend, prompt, n)
-
-
-def _accepts_capacity(opener: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(opener).parameters
-    except (TypeError, ValueError):
-        return False
-    return "capacity" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    """The backend's decoder for n samples of one prompt. With `budget` (the most new tokens the caller will ask
+    for) its capacity is prompt length + budget, so that a static cache is sized once (the native model's; HF's
+    grows and ignores it); without, the backend's default capacity."""
+    capacity = None if budget is None else len(prompt) + budget
+    return backend.open_decoder(prompt, n, capacity=capacity)
 
 
 def sample_seed(seed: int, key: str, sample_index: int) -> int:
@@ -158,91 +128,42 @@ class GenerateSettings:
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
 
 
-def _number(params: dict[str, Any], key: str, default: float) -> float:
-    value = params.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadRequest(f"{key} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _integer(params: dict[str, Any], key: str, default: int, low: int) -> int:
-    value = params.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{key} must be an integer, got {value!r}")
-    if value < low:
-        raise BadRequest(f"{key} = {value} is out of range", hint=f"use a value >= {low}")
-    return value
+def _given(params: dict[str, Any], key: str, default: Any) -> Any:
+    """The parameter's value; absent or null: the default."""
+    value = params.get(key)
+    return default if value is None else value
 
 
 def parse_settings(params: dict[str, Any]) -> GenerateSettings:
-    unknown = sorted(set(params) - set(GENERATE_PARAMS))
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(GENERATE_PARAMS)}")
-    n = _integer(params, "n", 1, 1)
-    temperature = _number(params, "temperature", 0.0)
-    if temperature < 0:
-        raise BadRequest(f"temperature {temperature} is negative", hint="use 0 (greedy) or more")
-    top_p = _number(params, "top_p", 1.0)
-    if not 0.0 < top_p <= 1.0:
-        raise BadRequest(f"top_p {top_p} is out of range", hint="use a value in (0, 1]")
+    """The settings of schema-checked generate params (defaults filled in), after the checks that span fields."""
+    n = int(_given(params, "n", 1))
+    temperature = float(_given(params, "temperature", 0.0))
+    top_p = float(_given(params, "top_p", 1.0))
     if temperature == 0.0 and n != 1:
         raise BadRequest(
             f"temperature 0 is greedy and gives one completion, but n = {n}",
             hint="use n = 1 with temperature 0, or a temperature above 0 for n samples",
         )
-    max_new = _integer(params, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, 1)
-    seed = _integer(params, "seed", 0, 0)
-    stop_raw = params.get("stop", list(DEFAULT_STOP))
-    if stop_raw is None:
-        stop_raw = list(DEFAULT_STOP)
-    if not isinstance(stop_raw, list) or not all(isinstance(s, str) and s for s in stop_raw):
-        raise BadRequest("stop must be a list of non-empty strings", hint="pass [] for EOS only")
-    add_bos = params.get("add_bos", False)
-    if not isinstance(add_bos, bool):
-        raise BadRequest(f"add_bos must be true or false, got {add_bos!r}")
-    max_rows = _integer(params, "max_batch_rows", DEFAULT_MAX_BATCH_ROWS, 1)
-    return GenerateSettings(n, temperature, top_p, max_new, seed, tuple(stop_raw), add_bos, max_rows)
+    max_new = int(_given(params, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
+    seed = int(_given(params, "seed", 0))
+    stop = tuple(_given(params, "stop", DEFAULT_STOP))
+    add_bos = bool(params.get("add_bos", False))
+    max_rows = int(_given(params, "max_batch_rows", DEFAULT_MAX_BATCH_ROWS))
+    return GenerateSettings(n, temperature, top_p, max_new, seed, stop, add_bos, max_rows)
 
 
 def _requests(params: dict[str, Any], settings: GenerateSettings) -> list[tuple[str, str, list[int]]]:
-    reqs = params.get("requests")
-    if not isinstance(reqs, list):
-        raise BadRequest("requests must be a list of {key, prompt}", hint='e.g. [{"key":"t0","prompt":"x"}]')
+    """(key, prompt, sample indices) of each schema-checked request, after the checks that span requests."""
     out: list[tuple[str, str, list[int]]] = []
     seen: set[str] = set()
-    for pos, req in enumerate(reqs):
-        if not isinstance(req, dict):
-            raise BadRequest(f"requests[{pos}] must be an object {{key, prompt}}")
-        extra = sorted(set(req) - {"key", "prompt", "samples"})
-        if extra:
-            raise BadRequest(
-                f"requests[{pos}] has unknown field(s) {', '.join(extra)}",
-                hint="use key, prompt and optionally samples",
-            )
-        key = req.get("key")
-        if not isinstance(key, str) or not key:
-            raise BadRequest(f"requests[{pos}].key must be a non-empty string")
+    for req in params["requests"]:
+        key, prompt, samples = req["key"], req["prompt"], req.get("samples")
         if key in seen:
             raise BadRequest(f"key {key!r} appears twice", hint="give each request a unique key")
         seen.add(key)
-        prompt = req.get("prompt")
-        if not isinstance(prompt, str):
-            raise BadRequest(f"prompt of {key!r} must be a string")
-        samples = req.get("samples")
         if samples is None:
             indices = list(range(settings.n))
         else:
-            if (
-                not isinstance(samples, list)
-                or not samples
-                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in samples)
-                or len(set(samples)) != len(samples)
-            ):
-                raise BadRequest(f"samples of {key!r} must be a non-empty list of distinct indices >= 0")
             if settings.temperature == 0.0 and samples != [0]:
                 raise BadRequest(f"greedy decoding has only sample 0, {key!r} asks for {samples}")
             indices = list(samples)
@@ -260,6 +181,7 @@ def _find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
 
 
 def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    check_params("generate", params)
     settings = parse_settings(params)
     requests = _requests(params, settings)
     facts = loaded.facts
@@ -303,7 +225,7 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
         )
         for (key, _, indices), prompt_ids in zip(requests, prompts, strict=True)
     ]
-    batched = callable(getattr(loaded.backend, "open_batch_decoder", None))
+    batched = loaded.backend.batches_prompts
     count = 0
     for group in _batches(units, settings.max_batch_rows if batched else None):
         count += _decode_group(
@@ -364,12 +286,13 @@ def _decode_group(
     rows = [(unit, sample) for unit in group for sample in unit.samples]  # row r of the first batch
     if batched:
         capacity = max(len(unit.prompt) + unit.budget for unit in group)
-        opener = backend.open_batch_decoder  # type: ignore[attr-defined]
-        decoder: Decoder = opener([u.prompt for u in group], [len(u.samples) for u in group], capacity=capacity)
+        decoder = backend.open_batch_decoder(
+            [u.prompt for u in group], [len(u.samples) for u in group], capacity=capacity
+        )
     else:
         (unit,) = group
         decoder = open_decoder(backend, unit.prompt, len(unit.samples), unit.budget)
-    can_drop = callable(getattr(decoder, "keep", None))
+    can_drop = decoder.can_drop_rows
     logits = decoder.first_logits
     active = list(range(len(rows)))  # row r of the decoder's batch is rows[active[r]]
     count = 0
@@ -407,7 +330,7 @@ def _decode_group(
             return count
         if len(still) != len(active):
             if can_drop:
-                decoder.keep(still)  # type: ignore[attr-defined]
+                decoder.keep(still)
                 active = [active[r] for r in still]
             else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
                 fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backend import ModelFacts
+from .backend import Decoder, ModelFacts
 from .errors import Unsupported
+from .fast_paths import FastPaths
 from .quant.modes import DENSE_DTYPES, activation_dtype
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,10 @@ _LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scali
 
 
 class HfDecoder:
-    """Incremental decoding of n samples that share one prompt, with the HF KV cache. The prompt is prefilled once
-    and its cache repeated n times."""
+    """Incremental decoding of n samples that share one prompt, with the HF KV cache (a `backend.Decoder`). The
+    prompt is prefilled once and its cache repeated n times."""
+
+    can_drop_rows = True
 
     def __init__(self, backend: HfBackend, prompt: torch.Tensor, n: int) -> None:
         from transformers import DynamicCache
@@ -61,15 +64,27 @@ class HfBackend:
     """`CausalLMBackend` over an HF `PreTrainedModel` (see backend.py for the contract)."""
 
     can_be_deterministic = False  # HF kernels choose their reduction order by batch shape
+    batches_prompts = False  # one prompt's samples at a time (HfDecoder); prompts are not prefilled together
 
     def set_deterministic(self, on: bool) -> None:
         if on:
             raise ValueError("HfBackend cannot be batch-invariant (loading.py refuses before this)")
 
+    def set_fast_paths(self, fast_paths: FastPaths) -> None:
+        """Of the switches only cuda_rtc applies here (the quantized linears' decode GEMV); HF has its own decoding
+        (no CUDA graphs, no decode kernel of ours) and no fused fp8 prefill."""
+        from .quant.common import QuantLinearBase
+
+        self.fast_paths = fast_paths
+        for module in self.model.modules():
+            if isinstance(module, QuantLinearBase):
+                module.cuda_rtc = fast_paths.cuda_rtc
+
     def __init__(self, model: Any, facts: ModelFacts, device: torch.device) -> None:
         self.model = model
         self.facts = facts
         self.device = device
+        self.fast_paths = FastPaths()
         config = model.config
         self._base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
         head = model.get_output_embeddings()
@@ -98,21 +113,31 @@ class HfBackend:
                 raise ValueError("target_logprobs needs non-empty 1-D id tensors")
         ids, attention = self._padded(sequences)
         lengths = [int(s.numel()) for s in sequences]
+        flat = self._padded_logprobs(ids, attention, lengths)
+        out = list(torch.split(flat.float().cpu(), [n - 1 for n in lengths]))
+        return out
+
+    def _padded_logprobs(self, ids: torch.Tensor, attention: torch.Tensor | None, lengths: list[int]) -> torch.Tensor:
+        """Target log-probs of right-padded rows (ids [B, T] on the device, row i real for lengths[i] tokens),
+        concatenated row after row, on the device."""
         with torch.inference_mode():
             if self._head is not None:
                 hidden = self._base(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
                 rows = torch.cat([hidden[i, : n - 1] for i, n in enumerate(lengths)])
                 targets = torch.cat([ids[i, 1:n] for i, n in enumerate(lengths)])
-                flat = self._blocked_head_logprobs(rows, targets)
-            else:
-                logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits
-                parts = []
-                for i, n in enumerate(lengths):
-                    lp = torch.log_softmax(logits[i, : n - 1].float(), dim=-1)
-                    parts.append(lp.gather(-1, ids[i, 1:n, None]).squeeze(-1))
-                flat = torch.cat(parts)
-        out = list(torch.split(flat.float().cpu(), [n - 1 for n in lengths]))
-        return out
+                return self._blocked_head_logprobs(rows, targets)
+            logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits
+            parts = []
+            for i, n in enumerate(lengths):
+                lp = torch.log_softmax(logits[i, : n - 1].float(), dim=-1)
+                parts.append(lp.gather(-1, ids[i, 1:n, None]).squeeze(-1))
+            return torch.cat(parts)
+
+    def score_minibatch(self, ids: torch.Tensor) -> torch.Tensor:
+        """The latency unit: ids [B, T] on the device, every row T real tokens (no padding, no mask) -> float32
+        [B*(T-1)] target log-probs on the device, the forward and head `target_logprobs` runs for B rows of T."""
+        bsz, t = ids.shape
+        return self._padded_logprobs(ids.to(self.device), None, [t] * bsz).float()
 
     def _blocked_head_logprobs(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         assert self._head is not None
@@ -134,8 +159,17 @@ class HfBackend:
             last = logits[torch.arange(len(sequences), device=self.device), lengths - 1]
         return last.float()
 
-    def open_decoder(self, prompt: torch.Tensor, n: int) -> HfDecoder:
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Decoder:
+        """HF's DynamicCache grows as decoding goes, so `capacity` is not needed and is ignored."""
         return HfDecoder(self, prompt, n)
+
+    def open_batch_decoder(
+        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None
+    ) -> Decoder:
+        raise Unsupported(
+            "HfBackend decodes one prompt's samples at a time (batches_prompts is False)",
+            hint="open one decoder per prompt with open_decoder",
+        )
 
 
 def build_hf_backend(

@@ -17,7 +17,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +26,17 @@ from tokenizers import Tokenizer
 
 from .backend import CausalLMBackend, ModelFacts
 from .errors import BadRequest, NotFound, Unsupported
+from .fast_paths import FastPaths
 from .presets import PRESET_PREFIX, PRESETS, parse_preset, write_preset_dir
-from .quant.modes import QUANT_MODES, QuantError, check_mode
+from .quant.modes import QuantError, check_mode
+from .request_schemas import check_params
 
 log = logging.getLogger(__name__)
 
+# The choices schemas/engine/load.json allows (cuda/tests/test_request_schemas.py keeps the two equal).
 ATTN_MODES: tuple[str, ...] = ("eager", "sdpa", "flash")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 BACKENDS: tuple[str, ...] = ("auto", "native", "hf")
-LOAD_PARAMS: tuple[str, ...] = (
-    "model",
-    "revision",
-    "quant",
-    "attn",
-    "device",
-    "compute_dtype",
-    "seed",
-    "backend",
-    "deterministic",
-)
 HUB_PATTERNS: list[str] = [
     "config.json",
     "generation_config.json",
@@ -80,6 +72,9 @@ class LoadedModel:
     eos_token_ids: tuple[int, ...]
     load_seconds: float
     deterministic: bool = False  # the batch-invariant mode is on (invariant.py)
+    fast_paths: FastPaths = field(
+        default_factory=FastPaths
+    )  # the fast-path switches as resolved at load (fast_paths.py)
 
     def describe(self) -> dict[str, Any]:
         """The `load` op's result (also `info.model`)."""
@@ -106,6 +101,7 @@ class LoadedModel:
             "load_seconds": round(self.load_seconds, 3),
             "weight_bytes": f.weight_bytes,
             "deterministic": self.deterministic,
+            "fast_paths": self.fast_paths.to_json(),
         }
 
 
@@ -113,15 +109,10 @@ class LoadedModel:
 # Parameters
 
 
-def _opt_str(params: dict[str, Any], key: str, allowed: tuple[str, ...] | None = None) -> str | None:
+def _opt_str(params: dict[str, Any], key: str) -> str | None:
+    """A schema-checked optional string parameter (absent or null: None)."""
     value = params.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} must be a string, got {type(value).__name__}")
-    if allowed is not None and value not in allowed:
-        raise BadRequest(f"unknown {key} {value!r}", hint=f"use one of {', '.join(allowed)}")
-    return value
+    return None if value is None else str(value)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -360,31 +351,27 @@ def select_backend(
 
 
 def load_model(params: dict[str, Any]) -> LoadedModel:
-    unknown = sorted(set(params) - set(LOAD_PARAMS))
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(LOAD_PARAMS)}")
-    model = params.get("model")
-    if not isinstance(model, str) or not model.strip():
+    """The `load` op: params checked against schemas/engine/load.json, then the model found, checked and built."""
+    check_params("load", params)
+    model = str(params["model"])
+    if not model.strip():
         raise BadRequest(
             "model is required (a string)",
             hint=f"give a local directory, a hub id or {PRESET_PREFIX}{PRESETS[0]}",
         )
     revision = _opt_str(params, "revision")
-    attn = _opt_str(params, "attn", ATTN_MODES) or "sdpa"
-    device = resolve_device(_opt_str(params, "device", DEVICES) or "auto")
-    quant = _opt_str(params, "quant", QUANT_MODES) or ("bf16" if device.type == "cuda" else "fp32")
-    compute_dtype = _opt_str(params, "compute_dtype", ("fp32", "fp16", "bf16"))
-    backend_choice = _opt_str(params, "backend", BACKENDS) or "auto"
+    attn = _opt_str(params, "attn") or "sdpa"
+    device = resolve_device(_opt_str(params, "device") or "auto")
+    quant = _opt_str(params, "quant") or ("bf16" if device.type == "cuda" else "fp32")
+    compute_dtype = _opt_str(params, "compute_dtype")
+    backend_choice = _opt_str(params, "backend") or "auto"
     try:
         check_mode(quant)
     except QuantError as exc:
         raise BadRequest(str(exc)) from exc
-    seed = params.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise BadRequest(f"seed must be a non-negative integer, got {seed!r}")
-    deterministic = params.get("deterministic")
-    if deterministic is not None and not isinstance(deterministic, bool):
-        raise BadRequest(f"deterministic must be true, false or null, got {deterministic!r}")
+    seed = int(params.get("seed", 0))
+    deterministic: bool | None = params.get("deterministic")
+    fast_paths = FastPaths.resolve(params.get("fast_paths"))
 
     started = time.perf_counter()
     directory, source, model_id, resolved_revision = resolve_model(model.strip(), revision, seed)
@@ -398,7 +385,8 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         raise (Unsupported if exc.error_type == "unsupported" else BadRequest)(str(exc)) from exc
     except OSError as exc:
         raise NotFound(f"cannot load the checkpoint in {directory}: {exc}", hint="re-download the checkpoint") from exc
-    deterministic = _set_deterministic(backend, deterministic, device)
+    deterministic_on = _set_deterministic(backend, deterministic, device)
+    backend.set_fast_paths(fast_paths)
     eos = config.get("eos_token_id")
     eos_ids = tuple(int(e) for e in (eos if isinstance(eos, list) else [eos]) if isinstance(e, int))
     provenance = Provenance(
@@ -419,7 +407,8 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         compute_dtype=compute_dtype,
         eos_token_ids=eos_ids,
         load_seconds=time.perf_counter() - started,
-        deterministic=deterministic,
+        deterministic=deterministic_on,
+        fast_paths=fast_paths,
     )
 
 

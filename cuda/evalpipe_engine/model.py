@@ -25,10 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import ATTN_BACKENDS, packed_attention
-from .backend import ModelFacts
+from .backend import Decoder, ModelFacts
 from .errors import EngineError
+from .fast_paths import FastPaths
 from .head import chunk_rows_for, target_logprobs_chunked
 from .invariant import invariant_linear
+from .quant.common import QuantLinearBase
 from .quant.linear import DenseLinear, build_linear
 from .quant.modes import activation_dtype, check_mode
 from .rope import RopeTables, apply_rope_inplace
@@ -371,9 +373,10 @@ class _Packed:
 
 
 class NativeStarcoder2(nn.Module):
-    """StarCoder2 on our kernels. Implements backend.CausalLMBackend."""
+    """StarCoder2 on our kernels. Implements backend.CausalLMBackend, every capability included."""
 
     can_be_deterministic = True
+    batches_prompts = True
 
     def __init__(
         self,
@@ -408,6 +411,7 @@ class NativeStarcoder2(nn.Module):
         self.rope = RopeTables(cfg.head_dim, cfg.rope_theta, cfg.max_position_embeddings, self.device)
         self.chunk_rows = chunk_rows_for(cfg.vocab_size)
         self.deterministic = False
+        self.fast_paths = FastPaths()  # every switch from its environment variable until set_fast_paths
         weight_bytes = sum(p.numel() * p.element_size() for p in self.parameters())
         weight_bytes += sum(b.numel() * b.element_size() for b in self.buffers())
         self.facts = ModelFacts(
@@ -465,8 +469,16 @@ class NativeStarcoder2(nn.Module):
         that exists only for some numbers of rows. Off is the fast path."""
         self.deterministic = on
         for module in self.modules():
-            if hasattr(module, "invariant"):
+            if isinstance(module, DenseLinear | QuantLinearBase):
                 module.invariant = on
+
+    def set_fast_paths(self, fast_paths: FastPaths) -> None:
+        """The fast-path switches (fast_paths.py): the decoders read cuda_graphs and decode_kernel, the fp8 prefill
+        fp8_fused, and every quantized linear its cuda_rtc."""
+        self.fast_paths = fast_paths
+        for module in self.modules():
+            if isinstance(module, QuantLinearBase):
+                module.cuda_rtc = fast_paths.cuda_rtc
 
     # ---------------------------------------------------------------------------------------------- forward
 
@@ -516,7 +528,7 @@ class NativeStarcoder2(nn.Module):
         if self.fuse_gelu and isinstance(fc, DenseLinear) and fc.bias is not None:
             # cuBLASLt GELU(tanh) epilogue: bias + GELU fused into the c_fc GEMM
             h = torch._addmm_activation(fc.bias, h, fc.weight.t(), use_gelu=True)
-        elif self.fuse_gelu and callable(getattr(fc, "forward_gelu", None)):
+        elif self.fuse_gelu and isinstance(fc, QuantLinearBase):
             h = fc.forward_gelu(h)  # quantized linears offer the same fusion (quant/common.py)
         else:
             h = F.gelu(fc(h), approximate="tanh")
@@ -588,15 +600,15 @@ class NativeStarcoder2(nn.Module):
     def _fp8_input(self, linear: nn.Module, rows: int) -> bool:
         """Whether the op producing `linear`'s input should quantize it (fused add+LayerNorm or GELU) instead of the
         linear: an fp8 linear on its prefill path on CUDA (more than small_m_max rows; decode never gets here).
-        On unless EVALPIPE_FP8_FUSED=0 (quant/fp8.py fused_prefill_enabled)."""
-        from .quant.fp8 import Fp8Linear, fused_prefill_enabled
+        On unless the fp8_fused switch is off (self.fast_paths: the load op's option, by default EVALPIPE_FP8_FUSED)."""
+        from .quant.fp8 import Fp8Linear
 
         return (
             isinstance(linear, Fp8Linear)
             and not self.deterministic
             and self.device.type == "cuda"
             and rows > linear.options.small_m_max
-            and fused_prefill_enabled()
+            and self.fast_paths.use_fp8_fused
         )
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
@@ -627,7 +639,7 @@ class NativeStarcoder2(nn.Module):
         last = torch.tensor([e - 1 for e in packed.bounds[1:]], device=self.device)
         return self._head(hidden[last]).float()
 
-    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Any:
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Decoder:
         """Incremental decoding of n samples sharing one prompt (the generation op's interface, as HfBackend):
         a decoding.StaticDecoder, its cache allocated once for `capacity` positions (prompt included; default
         prompt + 256, capped at the model's maximum), one CUDA graph replay per step on CUDA."""
@@ -635,7 +647,9 @@ class NativeStarcoder2(nn.Module):
 
         return StaticDecoder(self, prompt, n, capacity)
 
-    def open_batch_decoder(self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None) -> Any:
+    def open_batch_decoder(
+        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None
+    ) -> Decoder:
         """Decoding of counts[i] samples of prompts[i] for every i in one batch (rows in that order), the prompts
         prefilled together through the packed path; `capacity` as for open_decoder (longest prompt + budget)."""
         from .decoding import StaticDecoder

@@ -4,6 +4,7 @@ A row of text is tokenized without special tokens; with add_bos the BOS id is pu
 of the resulting sequence is never scored. Windows of at most `max_length` tokens start at 0 and advance by
 `stride`, but never past the last token scored so far (so each window has at least one token of context); a
 window scores the positions after the previous window's end. Every position 1..N-1 is scored exactly once.
+Request params are checked against schemas/engine/score.json first.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import BadRequest, Unsupported
+from .request_schemas import check_params
 
 if TYPE_CHECKING:
     from .loading import LoadedModel
 
-SCORE_PARAMS: tuple[str, ...] = ("rows", "max_length", "stride", "add_bos", "token_budget")
 DEFAULT_MAX_LENGTH = 4096
 DEFAULT_TOKEN_BUDGET = 16384
 
@@ -50,36 +51,21 @@ def plan_windows(n: int, max_length: int, stride: int) -> list[tuple[int, int, i
         begin = min(begin + stride, end - 1)
 
 
-def _int_param(params: dict[str, Any], key: str, default: int, low: int, high: int | None = None) -> int:
-    value = params.get(key, default)
-    if value is None:
-        value = default
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"{key} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise BadRequest(f"{key} = {value} is out of range", hint=f"use a value {bound}")
-    return value
+def _given(params: dict[str, Any], key: str, default: int) -> int:
+    """A schema-checked integer parameter; absent or null: the default."""
+    value = params.get(key)
+    return default if value is None else int(value)
 
 
 def _rows(params: dict[str, Any]) -> list[tuple[int, str]]:
-    rows = params.get("rows")
-    if not isinstance(rows, list):
-        raise BadRequest("rows must be a list of {index, text}", hint='e.g. {"rows":[{"index":0,"text":"x"}]}')
+    """(index, text) of each schema-checked row, after the checks that span rows."""
     out: list[tuple[int, str]] = []
     seen: set[int] = set()
-    for pos, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise BadRequest(f"rows[{pos}] must be an object {{index, text}}")
-        index = row.get("index")
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise BadRequest(f"rows[{pos}].index must be an integer, got {index!r}")
+    for row in params["rows"]:
+        index, text = row["index"], row["text"]
         if index in seen:
             raise BadRequest(f"row index {index} appears twice", hint="give each row a unique index")
         seen.add(index)
-        text = row.get("text")
-        if not isinstance(text, str):
-            raise BadRequest(f"row {index} text must be a string, got {type(text).__name__}")
         if not text:
             raise BadRequest(f"row {index} is empty", hint="drop empty rows before scoring")
         out.append((index, text))
@@ -87,22 +73,20 @@ def _rows(params: dict[str, Any]) -> list[tuple[int, str]]:
 
 
 def score(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(SCORE_PARAMS))
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}", hint=f"use {', '.join(SCORE_PARAMS)}")
+    check_params("score", params)
     facts = loaded.facts
     model_max = facts.max_position_embeddings or DEFAULT_MAX_LENGTH
-    max_length = _int_param(params, "max_length", min(model_max, DEFAULT_MAX_LENGTH), 2)
+    max_length = _given(params, "max_length", min(model_max, DEFAULT_MAX_LENGTH))
     if max_length > model_max:
         raise BadRequest(
             f"max_length {max_length} exceeds the model's maximum of {model_max} positions",
             hint=f"use max_length <= {model_max}",
         )
-    stride = _int_param(params, "stride", max_length, 1, max_length)
-    budget = max(_int_param(params, "token_budget", DEFAULT_TOKEN_BUDGET, 1), max_length)
-    add_bos = params.get("add_bos", facts.bos_token_id is not None)
-    if not isinstance(add_bos, bool):
-        raise BadRequest(f"add_bos must be true or false, got {add_bos!r}")
+    stride = _given(params, "stride", max_length)
+    if stride > max_length:
+        raise BadRequest(f"stride = {stride} is out of range", hint=f"use a value in [1, {max_length}]")
+    budget = max(_given(params, "token_budget", DEFAULT_TOKEN_BUDGET), max_length)
+    add_bos = bool(params.get("add_bos", facts.bos_token_id is not None))
     if add_bos and facts.bos_token_id is None:
         raise BadRequest("add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
     rows = _rows(params)

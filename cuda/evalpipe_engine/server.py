@@ -2,7 +2,9 @@
 
 stdout carries protocol lines only: at start the real stdout fd is duplicated for the protocol and fd 1 is pointed
 at stderr, so stray prints from libraries land in the log. Requests are handled one at a time; every exception
-becomes a typed error response and the process stays up.
+becomes a typed error response and the process stays up. Each op checks its params against
+schemas/engine/<op>.json (request_schemas.py) before anything else; the schema files are loaded once before the
+`ready` line, and an engine that cannot find them exits at start with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import IO, Any
 import torch
 
 from . import ENGINE_VERSION, PROTOCOL_VERSION
-from .errors import BadRequest, EngineError, InternalError, NotLoaded, OutOfMemory, Unsupported
+from .errors import BadRequest, EngineError, InternalError, NotLoaded, OutOfMemory
 from .loading import LoadedModel
+from .request_schemas import SchemaFilesError, check_params, engine_schemas
 
 log = logging.getLogger("evalpipe_engine")
 
@@ -36,10 +39,7 @@ def _free_memory() -> None:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    return oom is not None and isinstance(exc, oom)
+    return isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError)
 
 
 class Server:
@@ -132,6 +132,7 @@ class Server:
 def op_info(server: Server, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
     from .system_info import system_info
 
+    check_params("info", params)
     out = system_info()
     out["model"] = None if server.model is None else server.model.describe()
     return out
@@ -160,21 +161,13 @@ def op_generate(server: Server, params: dict[str, Any], emit: Emit) -> dict[str,
 
 
 def op_bench(server: Server, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
-    loaded = server.require_model("bench")
-    try:
-        from .bench import run_bench  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise Unsupported(
-            f"bench is not available in this engine build ({exc})",
-            hint="update the engine (cuda/evalpipe_engine/bench.py provides run_bench)",
-        ) from exc
-    result = run_bench(loaded.backend, params, emit)
-    if not isinstance(result, dict):
-        raise InternalError(f"bench returned {type(result).__name__}, expected an object")
-    return result
+    from .bench import run_bench
+
+    return run_bench(server.require_model("bench").backend, params, emit)
 
 
 def op_shutdown(server: Server, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    check_params("shutdown", params)
     return {}
 
 
@@ -199,6 +192,11 @@ def serve() -> int:
         stream=sys.stderr,
         format="%(asctime)s engine %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        engine_schemas()
+    except SchemaFilesError as exc:
+        log.error("%s", exc)
+        return 2
     server = Server(out)
     server.write(
         {"event": "ready", "data": {"protocol": PROTOCOL_VERSION, "engine_version": ENGINE_VERSION, "pid": os.getpid()}}

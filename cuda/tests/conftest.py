@@ -1,4 +1,6 @@
-"""Shared fixtures: the tiny preset written as a local HF directory, and a real engine process driven over stdio."""
+"""Shared fixtures: the tiny preset written as a local HF directory, and a real engine process driven over stdio
+whose every answer is checked against schemas/engine/ (the line envelopes of protocol.json, each op's result and
+event data)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any
 import pytest
 
 import evalpipe_engine  # noqa: F401  (first: sets the MKL and OpenMP environment before torch loads)
+from evalpipe_engine.json_schema import Violation
+from evalpipe_engine.request_schemas import ENGINE_OPS, engine_schemas, event_violations, result_violations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CUDA_DIR = REPO_ROOT / "cuda"
@@ -47,6 +51,7 @@ class EngineProcess:
         threading.Thread(target=self._pump_stderr, daemon=True).start()
         self._next_id = 0
         self.ready = self.read_line()
+        _assert_conforms("the ready line", engine_schemas().validate("protocol.json#/$defs/ready", self.ready))
 
     def _pump_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -86,6 +91,7 @@ class EngineProcess:
         while True:
             msg = self.read_line()
             assert msg.get("id") == rid, f"response for another id: {msg}"
+            _check_answer(op, msg)
             if "event" in msg:
                 events.append(msg)
                 continue
@@ -114,6 +120,26 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=30)
+
+
+def _assert_conforms(what: str, violations: list[Violation]) -> None:
+    found = [f"{v.pointer or '/'} ({v.keyword}): {v.value!r}"[:300] for v in violations]
+    assert not found, f"{what} does not match schemas/engine: {found}"
+
+
+def _check_answer(op: str, msg: dict[str, Any]) -> None:
+    """An event, a success or a failure line, as protocol.json and <op>.json describe it."""
+    schemas = engine_schemas()
+    if "event" in msg:
+        _assert_conforms(f"{op} event line", schemas.validate("protocol.json#/$defs/event", msg))
+        if op in ENGINE_OPS:
+            _assert_conforms(f"{op} {msg['event']} data", event_violations(op, msg["event"], msg["data"]))
+    elif msg.get("ok") is True:
+        _assert_conforms(f"{op} success line", schemas.validate("protocol.json#/$defs/success", msg))
+        if op in ENGINE_OPS:
+            _assert_conforms(f"{op} result", result_violations(op, msg["result"]))
+    else:
+        _assert_conforms(f"{op} failure line", schemas.validate("protocol.json#/$defs/failure", msg))
 
 
 @pytest.fixture(scope="session")

@@ -229,8 +229,8 @@ def test_model_and_generation_open_the_static_decoder() -> None:
     assert isinstance(dec, StaticDecoder) and dec.capacity == 12 + 7
     assert generation.open_decoder(model, prompt, 2).capacity == model.cfg.max_position_embeddings  # 12 + 256 capped
 
-    class NoCapacity:  # HfBackend's signature: open_decoder(prompt, n)
-        def open_decoder(self, prompt: torch.Tensor, n: int) -> str:
+    class NoCapacity:  # HfBackend's kind: a cache that grows, so capacity is accepted and ignored
+        def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> str:
             return f"opened {n}"
 
     opened = generation.open_decoder(NoCapacity(), prompt, 2, budget=7)  # type: ignore[arg-type]

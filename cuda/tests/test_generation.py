@@ -83,11 +83,21 @@ def test_kv_cache_decoder_matches_full_recompute(loaded: LoadedModel) -> None:
 
 
 class _ContractOnly:
-    """The same HF backend seen through the bare CausalLMBackend contract (no open_decoder)."""
+    """The same backend seen as one without a KV cache: its decoder recomputes (RecomputeDecoder), one prompt at a
+    time, every other capability declared absent."""
+
+    can_be_deterministic = False
+    batches_prompts = False
 
     def __init__(self, inner: Any) -> None:
         self.facts = inner.facts
         self._inner = inner
+
+    def set_deterministic(self, on: bool) -> None:
+        raise AssertionError("not called")
+
+    def set_fast_paths(self, fast_paths: Any) -> None:
+        raise AssertionError("not called")
 
     def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
         return self._inner.target_logprobs(sequences)
@@ -95,19 +105,32 @@ class _ContractOnly:
     def next_token_logits(self, sequences: list[torch.Tensor]) -> torch.Tensor:
         return self._inner.next_token_logits(sequences)
 
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Any:
+        return RecomputeDecoder(self, prompt, n)
+
+    def open_batch_decoder(self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None) -> Any:
+        raise AssertionError("not called: batches_prompts is False")
+
+    def score_minibatch(self, ids: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("not called")
+
 
 class _NoKeepBackend(_ContractOnly):
-    """A backend whose decoder cannot drop finished rows (like the native decoder): they stay in the batch."""
+    """A backend whose decoder cannot drop finished rows (can_drop_rows False): they stay in the batch."""
 
-    def open_decoder(self, prompt: torch.Tensor, n: int) -> Any:
+    def open_decoder(self, prompt: torch.Tensor, n: int, capacity: int | None = None) -> Any:
         inner = self._inner.open_decoder(prompt, n)
 
         class Decoder:
             first_logits = inner.first_logits
+            can_drop_rows = False
 
             def step(self, tokens: torch.Tensor) -> torch.Tensor:
                 assert tokens.shape == (n,)
                 return inner.step(tokens)
+
+            def keep(self, rows: list[int]) -> None:
+                raise AssertionError("not called: can_drop_rows is False")
 
         return Decoder()
 
@@ -157,7 +180,7 @@ def test_batching_across_prompts_changes_no_sample(loaded: LoadedModel) -> None:
     """The native model decodes samples of several prompts in one batch (up to max_batch_rows): the samples are
     the ones each prompt gets alone, for prompts of very different lengths, including one that runs into the
     model's maximum while a short one keeps going (its rows leave; padding rows are clamped, never read)."""
-    if not callable(getattr(loaded.backend, "open_batch_decoder", None)):
+    if not loaded.backend.batches_prompts:
         pytest.skip("this backend decodes one prompt at a time")
     requests = [
         {"key": "short", "prompt": "def f(x):\n"},

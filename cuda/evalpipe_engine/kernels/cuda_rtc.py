@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 import sys
 import threading
 from typing import Any
 
 import torch
+
+from ..fast_paths import RTC_ENV, env_switch
 
 
 class RtcUnavailable(RuntimeError):
@@ -31,10 +32,11 @@ _warned: set[str] = set()
 
 
 def rtc_enabled() -> bool:
-    """The run-time-compiled kernels run unless EVALPIPE_CUDA_RTC=0 (then the Triton kernels do). On by default since
-    their GPU tests (cuda/tests/test_gemv_cuda.py) passed on the H100 and the benchmark showed them faster
-    (nf4 decode GEMV 1.5x the Triton one's speed; bench/results/quant-linears-h100-*-rtc*.json)."""
-    return os.environ.get("EVALPIPE_CUDA_RTC", "1").strip() != "0"
+    """The cuda_rtc switch's environment default (fast_paths.py): the run-time-compiled kernels run unless
+    EVALPIPE_CUDA_RTC=0 (then the Triton kernels do). On by default since their GPU tests
+    (cuda/tests/test_gemv_cuda.py) passed on the H100 and the benchmark showed them faster (nf4 decode GEMV 1.5x the
+    Triton one's speed; bench/results/quant-linears-h100-*-rtc*.json)."""
+    return env_switch(RTC_ENV)
 
 
 def load_module(source: str, kernel_names: list[str], device: torch.device) -> dict[str, Any]:

@@ -392,8 +392,10 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def _kernels(device: torch.device) -> dict[str, Any] | None:
-    if not rtc_enabled():
+def _kernels(device: torch.device, rtc: bool | None = None) -> dict[str, Any] | None:
+    """The compiled kernels, or None when they are switched off (`rtc`, the linear's cuda_rtc switch; None: the
+    EVALPIPE_CUDA_RTC default) or cannot be built here."""
+    if not (rtc_enabled() if rtc is None else rtc):
         return None
     try:
         return load_module(SOURCE, KERNEL_NAMES, device)
@@ -439,16 +441,18 @@ def gemv(
     *,
     code: torch.Tensor | None = None,
     k: int | None = None,
+    rtc: bool | None = None,
 ) -> torch.Tensor | None:
     """x [1, K] -> [1, N] in x's dtype, or None when this fast path cannot run here (the caller falls back).
 
     fmt "int8"/"fp8": weight [N, K] int8 / float8_e4m3fn, scales fp32 [N] (per channel).
-    fmt "nf4": weight uint8 [N, Kp/2], scales = absmax fp32 [N, Kp/64], code fp32 [16], k = K."""
+    fmt "nf4": weight uint8 [N, Kp/2], scales = absmax fp32 [N, Kp/64], code fp32 [16], k = K.
+    rtc: the cuda_rtc fast-path switch (False: decline; None: EVALPIPE_CUDA_RTC decides)."""
     if not x.is_cuda or x.dim() != 2 or x.shape[0] != 1 or x.dtype not in _ACTS:
         return None
     if x.stride(1) != 1:
         x = x.contiguous()
-    kernels = _kernels(x.device)
+    kernels = _kernels(x.device, rtc)
     if kernels is None:
         return None
     n = weight.shape[0]

@@ -113,6 +113,7 @@ class QuantLinearBase(nn.Module):
         self.bias: torch.Tensor | None
         self.register_buffer("bias", None if bias is None else bias.detach().to(act_dtype).contiguous())
         self.invariant = False  # the deterministic mode: the weight-only function for every M (invariant.py)
+        self.cuda_rtc: bool | None = None  # the cuda_rtc fast-path switch (fast_paths.py); None: EVALPIPE_CUDA_RTC
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -241,7 +242,7 @@ class PerChannelLinear(QuantLinearBase):
         if x.shape[0] == 1:
             from ..kernels.gemv_cuda import gemv
 
-            y = gemv(self.mode, x, self.qweight, self.scale, self.bias)
+            y = gemv(self.mode, x, self.qweight, self.scale, self.bias, rtc=self.cuda_rtc)
             if y is not None:
                 return y
         if x.shape[0] <= self.options.small_m_max:

@@ -12,30 +12,30 @@ fp8 prefill uses it (model.py `_add_norm`, `_mlp`): the residual add + LayerNorm
 before c_proj, write E4M3 rows and scales directly (kernels/fused_quant.py) with quantize_rows' rule, from the
 same bf16-rounded values, so the result is the unfused path's up to GELU's fp32 last bits; only o_proj's input
 (the attention output) is still quantized by `quantize_rows`, and decode (M <= small_m_max) is untouched.
-The fusion is on unless EVALPIPE_FP8_FUSED=0 (`fused_prefill_enabled`): its GPU tests passed on the H100 and it made
-the whole-model fp8 prefill faster there (bench/results/fp8-model-fused*-h100-*.json).
+The fusion is on unless the model's fp8_fused switch is off (fast_paths.py: the load op's option, by default
+EVALPIPE_FP8_FUSED; `fused_prefill_enabled` is that default): its GPU tests passed on the H100 and it made the
+whole-model fp8 prefill faster there (bench/results/fp8-model-fused*-h100-*.json).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 
+from ..fast_paths import FUSED_ENV, env_switch
 from .common import PerChannelLinear, QuantOptions, quantize_per_channel
 from .modes import QuantError
 
 QMAX = 448.0
 FP8_DTYPE = torch.float8_e4m3fn
 MIN_CAPABILITY = (8, 9)
-FUSED_ENV = "EVALPIPE_FP8_FUSED"
 
 
 def fused_prefill_enabled() -> bool:
-    """Whether model.py's fp8 prefill quantizes linear inputs in the op that produces them rather than in each
-    linear: yes unless EVALPIPE_FP8_FUSED=0 (the A/B switch for benchmarks)."""
-    return os.environ.get(FUSED_ENV, "1").strip() != "0"
+    """The fp8_fused switch's environment default: model.py's fp8 prefill quantizes linear inputs in the op that
+    produces them rather than in each linear, unless EVALPIPE_FP8_FUSED=0 (the A/B switch for benchmarks)."""
+    return env_switch(FUSED_ENV)
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ class Nf4Linear(QuantLinearBase):
         if m == 1:
             from ..kernels.gemv_cuda import gemv
 
-            y = gemv("nf4", x, self.packed, absmax, self.bias, code=self.code, k=self.in_features)
+            y = gemv("nf4", x, self.packed, absmax, self.bias, code=self.code, k=self.in_features, rtc=self.cuda_rtc)
             if y is not None:
                 return y
         if m == 1 or (self.options.nf4_small_m_dot and m <= self.options.small_m_max):
