@@ -42,3 +42,28 @@ export class EngineProcessError extends EvalpipeError {
     this.signal = details.signal ?? null;
   }
 }
+
+/**
+ * A request refused before it was sent: its params break schemas/engine/<op>.json (or the op does not exist).
+ * `type` is 'bad_request', as the engine would have answered; `field` names the place ("requests[0].samples").
+ */
+export class EngineRequestInvalidError extends EngineRequestError {
+  readonly field: string;
+
+  constructor(op: string, message: string, details: { field: string; hint?: string }) {
+    super(op, 'bad_request', `${message} (request not sent)`, details.hint ?? 'fix the request: its params must match the op schema');
+    this.field = details.field;
+  }
+}
+
+/** The engine answered something its schema (schemas/engine/<op>.json) does not allow: the two sides disagree. */
+export class EngineProtocolError extends EvalpipeError {
+  readonly op: string;
+
+  constructor(op: string, message: string) {
+    super('engine_protocol', `engine ${op}: ${message}`, {
+      hint: 'the engine and this CLI speak different versions of the protocol: run both from the same evalpipe checkout',
+    });
+    this.op = op;
+  }
+}

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EngineProcess } from './engine-process.js';
 import { EngineProcessError, EngineRequestError } from './engine-errors.js';
-import type { EngineInfo, LoadResult, ScoredRow } from './protocol.js';
+import type { ModelBackend } from './model-backend.js';
+import type { EngineInfo, EngineProgress, GeneratedSample, LoadResult, ScoredRow } from './protocol.js';
+import { enginePythonCommand } from './python-command.js';
 
 const started: EngineProcess[] = [];
 async function startEngine(): Promise<EngineProcess> {
@@ -61,6 +63,32 @@ describe('EngineProcess (real Python engine)', () => {
     expect(error).toBeInstanceOf(EngineProcessError);
     expect((error as EngineProcessError).message).toMatch(/killed by SIGKILL/);
     await expect(engine.request('info')).rejects.toBeInstanceOf(EngineProcessError);
+  });
+
+  it('is a ModelBackend: typed calls, streamed samples and progress, the fast paths it resolved', async () => {
+    // no fast-path variable set, whatever the shell running the tests has
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^EVALPIPE_(CUDA_GRAPHS|DECODE_KERNEL|CUDA_RTC|FP8_FUSED)$/.test(name)));
+    const engine = await EngineProcess.start({ command: enginePythonCommand({ ...env, EVALPIPE_FP8_FUSED: '0' }) });
+    started.push(engine);
+    const backend: ModelBackend = engine;
+    const loaded = await backend.load({ model: 'preset:tiny-starcoder2', device: 'cpu', fast_paths: { cuda_graphs: false } });
+    expect(loaded.fast_paths).toEqual({ cuda_graphs: false, decode_kernel: true, cuda_rtc: true, fp8_fused: false });
+    expect((await backend.info()).model?.fast_paths).toEqual(loaded.fast_paths);
+    const progress: EngineProgress[] = [];
+    const scored = await backend.score({ rows: [{ index: 3, text: 'x = 1\n' }] }, { onProgress: (p) => progress.push(p) });
+    expect(scored.rows.map((row) => row.index)).toEqual([3]);
+    expect(progress.at(-1)).toMatchObject({ unit: 'windows', done: 1, total: 1 });
+    const samples: GeneratedSample[] = [];
+    const generated = await backend.generate(
+      { requests: [{ key: 'k', prompt: 'def f():', samples: [1, 0] }], n: 2, temperature: 0.7, top_p: 0.9, max_new_tokens: 4, seed: 0, stop: [] },
+      { onSample: (sample) => samples.push(sample) },
+    );
+    expect(generated.count).toBe(2);
+    expect(samples.map((sample) => sample.sample_index).sort()).toEqual([0, 1]);
+    const cell = await backend.bench({ batch: 1, ctx: 8, warmup: 0, iters: 1, repeats: 1 });
+    expect(cell.status).toBe('ok');
+    await backend.close();
+    expect(backend.alive).toBe(false);
   });
 
   it('explains an engine that cannot start', async () => {

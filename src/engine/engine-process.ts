@@ -1,9 +1,29 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
-import { EngineProcessError, EngineRequestError } from './engine-errors.js';
+import { EngineProcessError, EngineProtocolError, EngineRequestError, EngineRequestInvalidError } from './engine-errors.js';
+import { ENGINE_SCHEMA_DIR, isEngineOp, schemaViolation, type SchemaPart } from './engine-schemas.js';
+import type { BackendCallOptions, BenchCallOptions, GenerateCallOptions, ModelBackend, ScoreCallOptions } from './model-backend.js';
 import { enginePythonCommand, type PythonCommand } from './python-command.js';
-import { ENGINE_PROTOCOL_VERSION, type EngineErrorPayload, type EngineLine, type ReadyEvent } from './protocol.js';
+import {
+  ENGINE_OPS,
+  ENGINE_PROTOCOL_VERSION,
+  type BenchParams,
+  type BenchResult,
+  type EngineErrorPayload,
+  type EngineInfo,
+  type EngineLine,
+  type EngineOp,
+  type EngineProgress,
+  type GeneratedSample,
+  type GenerateParams,
+  type GenerateResult,
+  type LoadParams,
+  type LoadResult,
+  type ReadyEvent,
+  type ScoreParams,
+  type ScoreResult,
+} from './protocol.js';
 import { StderrTail } from './stderr-tail.js';
 import { log } from '../util/log.js';
 
@@ -23,18 +43,20 @@ export interface RequestOptions {
 }
 
 interface Pending {
-  op: string;
+  op: EngineOp;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   onEvent: ((event: string, data: unknown) => void) | undefined;
 }
 
 /**
- * One long-lived engine child process. Requests carry ids; the engine answers each with one final line and may
- * stream events before it. A dead engine is noticed at once: every pending and later request fails with an
- * EngineProcessError that carries the tail of the engine's stderr.
+ * One long-lived engine child process, the ModelBackend of our own engine. Requests carry ids; the engine answers
+ * each with one final line and may stream events before it. Every request is checked against its op's schema
+ * (schemas/engine/<op>.json) before it is sent, and every result and event against the same file when it arrives.
+ * A dead engine is noticed at once: every pending and later request fails with an EngineProcessError that carries
+ * the tail of the engine's stderr.
  */
-export class EngineProcess {
+export class EngineProcess implements ModelBackend {
   readonly ready: ReadyEvent;
   private readonly pending = new Map<string, Pending>();
   private nextId = 1;
@@ -117,8 +139,55 @@ export class EngineProcess {
     return this.deathError === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Send one request and wait for its final line. */
+  async info(options: BackendCallOptions = {}): Promise<EngineInfo> {
+    return this.request<EngineInfo>('info', {}, options);
+  }
+
+  async load(params: LoadParams, options: BackendCallOptions = {}): Promise<LoadResult> {
+    return this.request<LoadResult>('load', { ...params }, options);
+  }
+
+  async score(params: ScoreParams, options: ScoreCallOptions = {}): Promise<ScoreResult> {
+    const { onProgress, ...rest } = options;
+    const onEvent = onProgress && ((event: string, data: unknown) => event === 'progress' && onProgress(data as EngineProgress));
+    return this.request<ScoreResult>('score', { ...params }, { ...rest, onEvent });
+  }
+
+  async generate(params: GenerateParams, options: GenerateCallOptions = {}): Promise<GenerateResult> {
+    const { onSample, ...rest } = options;
+    const onEvent = onSample && ((event: string, data: unknown) => event === 'partial' && onSample(data as GeneratedSample));
+    return this.request<GenerateResult>('generate', { ...params }, { ...rest, onEvent });
+  }
+
+  async bench(params: BenchParams, options: BenchCallOptions = {}): Promise<BenchResult> {
+    const { onProgress, ...rest } = options;
+    const onEvent = onProgress && ((event: string, data: unknown) => event === 'progress' && onProgress(data as EngineProgress));
+    return this.request<BenchResult>('bench', { ...params }, { ...rest, onEvent });
+  }
+
+  async close(timeoutMs?: number): Promise<void> {
+    await this.shutdown(timeoutMs);
+  }
+
+  /**
+   * Send one request and wait for its final line. Params that break the op's schema are refused here, before
+   * anything is sent (EngineRequestInvalidError, one line naming the op and the field).
+   */
   async request<T>(op: string, params: Record<string, unknown> = {}, options: RequestOptions = {}): Promise<T> {
+    if (!isEngineOp(op)) {
+      throw new EngineRequestInvalidError(op, `unknown op ${JSON.stringify(op)}`, { field: 'op', hint: `use one of ${ENGINE_OPS.join(', ')}` });
+    }
+    // What the engine will read: JSON drops undefined fields, so those are checked as absent.
+    const line = JSON.stringify({ op, params });
+    const sent = (JSON.parse(line) as { params: Record<string, unknown> }).params;
+    const invalid = schemaViolation(op, 'params', sent);
+    if (invalid) {
+      const schemaHint = `the ${op} request must match ${ENGINE_SCHEMA_DIR}/${op}.json`;
+      throw new EngineRequestInvalidError(op, invalid.message, {
+        field: invalid.where || 'params',
+        hint: invalid.hint ? `${invalid.hint} (${schemaHint})` : schemaHint,
+      });
+    }
     if (this.deathError) throw this.deathError;
     const id = `r${this.nextId++}`;
     const signals: AbortSignal[] = [];
@@ -128,7 +197,7 @@ export class EngineProcess {
     const result = new Promise<unknown>((resolve, reject) => {
       this.pending.set(id, { op, resolve, reject, onEvent: options.onEvent });
     });
-    this.child.stdin.write(`${JSON.stringify({ id, op, params })}\n`);
+    this.child.stdin.write(`${JSON.stringify({ id, op, params: sent })}\n`);
     if (!signal) return (await result) as T;
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = (): void => {
@@ -152,7 +221,7 @@ export class EngineProcess {
   }
 
   /** Ask the engine to exit; kill it if it does not within `timeoutMs`. */
-  async shutdown(timeoutMs = 10_000): Promise<void> {
+  async shutdown(timeoutMs: number = 10_000): Promise<void> {
     if (!this.alive) return;
     try {
       await this.request('shutdown', {}, { timeoutMs });
@@ -196,12 +265,26 @@ export class EngineProcess {
     const pending = this.pending.get(id);
     if (!pending) return;
     if ('event' in message) {
-      pending.onEvent?.(message.event, message.data);
+      const invalid = answerViolation(pending.op, message.event as SchemaPart, message.data);
+      if (invalid) this.fail(id, pending, invalid);
+      else pending.onEvent?.(message.event, message.data);
       return;
     }
+    if (message.ok) {
+      const invalid = answerViolation(pending.op, 'result', message.result);
+      if (invalid) return this.fail(id, pending, invalid);
+      this.pending.delete(id);
+      pending.resolve(message.result);
+    } else {
+      this.pending.delete(id);
+      pending.reject(requestError(pending.op, message.error));
+    }
+  }
+
+  /** The engine broke the protocol on this request: it fails; the engine's later lines for it are ignored. */
+  private fail(id: string, pending: Pending, error: EngineProtocolError): void {
     this.pending.delete(id);
-    if (message.ok) pending.resolve(message.result);
-    else pending.reject(requestError(pending.op, message.error));
+    pending.reject(error);
   }
 
   private failAll(): void {
@@ -227,6 +310,14 @@ function parseReady(line: string): ReadyEvent | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** An event's data or a result that breaks `<op>.json`, as an error; undefined when it conforms. */
+function answerViolation(op: EngineOp, part: SchemaPart, value: unknown): EngineProtocolError | undefined {
+  const invalid = schemaViolation(op, part, value);
+  if (!invalid) return undefined;
+  const what = part === 'result' ? 'a result' : `a ${part} event`;
+  return new EngineProtocolError(op, `the engine answered ${what} that breaks ${ENGINE_SCHEMA_DIR}/${op}.json: ${invalid.message}`);
 }
 
 function requestError(op: string, error: EngineErrorPayload): EngineRequestError {

@@ -1,8 +1,17 @@
-/** Types of the engine protocol (docs/engine-protocol.md). The Python side is cuda/evalpipe_engine/server.py. */
+/**
+ * Types of the engine protocol (docs/engine-protocol.md). The JSON Schemas in schemas/engine/<op>.json are the
+ * contract both sides check at run time (engine-schemas.ts here, cuda/evalpipe_engine/request_schemas.py there);
+ * these types are their TypeScript reading, kept equal by engine-schemas.test.ts where they name choices.
+ */
 
 export const ENGINE_PROTOCOL_VERSION = 1;
 
 export type EngineErrorType = 'bad_request' | 'not_found' | 'unsupported' | 'oom' | 'not_loaded' | 'internal';
+export const ENGINE_ERROR_TYPES: readonly EngineErrorType[] = ['bad_request', 'not_found', 'unsupported', 'oom', 'not_loaded', 'internal'];
+
+/** The ops, each with its schema file schemas/engine/<op>.json. */
+export type EngineOp = 'info' | 'load' | 'score' | 'generate' | 'bench' | 'shutdown';
+export const ENGINE_OPS: readonly EngineOp[] = ['info', 'load', 'score', 'generate', 'bench', 'shutdown'];
 
 export interface EngineRequest {
   id: string;
@@ -33,6 +42,30 @@ export type DeviceChoice = 'auto' | 'cpu' | 'cuda';
 export const QUANT_MODES: readonly QuantMode[] = ['fp32', 'fp16', 'bf16', 'int8', 'nf4', 'fp8'];
 export const ATTENTION_BACKENDS: readonly AttentionBackend[] = ['eager', 'sdpa', 'flash'];
 
+/**
+ * The fast-path switches (docs/engine-protocol.md#fast-paths), all on by default. A switch left out or null takes
+ * its environment variable in the engine's environment (EVALPIPE_CUDA_GRAPHS, EVALPIPE_DECODE_KERNEL,
+ * EVALPIPE_CUDA_RTC, EVALPIPE_FP8_FUSED: off when set to 0).
+ */
+export interface FastPathOptions {
+  /** Decode steps as CUDA graph replays. */
+  cuda_graphs?: boolean | null;
+  /** Triton flash-decoding attention in decode steps. */
+  decode_kernel?: boolean | null;
+  /** The int8/fp8/nf4 decode GEMV in CUDA C++ compiled at run time (NVRTC). */
+  cuda_rtc?: boolean | null;
+  /** The fp8 prefill quantizes activations inside add+LayerNorm and GELU. */
+  fp8_fused?: boolean | null;
+}
+
+/** The switches as the engine resolved them at load (recorded in the manifest with the rest of LoadResult). */
+export interface FastPaths {
+  cuda_graphs: boolean;
+  decode_kernel: boolean;
+  cuda_rtc: boolean;
+  fp8_fused: boolean;
+}
+
 export interface LoadParams {
   model: string;
   revision?: string;
@@ -41,8 +74,11 @@ export interface LoadParams {
   device?: DeviceChoice;
   compute_dtype?: 'bf16' | 'fp16' | 'fp32';
   seed?: number;
+  /** auto (native StarCoder2 for StarCoder2 checkpoints, HF transformers otherwise), native or hf. */
+  backend?: 'auto' | 'native' | 'hf';
   /** The batch-invariant mode; omitted: the engine's default for the device (on for CPU, off on CUDA). */
   deterministic?: boolean;
+  fast_paths?: FastPathOptions;
 }
 
 export interface LoadResult {
@@ -66,6 +102,10 @@ export interface LoadResult {
   backend?: string;
   /** Whether the batch-invariant mode ran (the answer to LoadParams.deterministic). */
   deterministic?: boolean;
+  /** Which fast paths ran (optional: manifests written before the engine reported them have none). */
+  fast_paths?: FastPaths;
+  seed?: number | null;
+  compute_dtype?: 'bf16' | 'fp16' | 'fp32' | null;
 }
 
 export interface ScoreRowInput {
@@ -78,6 +118,21 @@ export interface ScoreParams {
   max_length?: number;
   stride?: number;
   add_bos?: boolean;
+  token_budget?: number;
+}
+
+export interface ScoreResult {
+  rows: ScoredRow[];
+  max_length: number;
+  stride: number;
+  add_bos: boolean;
+}
+
+/** A `progress` event's data (score: windows, bench: minibatches). */
+export interface EngineProgress {
+  done: number;
+  total: number;
+  unit: 'windows' | 'minibatches';
 }
 
 export interface ScoredRow {
@@ -89,14 +144,29 @@ export interface ScoredRow {
   n_windows: number;
 }
 
+export interface GenerateRequest {
+  key: string;
+  prompt: string;
+  /** The sample indices to produce instead of 0..n-1. */
+  samples?: number[];
+}
+
 export interface GenerateParams {
-  requests: { key: string; prompt: string }[];
+  requests: GenerateRequest[];
   n: number;
   temperature: number;
   top_p: number;
   max_new_tokens: number;
   seed: number;
   stop: string[];
+  add_bos?: boolean;
+  /** Samples decoded together in one batch (the native engine). */
+  max_batch_rows?: number;
+}
+
+export interface GenerateResult {
+  /** Samples streamed as `partial` events. */
+  count: number;
 }
 
 export interface GeneratedSample {
@@ -106,6 +176,7 @@ export interface GeneratedSample {
   finish_reason: 'stop' | 'eos' | 'length';
   n_new_tokens: number;
   stop_sequence: string | null;
+  n_prompt_tokens?: number;
 }
 
 export interface BenchParams {
@@ -114,6 +185,7 @@ export interface BenchParams {
   warmup?: number;
   iters?: number;
   repeats?: number;
+  seed?: number;
 }
 
 export interface BenchResult {
