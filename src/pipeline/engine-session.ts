@@ -1,5 +1,6 @@
 import { EngineProcess } from '../engine/engine-process.js';
-import type { EngineInfo, LoadParams, LoadResult } from '../engine/protocol.js';
+import type { ModelBackend } from '../engine/model-backend.js';
+import type { LoadParams } from '../engine/protocol.js';
 import { RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { RunConfig } from './run-config.js';
@@ -10,7 +11,7 @@ import type { RunDirectory } from './store/run-directory.js';
  * refuses to resume a run on different weights than it started with.
  */
 export class EngineSession {
-  private engine: EngineProcess | undefined;
+  private engine: ModelBackend | undefined;
 
   constructor(
     private readonly run: RunDirectory,
@@ -18,7 +19,7 @@ export class EngineSession {
     private readonly options: { signal?: AbortSignal; verbose: boolean },
   ) {}
 
-  async get(): Promise<EngineProcess> {
+  async get(): Promise<ModelBackend> {
     if (this.engine?.alive) return this.engine;
     log.info('engine: starting');
     const engine = await EngineProcess.start({ signal: this.options.signal, echoStderr: this.options.verbose });
@@ -34,18 +35,18 @@ export class EngineSession {
       ...(this.config.deterministic === undefined ? {} : { deterministic: this.config.deterministic }),
     };
     log.info(`engine: loading ${this.config.model} (${this.config.quant}, ${this.config.attn})`);
-    const model = await engine.request<LoadResult>('load', { ...loadParams }, { signal: this.options.signal });
-    const info = await engine.request<EngineInfo>('info', {}, { signal: this.options.signal, timeoutMs: 60_000 });
+    const model = await engine.load(loadParams, { signal: this.options.signal });
+    const info = await engine.info({ signal: this.options.signal, timeoutMs: 60_000 });
     const previous = this.run.manifest.model;
     if (previous?.weights_sha256 && model.weights_sha256 && previous.weights_sha256 !== model.weights_sha256) {
-      await engine.shutdown();
+      await engine.close();
       throw new RunStoreError(
         `the model's weights changed since this run started (sha256 ${previous.weights_sha256.slice(0, 12)} → ${model.weights_sha256.slice(0, 12)})`,
         { hint: 'resume with the original checkpoint, or pass --fresh to start the run over' },
       );
     }
     if (previous && previous.deterministic !== undefined && previous.deterministic !== model.deterministic) {
-      await engine.shutdown();
+      await engine.close();
       const mode = (on: boolean | undefined) => (on ? 'deterministic (batch-invariant)' : 'fast path');
       throw new RunStoreError(
         `this run started on the ${mode(previous.deterministic)} engine and would resume on the ${mode(model.deterministic)}: records of both would mix`,
@@ -63,7 +64,7 @@ export class EngineSession {
   }
 
   async close(): Promise<void> {
-    await this.engine?.shutdown();
+    await this.engine?.close();
     this.engine = undefined;
   }
 }

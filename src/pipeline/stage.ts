@@ -1,6 +1,6 @@
 import { EvalpipeError } from '../util/errors.js';
 import type { HubOptions } from '../datasets/hub-options.js';
-import type { EngineProcess } from '../engine/engine-process.js';
+import type { ModelBackend } from '../engine/model-backend.js';
 import type { RunConfig, RunSettings } from './run-config.js';
 import type { RunDirectory } from './store/run-directory.js';
 import type { RunData } from './store/run-reader.js';
@@ -13,7 +13,7 @@ export interface RunContext {
   readonly hub: HubOptions;
   readonly signal: AbortSignal | undefined;
   /** The model backend, started and loaded on first use; only stages with `needsEngine` call it. */
-  engine(): Promise<EngineProcess>;
+  engine(): Promise<ModelBackend>;
   /** A value computed once per run and shared (a task's loaded data set, read by its stages and its score). */
   once<T>(key: string, make: () => Promise<T>): Promise<T>;
 }

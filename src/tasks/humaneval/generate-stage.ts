@@ -1,5 +1,4 @@
-import type { EngineProcess } from '../../engine/engine-process.js';
-import type { GeneratedSample } from '../../engine/protocol.js';
+import type { ModelBackend } from '../../engine/model-backend.js';
 import { Progress } from '../../util/progress.js';
 import type { HumanEvalConfig } from './config.js';
 import { GENERATION_RECORDS, generationKey, type GenerationRecord } from './records.js';
@@ -53,7 +52,7 @@ export function missingSamples(taskId: string, n: number, has: (key: string) => 
  */
 export async function runGenerateStage(options: {
   run: RunDirectory;
-  engine: () => Promise<EngineProcess>;
+  engine: () => Promise<ModelBackend>;
   problems: PromptProblem[];
   config: HumanEvalConfig;
   seed: number;
@@ -74,8 +73,7 @@ export async function runGenerateStage(options: {
     options.signal?.throwIfAborted();
     const prompts = new Map(group.map((problem) => [problem.task_id, promptForGeneration(problem.prompt, config.stripPrompt)]));
     const writes: Promise<void>[] = [];
-    await engine.request(
-      'generate',
+    await engine.generate(
       {
         requests: group.map((problem) => ({
           key: problem.task_id,
@@ -92,9 +90,7 @@ export async function runGenerateStage(options: {
       },
       {
         signal: options.signal,
-        onEvent: (event, data) => {
-          if (event !== 'partial') return;
-          const sample = data as GeneratedSample;
+        onSample: (sample) => {
           const key = generationKey(sample.key, sample.sample_index);
           if (records.has(key)) return;
           const record: GenerationRecord = {

@@ -37,7 +37,7 @@ export async function runLatencyMatrix(options: LatencyMatrixOptions): Promise<{
         let loaded: LoadResult;
         try {
           const deterministic = options.deterministic === undefined ? {} : { deterministic: options.deterministic };
-          loaded = await engine.request<LoadResult>('load', { model: options.model, quant, attn, device: options.device, seed: options.seed, ...deterministic }, { signal: options.signal });
+          loaded = await engine.load({ model: options.model, quant, attn, device: options.device, seed: options.seed, ...deterministic }, { signal: options.signal });
         } catch (error) {
           if (error instanceof EngineRequestError && error.type === 'unsupported') {
             log.warn(`${quant}/${attn}: ${error.message} — skipped`);
@@ -46,7 +46,7 @@ export async function runLatencyMatrix(options: LatencyMatrixOptions): Promise<{
           throw error;
         }
         if (!header) {
-          const info = await engine.request<EngineInfo>('info', {}, { timeoutMs: 60_000, signal: options.signal });
+          const info = await engine.info({ timeoutMs: 60_000, signal: options.signal });
           header = { ...latencyHeader(info), deterministic: loaded.deterministic ?? false };
           options.onHeader?.(header);
         }
@@ -63,7 +63,7 @@ export async function runLatencyMatrix(options: LatencyMatrixOptions): Promise<{
           signal: options.signal,
         });
       } finally {
-        await engine.shutdown();
+        await engine.close();
       }
     }
   }

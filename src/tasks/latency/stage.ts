@@ -1,5 +1,4 @@
-import type { EngineProcess } from '../../engine/engine-process.js';
-import type { BenchResult } from '../../engine/protocol.js';
+import type { ModelBackend } from '../../engine/model-backend.js';
 import { log } from '../../util/log.js';
 import type { LatencyConfig } from './config.js';
 import { latencyKey, type LatencyCell } from './records.js';
@@ -9,7 +8,7 @@ import { latencyKey, type LatencyCell } from './records.js';
  * 4 times; time per minibatch is the median. An out-of-memory cell is recorded as OOM and the run carries on.
  */
 export async function runLatencyCells(options: {
-  engine: EngineProcess;
+  engine: ModelBackend;
   model: string;
   quant: string;
   attn: string;
@@ -24,11 +23,7 @@ export async function runLatencyCells(options: {
       options.signal?.throwIfAborted();
       const key = latencyKey(options.quant, options.attn, batch, ctx);
       if (options.isDone?.(key)) continue;
-      const result = await options.engine.request<BenchResult>(
-        'bench',
-        { batch, ctx, warmup: latency.warmup, iters: latency.iters, repeats: latency.repeats },
-        { signal: options.signal },
-      );
+      const result = await options.engine.bench({ batch, ctx, warmup: latency.warmup, iters: latency.iters, repeats: latency.repeats }, { signal: options.signal });
       const cell: LatencyCell = {
         model: options.model,
         quant: options.quant,

@@ -1,5 +1,4 @@
-import type { EngineProcess } from '../../engine/engine-process.js';
-import type { ScoredRow } from '../../engine/protocol.js';
+import type { ModelBackend } from '../../engine/model-backend.js';
 import { Progress } from '../../util/progress.js';
 import type { PerplexityConfig } from './config.js';
 import { PERPLEXITY_RECORDS, rowKey } from './records.js';
@@ -25,7 +24,7 @@ export const DEFAULT_SCORE_BATCH_ROWS = 16;
  */
 export async function runPerplexityStage(options: {
   run: RunDirectory;
-  engine: EngineProcess;
+  engine: ModelBackend;
   texts: TextRow[];
   config: PerplexityConfig;
   batchRows: number;
@@ -37,14 +36,8 @@ export async function runPerplexityStage(options: {
   for (const group of groupRows(options.texts, options.batchRows)) {
     if (group.every((row) => records.has(rowKey(row.index)))) continue;
     options.signal?.throwIfAborted();
-    const result = await options.engine.request<{ rows: ScoredRow[] }>(
-      'score',
-      {
-        rows: group,
-        max_length: options.config.maxLength,
-        stride: options.config.stride,
-        add_bos: options.config.addBos,
-      },
+    const result = await options.engine.score(
+      { rows: group, max_length: options.config.maxLength, stride: options.config.stride, add_bos: options.config.addBos },
       { signal: options.signal },
     );
     for (const row of result.rows) {
