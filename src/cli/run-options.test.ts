@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildRunConfig } from './run-options.js';
+import { configHash } from '../pipeline/run-config.js';
+import { STAGE_NAMES } from '../pipeline/stages.js';
+import { TASK_NAMES } from '../tasks/registry.js';
 import { UsageError } from '../util/errors.js';
 
 describe('buildRunConfig', () => {
@@ -28,8 +31,17 @@ describe('buildRunConfig', () => {
     [{ batches: '2,x' }, /--batches must be a comma list/],
     [{ model: ' ' }, /--model is empty/],
     [{ n: 5, temperature: 0 }, /greedy decoding .* -n is 5/],
+    [{ backend: 'vllm' }, /--backend: unknown backend "vllm"/],
   ])('rejects %j with a clear message', (raw, message) => {
     expect(() => buildRunConfig(raw)).toThrow(UsageError);
     expect(() => buildRunConfig(raw)).toThrow(message);
+  });
+
+  it('builds each task\'s config from the registry, and the default backend leaves the run\'s identity as it was', () => {
+    const plain = buildRunConfig({ preset: 'smoke' }).config;
+    const named = buildRunConfig({ preset: 'smoke', backend: 'engine' }).config;
+    expect(configHash(named)).toBe(configHash(plain));
+    expect(Object.keys(plain)).toEqual(expect.arrayContaining([...TASK_NAMES]));
+    expect(STAGE_NAMES).toEqual(['perplexity', 'generate', 'execute', 'latency', 'score', 'report']);
   });
 });

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Argv } from 'yargs';
-import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../engine/protocol.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../backends/engine/protocol.js';
+import { BACKEND_NAMES, DEFAULT_BACKEND } from '../backends/registry.js';
 import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-config.js';
 import { STAGE_NAMES } from '../pipeline/stages.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
@@ -42,6 +43,7 @@ export interface RawRunOptions {
   deterministic?: boolean;
   json?: boolean;
   verbose?: boolean;
+  backend?: string;
   /** A task's own flags (src/tasks/<task>/config.ts). */
   [flag: string]: unknown;
 }
@@ -68,6 +70,7 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('compute-dtype', { type: 'string', choices: ['bf16', 'fp16', 'fp32'], describe: 'Compute dtype for quantized modes (nf4 with fp32 compute, ...)' })
     .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], describe: 'Where the engine runs [default: auto]' })
     .option('seed', { type: 'number', describe: 'Seed for sampling, random presets and benchmarks [default: 1234]' })
+    .option('backend', { type: 'string', choices: [...BACKEND_NAMES], describe: `Model backend [default: ${DEFAULT_BACKEND}]` })
     .option('tasks', { type: 'string', describe: `Comma list of ${TASK_NAMES.join(', ')} [default: ${DEFAULT_TASKS}]` })
     .option('stages', { type: 'string', describe: `Run only these stages (${STAGE_NAMES.join(', ')}), e.g. generate on a GPU box, then execute,score,report elsewhere` })
     .option('run-dir', { type: 'string', describe: 'Run directory [default: results/<run-id>, named by the config hash so the same command resumes]' })
@@ -99,6 +102,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     deterministic: options.deterministic,
     seed: int(options.seed ?? DEFAULTS.seed, '--seed'),
     tasks: parseList(options.tasks ?? DEFAULT_TASKS, TASK_NAMES, '--tasks'),
+    backend: backendChoice(options.backend),
   };
   // Every registered task's config, whether the run has the task or not: the config hash covers them all, so a
   // run's identity does not depend on which tasks exist in the code beside the ones it asked for.
@@ -116,6 +120,14 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     verbose: options.verbose ?? false,
   };
   return { config, settings };
+}
+
+/** --backend: a registered name; the default is left out of the config, so older runs keep their hash. */
+function backendChoice(name: string | undefined): string | undefined {
+  if (name !== undefined && !BACKEND_NAMES.includes(name)) {
+    throw new UsageError(`--backend: unknown backend "${name}"`, { hint: `use one of ${BACKEND_NAMES.join(', ')}` });
+  }
+  return name === DEFAULT_BACKEND ? undefined : name;
 }
 
 function definedOnly(raw: RawRunOptions): Partial<RawRunOptions> {

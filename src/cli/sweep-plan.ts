@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../engine/protocol.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../backends/engine/protocol.js';
 import type { SweepItem } from '../pipeline/run-sweep.js';
 import { runDirectoryFor } from '../pipeline/run-pipeline.js';
 import { UsageError } from '../util/errors.js';

@@ -1,4 +1,4 @@
-import type { AttentionBackend, DeviceChoice, QuantMode } from '../engine/protocol.js';
+import type { AttentionBackend, DeviceChoice, QuantMode } from '../backends/engine/protocol.js';
 
 /**
  * The one defaults table: every command that takes these options (`run`, `sweep`, `bench`) resolves a missing

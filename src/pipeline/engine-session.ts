@@ -1,14 +1,14 @@
-import { EngineProcess } from '../engine/engine-process.js';
-import type { ModelBackend } from '../engine/model-backend.js';
-import type { LoadParams } from '../engine/protocol.js';
+import type { ModelBackend } from '../backends/model-backend.js';
+import { backendNamed } from '../backends/registry.js';
+import type { LoadParams } from '../backends/engine/protocol.js';
 import { RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { RunConfig } from './run-config.js';
 import type { RunDirectory } from './store/run-directory.js';
 
 /**
- * Starts the engine and loads the model only when a stage needs it, records what it ran on in the manifest, and
- * refuses to resume a run on different weights than it started with.
+ * Starts the run's model backend (--backend, our engine by default) and loads the model only when a stage needs it,
+ * records what it ran on in the manifest, and refuses to resume a run on different weights than it started with.
  */
 export class EngineSession {
   private engine: ModelBackend | undefined;
@@ -22,7 +22,7 @@ export class EngineSession {
   async get(): Promise<ModelBackend> {
     if (this.engine?.alive) return this.engine;
     log.info('engine: starting');
-    const engine = await EngineProcess.start({ signal: this.options.signal, echoStderr: this.options.verbose });
+    const engine = await backendNamed(this.config.backend).start({ signal: this.options.signal, verbose: this.options.verbose });
     this.engine = engine;
     const loadParams: LoadParams = {
       model: this.config.model,

@@ -1,4 +1,4 @@
-import type { AttentionBackend, DeviceChoice, QuantMode } from '../engine/protocol.js';
+import type { AttentionBackend, DeviceChoice, QuantMode } from '../backends/engine/protocol.js';
 import type { TaskConfigs, TaskName } from '../tasks/registry.js';
 import { canonicalJson, sha256Hex } from '../util/canonical-json.js';
 
@@ -14,6 +14,9 @@ export interface CommonRunConfig {
   deterministic: boolean | undefined;
   seed: number;
   tasks: TaskName[];
+  /** --backend: the model backend (src/backends/registry.ts); undefined: the default, our engine, so runs made
+   * before the option existed keep their identity. */
+  backend?: string | undefined;
 }
 
 /** Everything that decides a run's results: the common part, and each registered task's part under its name. */

@@ -1,6 +1,6 @@
 import { EvalpipeError } from '../util/errors.js';
 import type { HubOptions } from '../datasets/hub-options.js';
-import type { ModelBackend } from '../engine/model-backend.js';
+import type { ModelBackend } from '../backends/model-backend.js';
 import type { RunConfig, RunSettings } from './run-config.js';
 import type { RunDirectory } from './store/run-directory.js';
 import type { RunData } from './store/run-reader.js';

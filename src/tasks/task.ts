@@ -1,5 +1,5 @@
 import type { Options } from 'yargs';
-import type { DeviceChoice } from '../engine/protocol.js';
+import type { DeviceChoice } from '../backends/engine/protocol.js';
 import type { RunContext, Stage } from '../pipeline/stage.js';
 import type { Flags } from '../util/option-values.js';
 

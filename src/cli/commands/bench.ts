@@ -1,4 +1,4 @@
-import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../../engine/protocol.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../../backends/engine/protocol.js';
 import { runLatencyMatrix } from '../../tasks/latency/matrix.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UsageError } from '../../util/errors.js';

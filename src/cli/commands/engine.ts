@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { CommandModule } from '../command-module.js';
-import { EngineProcess } from '../../engine/engine-process.js';
-import { enginePythonCommand } from '../../engine/python-command.js';
-import type { EngineInfo } from '../../engine/protocol.js';
+import { EngineProcess } from '../../backends/engine/engine-process.js';
+import { enginePythonCommand } from '../../backends/engine/python-command.js';
+import type { EngineInfo } from '../../backends/engine/protocol.js';
 
 export const command: CommandModule = {
   register(cli) {

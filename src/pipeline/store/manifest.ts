@@ -1,5 +1,5 @@
 import type { DatasetProvenance } from '../../datasets/load.js';
-import type { EngineInfo, LoadResult } from '../../engine/protocol.js';
+import type { EngineInfo, LoadResult } from '../../backends/engine/protocol.js';
 import type { RunConfig } from '../run-config.js';
 
 export const MANIFEST_SCHEMA_VERSION = 1;

@@ -1,4 +1,4 @@
-import type { ModelBackend } from '../../engine/model-backend.js';
+import type { ModelBackend } from '../../backends/model-backend.js';
 import { Progress } from '../../util/progress.js';
 import type { HumanEvalConfig } from './config.js';
 import { GENERATION_RECORDS, generationKey, type GenerationRecord } from './records.js';

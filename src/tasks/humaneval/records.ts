@@ -1,4 +1,4 @@
-import type { GeneratedSample } from '../../engine/protocol.js';
+import type { GeneratedSample } from '../../backends/engine/protocol.js';
 import { recordKind } from '../../pipeline/store/record-kind.js';
 
 /** One generated sample (records/generate.jsonl). */

@@ -1,6 +1,6 @@
-import { EngineRequestError } from '../../engine/engine-errors.js';
-import { EngineProcess } from '../../engine/engine-process.js';
-import type { AttentionBackend, DeviceChoice, EngineInfo, LoadResult, QuantMode } from '../../engine/protocol.js';
+import { EngineRequestError } from '../../backends/engine/engine-errors.js';
+import { EngineProcess } from '../../backends/engine/engine-process.js';
+import type { AttentionBackend, DeviceChoice, EngineInfo, LoadResult, QuantMode } from '../../backends/engine/protocol.js';
 import { log } from '../../util/log.js';
 import type { LatencyConfig } from './config.js';
 import type { LatencyCell } from './records.js';

@@ -1,4 +1,4 @@
-import type { ModelBackend } from '../../engine/model-backend.js';
+import type { ModelBackend } from '../../backends/model-backend.js';
 import { log } from '../../util/log.js';
 import type { LatencyConfig } from './config.js';
 import { latencyKey, type LatencyCell } from './records.js';

@@ -1,4 +1,4 @@
-import type { ScoredRow } from '../../engine/protocol.js';
+import type { ScoredRow } from '../../backends/engine/protocol.js';
 import { recordKind } from '../../pipeline/store/record-kind.js';
 
 /** One scored row of the perplexity texts: the engine's row as it answered (records/perplexity.jsonl). */

@@ -1,4 +1,4 @@
-import type { ModelBackend } from '../../engine/model-backend.js';
+import type { ModelBackend } from '../../backends/model-backend.js';
 import { Progress } from '../../util/progress.js';
 import type { PerplexityConfig } from './config.js';
 import { PERPLEXITY_RECORDS, rowKey } from './records.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { packageRoot } from '../util/package-root.js';
+import { packageRoot } from '../../util/package-root.js';
 import { ENGINE_OPS, type EngineOp } from './protocol.js';
 import { describeFirst, type SchemaViolation } from './schema-messages.js';
 

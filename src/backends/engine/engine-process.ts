@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { EngineProcessError, EngineProtocolError, EngineRequestError, EngineRequestInvalidError } from './engine-errors.js';
 import { ENGINE_SCHEMA_DIR, isEngineOp, schemaViolation, type SchemaPart } from './engine-schemas.js';
-import type { BackendCallOptions, BenchCallOptions, GenerateCallOptions, ModelBackend, ScoreCallOptions } from './model-backend.js';
+import type { BackendCallOptions, BenchCallOptions, GenerateCallOptions, ModelBackend, ScoreCallOptions } from '../model-backend.js';
 import { enginePythonCommand, type PythonCommand } from './python-command.js';
 import {
   ENGINE_OPS,
@@ -25,7 +25,7 @@ import {
   type ScoreResult,
 } from './protocol.js';
 import { StderrTail } from './stderr-tail.js';
-import { log } from '../util/log.js';
+import { log } from '../../util/log.js';
 
 export interface EngineStartOptions {
   command?: PythonCommand;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EngineProcess } from './engine-process.js';
 import { EngineProcessError, EngineRequestError } from './engine-errors.js';
-import type { ModelBackend } from './model-backend.js';
+import type { ModelBackend } from '../model-backend.js';
 import type { EngineInfo, EngineProgress, GeneratedSample, LoadResult, ScoredRow } from './protocol.js';
 import { enginePythonCommand } from './python-command.js';
 

@@ -1,4 +1,4 @@
-import { EvalpipeError } from '../util/errors.js';
+import { EvalpipeError } from '../../util/errors.js';
 import type { EngineErrorType } from './protocol.js';
 
 const HINTS: Record<EngineErrorType, string> = {

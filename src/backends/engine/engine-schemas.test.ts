@@ -5,7 +5,7 @@ import { EngineRequestInvalidError } from './engine-errors.js';
 import { EngineProcess } from './engine-process.js';
 import { schemaErrors, schemaPart, schemaViolation } from './engine-schemas.js';
 import { ATTENTION_BACKENDS, ENGINE_ERROR_TYPES, ENGINE_OPS, QUANT_MODES, type EngineOp } from './protocol.js';
-import { packageRoot } from '../util/package-root.js';
+import { packageRoot } from '../../util/package-root.js';
 
 /**
  * ajv on the engine op schemas (schemas/engine/<op>.json) with the shared fixtures of schemas/engine/examples/:

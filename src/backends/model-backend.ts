@@ -10,7 +10,7 @@ import type {
   LoadResult,
   ScoreParams,
   ScoreResult,
-} from './protocol.js';
+} from './engine/protocol.js';
 
 /** What every call takes: a way to cancel it, and a bound on how long to wait. */
 export interface BackendCallOptions {
