@@ -1,9 +1,9 @@
 """A small JSON Schema validator for exactly the keywords the engine's schema files use (schemas/engine/*.json).
 
 The engine runs where only torch, transformers and triton are installed, so it cannot lean on the `jsonschema`
-package; the TypeScript side validates the same files with ajv (src/engine/request-schemas.ts), and the shared
+package; the TypeScript side validates the same files with ajv (src/backends/engine/request-schemas.ts), and the shared
 fixtures in schemas/engine/examples/ are checked by both (cuda/tests/test_request_schemas.py,
-src/engine/request-schemas.test.ts) so the two agree.
+src/backends/engine/request-schemas.test.ts) so the two agree.
 
 Supported (draft 2020-12 meaning): type (one name or a list), properties, required, additionalProperties (true,
 false or a schema), items (one schema), enum, const, minimum, maximum, exclusiveMinimum, exclusiveMaximum,

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { enginePythonCommand } from '../engine/python-command.js';
+import { enginePythonCommand } from '../backends/engine/python-command.js';
 import { exactSum } from './exact-sum.js';
 
 /** A seeded generator of awkward doubles: wide exponents, cancellations, repeated tenths. */
