@@ -1,7 +1,7 @@
 """One line (and a hint) per schema violation, worded as the engine's `bad_request` errors are.
 
-The TypeScript client words its own refusals the same way (src/backends/engine/schema-messages.ts), and the shared fixtures
-(schemas/engine/examples/) hold the expected wording, so a field reads alike on both sides:
+The TypeScript client words its own refusals the same way (src/backends/engine/schema-messages.ts), and the shared
+fixtures (schemas/engine/examples/) hold the expected wording, so a field reads alike on both sides:
 `n = 0 is out of range: n must be an integer >= 1`, `unknown quant "fp7"` (hint: use one of fp32, ...),
 `unknown parameter(s) beams`, `row 2 text must be a string, got 42`.
 """

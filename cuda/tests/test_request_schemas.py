@@ -1,7 +1,7 @@
 """The engine's own JSON Schema validator (json_schema.py) on the op schemas in schemas/engine/: every shared
 fixture in schemas/engine/examples/ passes or fails as it says, at the field and with the words it says (the
-TypeScript client checks the same fixtures with ajv: src/backends/engine/engine-schemas.test.ts), and the engine's own lists
-of choices are the schemas'."""
+TypeScript client checks the same fixtures with ajv: src/backends/engine/engine-schemas.test.ts), and the engine's
+own lists of choices are the schemas'."""
 
 from __future__ import annotations
 
