@@ -57,16 +57,18 @@ async function main(): Promise<void> {
   const concurrency = values.concurrency === undefined ? defaultConcurrency() : Number(values.concurrency);
   const { problems, provenance } = await loadHumanEval(values.humaneval);
   const candidates = Array.from({ length: repeats }, () =>
-    problems.map((problem) => ({ program: humanEvalProgram(problem, problem.canonical_solution), isolated: humanEvalIsolatedProgram(problem, problem.canonical_solution) })),
+    problems.map((problem) => ({
+      program: humanEvalProgram(problem, problem.canonical_solution),
+      isolated: humanEvalIsolatedProgram(problem, problem.canonical_solution),
+    })),
   ).flat();
 
   const loadBefore = loadavg().map((value) => Math.round(value * 100) / 100);
   const runs = Number(values.runs);
   const modes: VerdictMode[] = ['default', 'isolated'];
-  const pools = Object.fromEntries(await Promise.all(modes.map(async (mode) => [mode, await SandboxPool.open({ concurrency, verdicts: mode })] as const))) as Record<
-    VerdictMode,
-    SandboxPool
-  >;
+  const pools = Object.fromEntries(
+    await Promise.all(modes.map(async (mode) => [mode, await SandboxPool.open({ concurrency, verdicts: mode })] as const)),
+  ) as Record<VerdictMode, SandboxPool>;
   const measured = Object.fromEntries(
     modes.map((mode) => [mode, { statuses: {} as Record<string, number>, runSeconds: [] as number[], latencies: [] as number[], candidateMs: [] as number[] }]),
   ) as Record<VerdictMode, { statuses: Record<string, number>; runSeconds: number[]; latencies: number[]; candidateMs: number[] }>;
@@ -144,7 +146,16 @@ async function main(): Promise<void> {
       dockerode: dockerodeJson.version,
       docker_server: commandOutput('docker', ['version', '--format', '{{.Server.Version}}']),
       image: pool.image,
-      image_python: commandOutput('docker', ['run', '--rm', '--network', 'none', pool.image, 'python3', '-c', 'import platform; print(platform.python_version())']),
+      image_python: commandOutput('docker', [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        pool.image,
+        'python3',
+        '-c',
+        'import platform; print(platform.python_version())',
+      ]),
     },
     workload: {
       humaneval: provenance.id,
@@ -185,7 +196,9 @@ async function main(): Promise<void> {
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   process.stdout.write(`${rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')).join('\n')}\n`);
-  process.stderr.write(`sandbox throughput (${candidates.length} candidates, concurrency ${concurrency}, median of ${runs} runs per mode); wrote ${values.out}\n`);
+  process.stderr.write(
+    `sandbox throughput (${candidates.length} candidates, concurrency ${concurrency}, median of ${runs} runs per mode); wrote ${values.out}\n`,
+  );
 }
 
 await main();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set-up, Docker + sandbox image, Chromium and zstd, type check, vitest,
-# pytest, ruff.
+# The whole test suite, from a fresh clone: set-up, Docker + sandbox image, Chromium and zstd, type check, biome,
+# ruff, pytest, vitest.
 # This is the README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ bash scripts/install-zstd.sh
 
 log "type check"
 npx tsc --noEmit -p tsconfig.test.json
+log "biome (TypeScript lint and format; \`npx biome check --write .\` fixes what it can)"
+npx biome check .
 log "ruff"
 .venv/bin/ruff check cuda bench sandbox
 .venv/bin/ruff format --check cuda bench sandbox

@@ -20,13 +20,20 @@ export function formatResultsTable(results: RunResults): string {
     const h = results.humaneval;
     for (const [k, value] of Object.entries(h.pass_at_k)) rows.push([k, value.toFixed(4)]);
     rows.push(['problems × samples', `${h.n_problems} × ${h.n_samples_per_problem}`]);
-    rows.push(['statuses', Object.entries(h.status_counts).map(([status, count]) => `${status} ${count}`).join(', ')]);
+    rows.push([
+      'statuses',
+      Object.entries(h.status_counts)
+        .map(([status, count]) => `${status} ${count}`)
+        .join(', '),
+    ]);
   }
   if (results.latency) {
     for (const cell of results.latency.cells) {
       rows.push([
         `latency ${cell.batch}x${cell.ctx}`,
-        cell.status === 'oom' ? 'OOM' : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${formatGib(cell.peak_gib)}`,
+        cell.status === 'oom'
+          ? 'OOM'
+          : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${formatGib(cell.peak_gib)}`,
       ]);
     }
   }

@@ -37,7 +37,7 @@ describe('buildRunConfig', () => {
     expect(() => buildRunConfig(raw)).toThrow(message);
   });
 
-  it('builds each task\'s config from the registry, and the default backend leaves the run\'s identity as it was', () => {
+  it("builds each task's config from the registry, and the default backend leaves the run's identity as it was", () => {
     const plain = buildRunConfig({ preset: 'smoke' }).config;
     const named = buildRunConfig({ preset: 'smoke', backend: 'engine' }).config;
     expect(configHash(named)).toBe(configHash(plain));

@@ -6,7 +6,7 @@ import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-co
 import { STAGE_NAMES } from '../pipeline/stages.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
-import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs, } from '../tasks/registry.js';
+import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs } from '../tasks/registry.js';
 import { UsageError } from '../util/errors.js';
 import { int, nonEmpty, positiveInt, type Flags } from '../util/option-values.js';
 import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
@@ -62,8 +62,15 @@ export function addRunOptions<T>(cli: Argv<T>): Argv<T> {
 
 function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
   return cli
-    .option('preset', { type: 'string', choices: Object.keys(PRESETS), describe: 'Start from a preset: `smoke` = tiny random model, built-in texts, CPU, no network' })
-    .option('model', { type: 'string', describe: 'Hub id (bigcode/starcoder2-3b), local HF directory, or preset:tiny-starcoder2 [default: bigcode/starcoder2-3b]' })
+    .option('preset', {
+      type: 'string',
+      choices: Object.keys(PRESETS),
+      describe: 'Start from a preset: `smoke` = tiny random model, built-in texts, CPU, no network',
+    })
+    .option('model', {
+      type: 'string',
+      describe: 'Hub id (bigcode/starcoder2-3b), local HF directory, or preset:tiny-starcoder2 [default: bigcode/starcoder2-3b]',
+    })
     .option('revision', { type: 'string', describe: 'Model revision (branch, tag or commit) for hub ids' })
     .option('quant', { type: 'string', choices: [...QUANT_MODES], describe: 'Precision: weights and compute [default: bf16 on GPU, fp32 on CPU]' })
     .option('attn', { type: 'string', choices: [...ATTENTION_BACKENDS], describe: 'Attention backend [default: sdpa]' })
@@ -72,7 +79,10 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('seed', { type: 'number', describe: 'Seed for sampling, random presets and benchmarks [default: 1234]' })
     .option('backend', { type: 'string', choices: [...BACKEND_NAMES], describe: `Model backend [default: ${DEFAULT_BACKEND}]` })
     .option('tasks', { type: 'string', describe: `Comma list of ${TASK_NAMES.join(', ')} [default: ${DEFAULT_TASKS}]` })
-    .option('stages', { type: 'string', describe: `Run only these stages (${STAGE_NAMES.join(', ')}), e.g. generate on a GPU box, then execute,score,report elsewhere` })
+    .option('stages', {
+      type: 'string',
+      describe: `Run only these stages (${STAGE_NAMES.join(', ')}), e.g. generate on a GPU box, then execute,score,report elsewhere`,
+    })
     .option('run-dir', { type: 'string', describe: 'Run directory [default: results/<run-id>, named by the config hash so the same command resumes]' })
     .option('fresh', { type: 'boolean', default: false, describe: 'Discard what the run directory holds and start over' })
     .option('concurrency', { type: 'number', describe: 'Sandbox executions at once [default: number of cores]' })
@@ -82,7 +92,8 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     })
     .option('deterministic', {
       type: 'boolean',
-      describe: 'Batch-invariant engine: a row\'s log-probs and a sample\'s tokens do not depend on the batch size or on what shares the batch (--no-deterministic: the fast path) [default: on for CPU, off on GPU]',
+      describe:
+        "Batch-invariant engine: a row's log-probs and a sample's tokens do not depend on the batch size or on what shares the batch (--no-deterministic: the fast path) [default: on for CPU, off on GPU]",
     });
 }
 
@@ -106,9 +117,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   };
   // Every registered task's config, whether the run has the task or not: the config hash covers them all, so a
   // run's identity does not depend on which tasks exist in the code beside the ones it asked for.
-  const taskConfigs = Object.fromEntries(
-    TASK_REGISTRY.map((task) => [task.name, task.configFrom(options as Flags, { device })]),
-  ) as unknown as TaskConfigs;
+  const taskConfigs = Object.fromEntries(TASK_REGISTRY.map((task) => [task.name, task.configFrom(options as Flags, { device })])) as unknown as TaskConfigs;
   const config: RunConfig = { ...common, ...taskConfigs };
   const settings: RunSettings = {
     runDir: options['run-dir'],
@@ -148,7 +157,10 @@ export function batchSize(value: number): number {
 }
 
 function parseList<T extends string>(text: string, allowed: readonly T[], flag: string): T[] {
-  const items = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const items = text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
   if (items.length === 0) throw new UsageError(`${flag} is empty`, { hint: `use some of ${allowed.join(', ')}` });
   for (const item of items) {
     if (!allowed.includes(item as T)) throw new UsageError(`${flag}: unknown value "${item}"`, { hint: `use some of ${allowed.join(', ')}` });

@@ -7,7 +7,6 @@ import { UsageError } from '../util/errors.js';
 import { buildRunConfig, type RawRunOptions } from './run-options.js';
 import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
 
-
 export interface SweepPlan {
   items: SweepItem[];
   reportDir: string;

@@ -30,9 +30,12 @@ export async function downloadToCache(params: DownloadParams): Promise<{ sha256:
   const arm = (): void => {
     clearTimeout(timer);
     timer = setTimeout(
-      () => stall.abort(new DataError(`download of ${params.file.path} stalled: no data for ${params.stallTimeoutMs / 1000} s`, {
-        hint: 'check the network and run the command again; nothing partial was kept',
-      })),
+      () =>
+        stall.abort(
+          new DataError(`download of ${params.file.path} stalled: no data for ${params.stallTimeoutMs / 1000} s`, {
+            hint: 'check the network and run the command again; nothing partial was kept',
+          }),
+        ),
       params.stallTimeoutMs,
     );
   };

@@ -44,7 +44,11 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 // Two parquet shards (30 + 20 rows) on refs/convert/parquet, and the JSONL on main, as on the real hub.
 const SHARD0 = parquetOf(rowsFrom(0, 30));
 const SHARD1 = parquetOf(rowsFrom(30, 20));
-const JSONL = new TextEncoder().encode(`${rowsFrom(0, 50).map((row) => JSON.stringify(row)).join('\n')}\n`);
+const JSONL = new TextEncoder().encode(
+  `${rowsFrom(0, 50)
+    .map((row) => JSON.stringify(row))
+    .join('\n')}\n`,
+);
 const DATASET: LocalHubDataset = {
   repo: REPO,
   refs: { 'refs/convert/parquet': PARQUET_SHA, main: MAIN_SHA },
@@ -282,16 +286,22 @@ describe('timeouts and aborts', () => {
 });
 
 describe('specs', () => {
-  it('the committed specs parse, and a spec\'s config/split/revision are the defaults for its hub id', async () => {
+  it("the committed specs parse, and a spec's config/split/revision are the defaults for its hub id", async () => {
     const specs = await listDatasetSpecs();
     expect(specs.map((spec) => spec.id).sort()).toEqual(['flytech/python-codes-25k', 'openai/openai_humaneval']);
     const humanevalSha = 'd'.repeat(40);
     const rows = [{ task_id: 'HumanEval/0', prompt: 'def f():\n', canonical_solution: '    return 1\n', test: 'assert f() == 1', entry_point: 'f' }];
     const parquet = new Uint8Array(
-      parquetWriteBuffer({ columnData: Object.keys(rows[0] ?? {}).map((name) => ({ name, data: rows.map((row) => row[name as keyof (typeof rows)[0]]), type: 'STRING' as const })) }),
+      parquetWriteBuffer({
+        columnData: Object.keys(rows[0] ?? {}).map((name) => ({ name, data: rows.map((row) => row[name as keyof (typeof rows)[0]]), type: 'STRING' as const })),
+      }),
     );
     const humaneval = await startLocalHub([
-      { repo: 'openai/openai_humaneval', refs: { main: humanevalSha }, commits: { [humanevalSha]: { 'openai_humaneval/test-00000-of-00001.parquet': parquet, 'README.md': new Uint8Array(1) } } },
+      {
+        repo: 'openai/openai_humaneval',
+        refs: { main: humanevalSha },
+        commits: { [humanevalSha]: { 'openai_humaneval/test-00000-of-00001.parquet': parquet, 'README.md': new Uint8Array(1) } },
+      },
     ]);
     try {
       const loaded = await loadTextRows('openai/openai_humaneval', { hubUrl: humaneval.url, cacheDir });

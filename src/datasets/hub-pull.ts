@@ -119,7 +119,8 @@ export async function pullHubDataset(params: HubPullParams): Promise<HubPullResu
       });
     } catch (error) {
       if (params.signal?.aborted) throw error;
-      if (!isNetworkFailure(error)) throw explainHubError(error, `data set ${params.repo} at revision ${params.revision}`, params.repo, params.revision) ?? error;
+      if (!isNetworkFailure(error))
+        throw explainHubError(error, `data set ${params.repo} at revision ${params.revision}`, params.repo, params.revision) ?? error;
       networkError = error;
       online = false;
     }
@@ -277,7 +278,7 @@ async function listSplitFiles(params: HubPullParams, sha: string, apiFetch: type
   }
   if (files.length === 0) {
     throw new UsageError(`${params.repo}@${params.revision} has no data files for ${params.config}/${params.split}`, {
-      hint: 'check --split/--config, or use --revision refs/convert/parquet (the hub\'s parquet conversion)',
+      hint: "check --split/--config, or use --revision refs/convert/parquet (the hub's parquet conversion)",
     });
   }
   return files;

@@ -51,22 +51,25 @@ afterAll(async () => {
 });
 
 describe('local files', () => {
-  it.each(['rows.jsonl', 'rows.jsonl.gz', 'rows.parquet', 'rows-gzip.parquet', 'rows.arrow'])('%s reads the first N rows with the same content hash', async (name) => {
-    const reference = await loadDatasetRows(file('rows.jsonl'), { rows: 25 });
-    const loaded = await loadDatasetRows(file(name), { rows: 25 });
-    expect(loaded.rows).toHaveLength(25);
-    expect(loaded.rows[24]).toEqual(ROWS[24]);
-    expect(loaded.columns).toEqual(['instruction', 'input', 'output']);
-    expect(loaded.table.numRows).toBe(25);
-    expect(loaded.table.getChild('output')?.get(7)).toBe(ROWS[7]?.output);
-    expect(loaded.provenance.source).toBe('local');
-    expect(loaded.provenance.rowCount).toBe(25);
-    expect(loaded.provenance.contentSha256).toBe(reference.provenance.contentSha256);
-    const bytes = await readFile(file(name));
-    expect(loaded.provenance.files).toEqual([
-      { path: file(name), bytes: bytes.length, sha256: (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex') },
-    ]);
-  });
+  it.each(['rows.jsonl', 'rows.jsonl.gz', 'rows.parquet', 'rows-gzip.parquet', 'rows.arrow'])(
+    '%s reads the first N rows with the same content hash',
+    async (name) => {
+      const reference = await loadDatasetRows(file('rows.jsonl'), { rows: 25 });
+      const loaded = await loadDatasetRows(file(name), { rows: 25 });
+      expect(loaded.rows).toHaveLength(25);
+      expect(loaded.rows[24]).toEqual(ROWS[24]);
+      expect(loaded.columns).toEqual(['instruction', 'input', 'output']);
+      expect(loaded.table.numRows).toBe(25);
+      expect(loaded.table.getChild('output')?.get(7)).toBe(ROWS[7]?.output);
+      expect(loaded.provenance.source).toBe('local');
+      expect(loaded.provenance.rowCount).toBe(25);
+      expect(loaded.provenance.contentSha256).toBe(reference.provenance.contentSha256);
+      const bytes = await readFile(file(name));
+      expect(loaded.provenance.files).toEqual([
+        { path: file(name), bytes: bytes.length, sha256: (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex') },
+      ]);
+    },
+  );
 
   it('takes every row when the file has fewer than --rows, and 512 by default', async () => {
     const loaded = await loadDatasetRows(file('rows.parquet'));

@@ -157,7 +157,12 @@ function guessTextField(columns: string[], source: string): string {
     if (columns.includes(candidate)) return candidate;
   }
   throw new UsageError(`${source} has no obvious text column (columns: ${columns.join(', ') || 'none'})`, {
-    hint: `pick one with --text-field ${columns[0] ?? '<column>'}, or a template such as --text-field "${columns.slice(0, 2).map((c) => `{${c}}`).join('\\n') || '{a}\\n{b}'}"`,
+    hint: `pick one with --text-field ${columns[0] ?? '<column>'}, or a template such as --text-field "${
+      columns
+        .slice(0, 2)
+        .map((c) => `{${c}}`)
+        .join('\\n') || '{a}\\n{b}'
+    }"`,
   });
 }
 

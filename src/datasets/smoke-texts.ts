@@ -56,10 +56,7 @@ export const SMOKE_TEXTS: readonly SmokeText[] = [
   },
   {
     name: 'count_vowels',
-    text:
-      'VOWELS = set("aeiouAEIOU")\n\n\n' +
-      'def count_vowels(text):\n' +
-      '    return sum(1 for ch in text if ch in VOWELS)\n',
+    text: 'VOWELS = set("aeiouAEIOU")\n\n\n' + 'def count_vowels(text):\n' + '    return sum(1 for ch in text if ch in VOWELS)\n',
   },
   {
     name: 'binary_search',

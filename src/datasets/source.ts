@@ -7,10 +7,7 @@ import { SMOKE_SOURCE_ID } from './smoke-texts.js';
 export const LOCAL_EXTENSIONS = ['.jsonl', '.jsonl.gz', '.parquet', '.arrow'] as const;
 export type LocalFormat = 'jsonl' | 'jsonl.gz' | 'parquet' | 'arrow';
 
-export type ResolvedSource =
-  | { kind: 'builtin'; id: string }
-  | { kind: 'local'; path: string; format: LocalFormat }
-  | { kind: 'hub'; repo: string };
+export type ResolvedSource = { kind: 'builtin'; id: string } | { kind: 'local'; path: string; format: LocalFormat } | { kind: 'hub'; repo: string };
 
 const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 

@@ -95,10 +95,9 @@ export function extractTexts(
         skippedEmpty.push(index);
         return;
       }
-      throw new DataError(
-        `${options.source} row ${index} has an empty text field "${textField}"`,
-        { hint: 'choose a different --text-field (or a template over several columns), or pass --skip-empty to drop empty rows' },
-      );
+      throw new DataError(`${options.source} row ${index} has an empty text field "${textField}"`, {
+        hint: 'choose a different --text-field (or a template over several columns), or pass --skip-empty to drop empty rows',
+      });
     }
     texts.push({ index, text });
   });

@@ -11,8 +11,15 @@ import { assertValidEntry } from './validate.js';
  * `leaderboard build`: one entry per run directory, plus the entries of any leaderboard .json files given,
  * merged (later run wins per key) and written atomically to `out`.
  */
-export async function buildLeaderboard(inputs: readonly string[], out: string, now = new Date()): Promise<{ board: LeaderboardFile; conflicts: MergeConflict[] }> {
-  if (inputs.length === 0) throw new UsageError('no inputs given', { hint: 'pass run directories (and/or leaderboard .json files to merge), e.g. evalpipe leaderboard build results/* -o leaderboard.json' });
+export async function buildLeaderboard(
+  inputs: readonly string[],
+  out: string,
+  now = new Date(),
+): Promise<{ board: LeaderboardFile; conflicts: MergeConflict[] }> {
+  if (inputs.length === 0)
+    throw new UsageError('no inputs given', {
+      hint: 'pass run directories (and/or leaderboard .json files to merge), e.g. evalpipe leaderboard build results/* -o leaderboard.json',
+    });
   const sourced: SourcedEntry[] = [];
   for (const input of inputs) {
     const path = resolve(input);

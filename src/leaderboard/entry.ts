@@ -100,5 +100,11 @@ export function entryFromSummary(run: RunSummary): LeaderboardEntry {
 
 /** The merge key: one entry per (model, revision, quant, attention, compute dtype). */
 export function entryKey(entry: LeaderboardEntry): string {
-  return [entry.model.id, entry.model.revision ?? '-', entry.precision.quant, entry.attention, entry.precision.compute_dtype ?? entry.precision.loaded_dtype ?? '-'].join(' | ');
+  return [
+    entry.model.id,
+    entry.model.revision ?? '-',
+    entry.precision.quant,
+    entry.attention,
+    entry.precision.compute_dtype ?? entry.precision.loaded_dtype ?? '-',
+  ].join(' | ');
 }

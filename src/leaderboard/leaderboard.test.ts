@@ -20,15 +20,24 @@ describe('leaderboard build', () => {
     root = await mkdtemp(join(tmpdir(), 'evalpipe-leaderboard-'));
     // Two runs of the same configuration (same key) that differ in a setting outside the key: the later wins.
     older = await syntheticRun(join(root, 'older'), {
-      quant: 'bf16', attn: 'sdpa', perplexityRows: ROWS, completedAt: '2026-11-20T10:00:00.000Z',
+      quant: 'bf16',
+      attn: 'sdpa',
+      perplexityRows: ROWS,
+      completedAt: '2026-11-20T10:00:00.000Z',
       execute: { 'HumanEval/0': [true], 'HumanEval/1': [false] },
     });
     newer = await syntheticRun(join(root, 'newer'), {
-      quant: 'bf16', attn: 'sdpa', perplexityRows: ROWS.slice(0, 5), completedAt: '2026-11-25T10:00:00.000Z',
+      quant: 'bf16',
+      attn: 'sdpa',
+      perplexityRows: ROWS.slice(0, 5),
+      completedAt: '2026-11-25T10:00:00.000Z',
       execute: { 'HumanEval/0': [true], 'HumanEval/1': [true] },
     });
     other = await syntheticRun(join(root, 'nf4'), {
-      quant: 'nf4', attn: 'sdpa', computeDtype: 'fp16', perplexityRows: ROWS,
+      quant: 'nf4',
+      attn: 'sdpa',
+      computeDtype: 'fp16',
+      perplexityRows: ROWS,
       latency: latencyGrid([2], [4096, 8192], (_b, t) => (t > 4096 ? 'oom' : 0.3)),
     });
   });

@@ -29,8 +29,11 @@ export function mergeEntries(entries: readonly SourcedEntry[]): { entries: Leade
       kept.set(key, candidate);
       continue;
     }
-    if (previous.entry.run.config_hash === candidate.entry.run.config_hash && previous.entry.run.id === candidate.entry.run.id &&
-      canonicalJson(previous.entry) === canonicalJson(candidate.entry)) {
+    if (
+      previous.entry.run.config_hash === candidate.entry.run.config_hash &&
+      previous.entry.run.id === candidate.entry.run.id &&
+      canonicalJson(previous.entry) === canonicalJson(candidate.entry)
+    ) {
       continue; // the same run twice
     }
     const candidateWins = candidate.entry.date >= previous.entry.date;
@@ -40,7 +43,9 @@ export function mergeEntries(entries: readonly SourcedEntry[]): { entries: Leade
       key,
       kept: { run: winner.entry.run.id, date: winner.entry.date, source: winner.source },
       dropped: { run: loser.entry.run.id, date: loser.entry.date, source: loser.source },
-      metricsDiffer: canonicalJson(winner.entry.metrics) !== canonicalJson(loser.entry.metrics) || canonicalJson(winner.entry.latency) !== canonicalJson(loser.entry.latency),
+      metricsDiffer:
+        canonicalJson(winner.entry.metrics) !== canonicalJson(loser.entry.metrics) ||
+        canonicalJson(winner.entry.latency) !== canonicalJson(loser.entry.latency),
     });
   }
   const merged = [...kept.values()].map((item) => item.entry).sort((a, b) => entryKey(a).localeCompare(entryKey(b)));

@@ -24,7 +24,12 @@ describe('publish to a hub dataset repo (local hub on 127.0.0.1)', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'evalpipe-publish-'));
     runDir = await syntheticRun(join(root, 'run'), {
-      quant: 'bf16', attn: 'sdpa', perplexityRows: [{ nll_sum: 10, n_scored_tokens: 20, n_bytes: 60 }, { nll_sum: 12, n_scored_tokens: 20, n_bytes: 61 }],
+      quant: 'bf16',
+      attn: 'sdpa',
+      perplexityRows: [
+        { nll_sum: 10, n_scored_tokens: 20, n_bytes: 60 },
+        { nll_sum: 12, n_scored_tokens: 20, n_bytes: 61 },
+      ],
     });
     await writeRunReports([runDir], runDir);
     board = join(root, 'leaderboard.json');
@@ -128,6 +133,7 @@ describe('publish guards the token', () => {
     await expect(publish({ repo: 'evalpipe/results', accessToken: WRITE, hubUrl: 'not a url', leaderboard: 'never-read.json', runDirs: [] })).rejects.toThrow(
       /--hub-url is not a URL/,
     );
-    for (const url of ['https://huggingface.co', 'http://localhost:1', 'http://127.0.0.2:9', 'http://[::1]:9']) expect(() => checkTokenTransport(url)).not.toThrow();
+    for (const url of ['https://huggingface.co', 'http://localhost:1', 'http://127.0.0.2:9', 'http://[::1]:9'])
+      expect(() => checkTokenTransport(url)).not.toThrow();
   });
 });

@@ -50,7 +50,9 @@ export interface PublishResult {
 }
 
 /** The files `publish` would upload: leaderboard.json, then each run's manifest/results/reports. */
-export async function collectPublishFiles(params: Pick<PublishParams, 'leaderboard' | 'runDirs'>): Promise<{ pathInRepo: string; localPath: string; content: Buffer }[]> {
+export async function collectPublishFiles(
+  params: Pick<PublishParams, 'leaderboard' | 'runDirs'>,
+): Promise<{ pathInRepo: string; localPath: string; content: Buffer }[]> {
   const files: { pathInRepo: string; localPath: string; content: Buffer }[] = [];
   if (params.leaderboard) {
     const path = resolve(params.leaderboard);

@@ -26,12 +26,16 @@ export function describeSchemaErrors(errors: readonly ErrorObject[] | null | und
   const specific = (useful.length > 0 ? useful : [...errors]).sort(
     (a, b) => Number(b.keyword === 'required') - Number(a.keyword === 'required') || b.instancePath.length - a.instancePath.length,
   );
-  const unique = [...new Set(specific.map((error) => {
-    const where = `${prefix}${error.instancePath}` || prefix;
-    if (error.keyword === 'required') return `${where} is missing the field ${String((error.params as { missingProperty?: string }).missingProperty)}`;
-    const extra = error.keyword === 'additionalProperties' ? ` (${String((error.params as { additionalProperty?: string }).additionalProperty)})` : '';
-    return `${where} ${error.message ?? 'is invalid'}${extra}`;
-  }))];
+  const unique = [
+    ...new Set(
+      specific.map((error) => {
+        const where = `${prefix}${error.instancePath}` || prefix;
+        if (error.keyword === 'required') return `${where} is missing the field ${String((error.params as { missingProperty?: string }).missingProperty)}`;
+        const extra = error.keyword === 'additionalProperties' ? ` (${String((error.params as { additionalProperty?: string }).additionalProperty)})` : '';
+        return `${where} ${error.message ?? 'is invalid'}${extra}`;
+      }),
+    ),
+  ];
   return unique.slice(0, 3).join('; ');
 }
 

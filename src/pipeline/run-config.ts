@@ -40,6 +40,9 @@ export function configHash(config: RunConfig): string {
 }
 
 export function defaultRunId(config: RunConfig): string {
-  const model = config.model.replace(/^preset:/, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '');
+  const model = config.model
+    .replace(/^preset:/, '')
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return `${model.slice(-48)}-${config.quant}-${config.attn}-${configHash(config).slice(0, 10)}`;
 }

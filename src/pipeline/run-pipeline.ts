@@ -24,12 +24,7 @@ export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, '
  * (generate on a GPU machine, then execute,score,report elsewhere on a copy of the run directory).
  * Returns results.json's content when the score stage ran.
  */
-export async function runEvaluation(
-  config: RunConfig,
-  settings: RunSettings,
-  hub: HubOptions,
-  signal?: AbortSignal,
-): Promise<RunResults | undefined> {
+export async function runEvaluation(config: RunConfig, settings: RunSettings, hub: HubOptions, signal?: AbortSignal): Promise<RunResults | undefined> {
   const runDir = runDirectoryFor(config, settings);
   const releaseLock = await acquireRunLock(runDir);
   let store: RunDirectory;

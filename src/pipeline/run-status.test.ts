@@ -18,7 +18,7 @@ describe('run status', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it("shows every stage of a finished run as complete", async () => {
+  it('shows every stage of a finished run as complete', async () => {
     const status = await readRunStatus(complete);
     expect(status.stages.map((stage) => [stage.stage, stage.done, stage.total, stage.complete])).toEqual([
       ['perplexity', 24, 24, true],

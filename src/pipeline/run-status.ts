@@ -62,9 +62,13 @@ export function formatRunStatus(status: RunStatus): string {
     const total = stage.total === null ? '?' : String(stage.total);
     const percent = stage.total ? ` ${Math.floor((100 * Math.min(stage.done, stage.total)) / stage.total)}%` : '';
     const state = stage.complete ? 'complete' : stage.done > 0 ? `in progress${percent}` : 'not started';
-    const detail = stage.detail && Object.keys(stage.detail).length > 0
-      ? `  (${Object.entries(stage.detail).sort().map(([key, value]) => `${key} ${value}`).join(', ')})`
-      : '';
+    const detail =
+      stage.detail && Object.keys(stage.detail).length > 0
+        ? `  (${Object.entries(stage.detail)
+            .sort()
+            .map(([key, value]) => `${key} ${value}`)
+            .join(', ')})`
+        : '';
     return [stage.stage, `${stage.done}/${total} ${stage.unit}`, `${state}${detail}`];
   });
   const widths = [0, 1].map((column) => Math.max(...rows.map((row) => row[column]!.length), column === 0 ? 5 : 4));

@@ -54,7 +54,13 @@ export async function runSweep(
     }
   }
   const finished = outcomes.filter((outcome) => outcome.status === 'ok');
-  const report = finished.length > 0 ? await writeRunReports(finished.map((outcome) => outcome.run_dir), reportDir) : undefined;
+  const report =
+    finished.length > 0
+      ? await writeRunReports(
+          finished.map((outcome) => outcome.run_dir),
+          reportDir,
+        )
+      : undefined;
   if (report) log.info(`sweep report: ${report.markdown}, ${report.html}`);
   return { outcomes, report };
 }

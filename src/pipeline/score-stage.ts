@@ -40,4 +40,3 @@ export const scoreStage: Stage = {
     return { done, total: 1, unit: 'results.json' };
   },
 };
-

@@ -10,7 +10,14 @@ function choose(n: number, k: number): number {
 
 describe('passAtK', () => {
   it('matches 1 - C(n-c,k)/C(n,k) computed directly', () => {
-    for (const [n, c, k] of [[10, 3, 1], [10, 3, 5], [20, 0, 10], [20, 20, 1], [200, 37, 10], [5, 4, 2]] as const) {
+    for (const [n, c, k] of [
+      [10, 3, 1],
+      [10, 3, 5],
+      [20, 0, 10],
+      [20, 20, 1],
+      [200, 37, 10],
+      [5, 4, 2],
+    ] as const) {
       const direct = n - c < k ? 1 : 1 - choose(n - c, k) / choose(n, k);
       expect(passAtK(n, c, k)).toBeCloseTo(direct, 10);
     }

@@ -38,7 +38,8 @@ function checkOptions(options: BuildImageOptions): void {
   ] as const) {
     if (value === undefined) continue;
     if (!options.fromDockerfile) throw new UsageError(`${flag} only applies to the Dockerfile build`, { hint: `add --from-dockerfile, or leave out ${flag}` });
-    if (!/^[^\s]+$/.test(value)) throw new UsageError(`${flag} needs an image name, got ${JSON.stringify(value)}`, { hint: `e.g. ${flag} evalpipe-sandbox-base:<hash>` });
+    if (!/^[^\s]+$/.test(value))
+      throw new UsageError(`${flag} needs an image name, got ${JSON.stringify(value)}`, { hint: `e.g. ${flag} evalpipe-sandbox-base:<hash>` });
   }
 }
 
@@ -78,7 +79,14 @@ export async function buildSandboxImage(options: BuildImageOptions = {}): Promis
     throw new SandboxBuildError(`could not run sandbox/build-image.sh: ${(error as Error).message}`, { hint: 'bash must be installed', cause: error });
   });
   if (code !== 0) {
-    const reason = stderrTail.trim().split('\n').filter((line) => line.includes('error')).pop() ?? stderrTail.trim().split('\n').pop() ?? '';
+    const reason =
+      stderrTail
+        .trim()
+        .split('\n')
+        .filter((line) => line.includes('error'))
+        .pop() ??
+      stderrTail.trim().split('\n').pop() ??
+      '';
     throw new SandboxBuildError(`building the sandbox image failed (exit ${code}): ${reason}`, {
       hint: 'the default build runs debootstrap and needs root and a Debian mirror (EVALPIPE_DEBIAN_MIRROR); see the log above',
     });

@@ -114,6 +114,6 @@ export async function buildFromDockerfile(docker: Docker, options: DockerfileBui
     });
   }
   throw new SandboxBuildError(`building sandbox/Dockerfile from ${baseImage} failed: ${reason}`, {
-    hint: "see the build log above; a base image whose python3 lacks the standard library needs apt-get and a Debian mirror (or pass --base-image with one that has it)",
+    hint: 'see the build log above; a base image whose python3 lacks the standard library needs apt-get and a Debian mirror (or pass --base-image with one that has it)',
   });
 }

@@ -93,9 +93,15 @@ export async function runSandboxCheck(
             if (result.isolation?.default.status === 'passed') counts[wrong[index]!.kind] = (counts[wrong[index]!.kind] ?? 0) + 1;
             return counts;
           }, {}),
-          notIsolated: [...new Set([...canonical, ...knownWrong].flatMap((result, index) =>
-            result.isolation?.outcome === 'unsupported' ? [(index < canonical.length ? problems[index]! : wrong[index - canonical.length]!.problem).task_id] : [],
-          ))],
+          notIsolated: [
+            ...new Set(
+              [...canonical, ...knownWrong].flatMap((result, index) =>
+                result.isolation?.outcome === 'unsupported'
+                  ? [(index < canonical.length ? problems[index]! : wrong[index - canonical.length]!.problem).task_id]
+                  : [],
+              ),
+            ),
+          ],
         }
       : {}),
     probes: LIMIT_PROBES.map((probe, index) => ({

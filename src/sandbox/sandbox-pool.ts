@@ -92,10 +92,15 @@ async function removeOrphans(docker: Docker): Promise<void> {
     const cutoff = Date.now() / 1000 - 60;
     const all = await docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL}=1`] } });
     const stopped = new Set(['created', 'exited', 'dead']);
-    const orphans = all.filter((entry) =>
-      stopped.has(entry.State) ? entry.Created < cutoff : controllerIsGone(entry.Labels?.[CONTROLLER_LABEL]),
+    const orphans = all.filter((entry) => (stopped.has(entry.State) ? entry.Created < cutoff : controllerIsGone(entry.Labels?.[CONTROLLER_LABEL])));
+    await Promise.all(
+      orphans.map((entry) =>
+        docker
+          .getContainer(entry.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
     );
-    await Promise.all(orphans.map((entry) => docker.getContainer(entry.Id).remove({ force: true }).catch(() => undefined)));
   } catch (error) {
     log.debug(`could not list leftover sandbox containers: ${(error as Error).message}`);
   }
@@ -224,7 +229,9 @@ export class SandboxPool {
    */
   execute(program: string, options: ExecuteOptions = {}): Promise<ExecutionResult> {
     if (options.isolated && this.verdicts !== 'isolated') {
-      return Promise.reject(new UsageError('isolated verdicts need a pool opened with verdicts "isolated"', { hint: 'open the pool with { verdicts: "isolated" }' }));
+      return Promise.reject(
+        new UsageError('isolated verdicts need a pool opened with verdicts "isolated"', { hint: 'open the pool with { verdicts: "isolated" }' }),
+      );
     }
     return this.limit(() => this.executeNow(program, options));
   }

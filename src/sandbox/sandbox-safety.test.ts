@@ -126,11 +126,7 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
       expect(hostConnections).toBe(1);
       // ... but from the sandbox, 127.0.0.1 is the container's own loopback, and there is no other interface.
       const result = await withBystanders(
-        [
-          'import socket',
-          `socket.create_connection(("127.0.0.1", ${port}), timeout=1).close()`,
-          'print("connected")',
-        ].join('\n'),
+        ['import socket', `socket.create_connection(("127.0.0.1", ${port}), timeout=1).close()`, 'print("connected")'].join('\n'),
       );
       expect(result.status).toBe('failed');
       expect(result.exceptionType).toBe('ConnectionRefusedError');
@@ -143,7 +139,14 @@ describe.skipIf(docker.skip)('sandbox safety (real Docker daemon)', () => {
   });
 
   it('cannot write outside /tmp (read-only root, no /dev/shm, runner not writable)', async () => {
-    const targets = ['/etc/evalpipe-test', '/opt/evalpipe/runner.py', '/usr/lib/evalpipe-test', '/dev/shm/evalpipe-test', '/var/tmp/evalpipe-test', '/evalpipe-test'];
+    const targets = [
+      '/etc/evalpipe-test',
+      '/opt/evalpipe/runner.py',
+      '/usr/lib/evalpipe-test',
+      '/dev/shm/evalpipe-test',
+      '/var/tmp/evalpipe-test',
+      '/evalpipe-test',
+    ];
     const result = await withBystanders(
       [
         'import json',

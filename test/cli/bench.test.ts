@@ -4,7 +4,22 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/spawn-cli.js';
 
-const SMALL = ['--model', 'preset:tiny-starcoder2', '--device', 'cpu', '--batches', '1,2', '--contexts', '32,64', '--warmup', '1', '--iters', '1', '--repeats', '2'];
+const SMALL = [
+  '--model',
+  'preset:tiny-starcoder2',
+  '--device',
+  'cpu',
+  '--batches',
+  '1,2',
+  '--contexts',
+  '32,64',
+  '--warmup',
+  '1',
+  '--iters',
+  '1',
+  '--repeats',
+  '2',
+];
 
 describe('evalpipe bench (real engine, CPU)', () => {
   it('--json: a header naming the device and versions, then one row per cell and attention backend', async () => {
@@ -12,7 +27,10 @@ describe('evalpipe bench (real engine, CPU)', () => {
     const result = await runCli(['bench', ...SMALL, '--quant', 'fp32', '--attn', 'eager,sdpa', '--json', '-o', out]);
     expect(result.stderr).not.toMatch(/internal error/);
     expect(result.code).toBe(0);
-    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(lines[0].header).toMatchObject({ card: expect.any(String), torch: expect.any(String), date: expect.any(String) });
     const cells = lines.slice(1);
     expect(cells).toHaveLength(8);
@@ -29,11 +47,36 @@ describe('evalpipe bench (real engine, CPU)', () => {
   });
 
   it('--batch-size N is one batch size; the header says which engine mode was timed; bad sizes are refused', async () => {
-    const base = ['bench', '--model', 'preset:tiny-starcoder2', '--device', 'cpu', '--contexts', '32', '--warmup', '1', '--iters', '1', '--repeats', '1', '--quant', 'fp32', '--attn', 'sdpa', '--json'];
-    for (const [flag, want] of [['--deterministic', true], ['--no-deterministic', false]] as const) {
+    const base = [
+      'bench',
+      '--model',
+      'preset:tiny-starcoder2',
+      '--device',
+      'cpu',
+      '--contexts',
+      '32',
+      '--warmup',
+      '1',
+      '--iters',
+      '1',
+      '--repeats',
+      '1',
+      '--quant',
+      'fp32',
+      '--attn',
+      'sdpa',
+      '--json',
+    ];
+    for (const [flag, want] of [
+      ['--deterministic', true],
+      ['--no-deterministic', false],
+    ] as const) {
       const result = await runCli([...base, '--batch-size', '3', flag]);
       expect(result.code, result.stderr).toBe(0);
-      const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+      const lines = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line));
       expect(lines[0].header.deterministic).toBe(want);
       expect(lines.slice(1).map((cell: { batch: number }) => cell.batch)).toEqual([3]);
     }
@@ -50,7 +93,21 @@ describe('evalpipe bench (real engine, CPU)', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/fp32 sdpa: seconds per minibatch/);
     expect(table.stdout).toMatch(/^batch\t32\t64$/m);
-    const tooLong = await runCli(['bench', '--model', 'preset:tiny-starcoder2', '--device', 'cpu', '--quant', 'fp32', '--attn', 'sdpa', '--batches', '1', '--contexts', '100000']);
+    const tooLong = await runCli([
+      'bench',
+      '--model',
+      'preset:tiny-starcoder2',
+      '--device',
+      'cpu',
+      '--quant',
+      'fp32',
+      '--attn',
+      'sdpa',
+      '--batches',
+      '1',
+      '--contexts',
+      '100000',
+    ]);
     expect(tooLong.code).toBe(1);
     expect(tooLong.stderr).toMatch(/engine bench: .*(maximum|max)/i);
   });

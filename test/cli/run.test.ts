@@ -102,7 +102,10 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     expect(summary.humaneval.isolation).toMatchObject({ verdicts: 'isolated', suspect_count: 0, suspects: [], unsupported_problems: [] });
     const manifest = JSON.parse(await readFile(join(dir, 'isolated', 'manifest.json'), 'utf8'));
     expect(manifest.config.humaneval.verdicts).toBe('isolated');
-    const records = (await readFile(join(dir, 'isolated', 'records', 'execute.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const records = (await readFile(join(dir, 'isolated', 'records', 'execute.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(records).toHaveLength(3);
     for (const record of records) expect(record).toMatchObject({ isolation: 'checked', default_status: expect.any(String), suspect: false });
     expect(await readFile(join(dir, 'isolated', 'report.md'), 'utf8')).toMatch(/Suspect samples \(isolated verdicts\)/);
@@ -119,7 +122,21 @@ describe('evalpipe run (real CLI, real engine process)', () => {
 
   it('the sandbox image is in the manifest, and a resume on another image is refused', async () => {
     const runDir = join(await tempDir(), 'sandbox-image');
-    const args = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '--max-new-tokens', '8', '--run-dir', runDir];
+    const args = [
+      'run',
+      '--preset',
+      'smoke',
+      '--tasks',
+      'humaneval',
+      '--humaneval',
+      HUMANEVAL_FILE,
+      '--limit',
+      '2',
+      '--max-new-tokens',
+      '8',
+      '--run-dir',
+      runDir,
+    ];
     expect((await runCli(args)).code).toBe(0);
     const manifestPath = join(runDir, 'manifest.json');
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
@@ -136,11 +153,33 @@ describe('evalpipe run (real CLI, real engine process)', () => {
 
   it('generation resumes only the missing samples of a task, and they equal the uninterrupted ones', async () => {
     const runDir = join(await tempDir(), 'gen-resume');
-    const args = ['run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '-n', '3',
-      '--temperature', '0.8', '--max-new-tokens', '12', '--stages', 'generate', '--run-dir', runDir];
+    const args = [
+      'run',
+      '--preset',
+      'smoke',
+      '--tasks',
+      'humaneval',
+      '--humaneval',
+      HUMANEVAL_FILE,
+      '--limit',
+      '2',
+      '-n',
+      '3',
+      '--temperature',
+      '0.8',
+      '--max-new-tokens',
+      '12',
+      '--stages',
+      'generate',
+      '--run-dir',
+      runDir,
+    ];
     expect((await runCli(args)).code).toBe(0);
     const file = join(runDir, 'records', 'generate.jsonl');
-    const complete = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const complete = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(complete).toHaveLength(6);
     // Keep all but one sample of the first task, as if the process died before writing it.
     const dropped = complete.find((record) => record.task_id === complete[0].task_id && record.sample_index === 1);
@@ -148,7 +187,10 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     await writeFile(file, `${kept.map((record) => JSON.stringify(record)).join('\n')}\n`);
     const resumed = await runCli(args);
     expect(resumed.code).toBe(0);
-    const after = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const after = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(after).toHaveLength(6);
     expect(after.at(-1)).toEqual(dropped);
   });
@@ -156,7 +198,19 @@ describe('evalpipe run (real CLI, real engine process)', () => {
   it('execute without generated samples says which stage to run first', async () => {
     const runDir = join(await tempDir(), 'no-gen');
     const result = await runCli([
-      'run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '2', '--stages', 'execute', '--run-dir', runDir,
+      'run',
+      '--preset',
+      'smoke',
+      '--tasks',
+      'humaneval',
+      '--humaneval',
+      HUMANEVAL_FILE,
+      '--limit',
+      '2',
+      '--stages',
+      'execute',
+      '--run-dir',
+      runDir,
     ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/not been generated yet.*--stages generate/s);

@@ -5,7 +5,27 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/spawn-cli.js';
 
-const SWEEP = ['sweep', '--preset', 'smoke', '--quants', 'fp32,bf16,int8', '--attns', 'sdpa', '--tasks', 'perplexity,latency', '--batches', '1,2', '--contexts', '32,64', '--warmup', '1', '--iters', '1', '--repeats', '1'];
+const SWEEP = [
+  'sweep',
+  '--preset',
+  'smoke',
+  '--quants',
+  'fp32,bf16,int8',
+  '--attns',
+  'sdpa',
+  '--tasks',
+  'perplexity,latency',
+  '--batches',
+  '1,2',
+  '--contexts',
+  '32,64',
+  '--warmup',
+  '1',
+  '--iters',
+  '1',
+  '--repeats',
+  '1',
+];
 
 describe('evalpipe sweep (real engine, tiny model, CPU)', () => {
   let dir: string;

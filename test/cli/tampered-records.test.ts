@@ -15,7 +15,12 @@ describe('a record edited by hand is refused everywhere it is read (real CLI)', 
     lines[2] = lines[2]!.replace(/"nll_sum":[^,]+/, '"nll_sum":0');
     await writeFile(file, lines.join('\n'));
     const want = `${file} line 3 does not match its checksum: it was edited or damaged`;
-    for (const args of [command, ['status', runDir], ['report', runDir, '-o', join(dir, 'report')], ['leaderboard', 'build', runDir, '-o', join(dir, 'board.json')]]) {
+    for (const args of [
+      command,
+      ['status', runDir],
+      ['report', runDir, '-o', join(dir, 'report')],
+      ['leaderboard', 'build', runDir, '-o', join(dir, 'board.json')],
+    ]) {
       const result = await runCli(args);
       expect(result.code, `${args[0]}: ${result.stderr}`).toBe(1);
       expect(result.stderr, args[0]).toContain(want);

@@ -89,9 +89,17 @@ describe('the same bits whatever --batch-size and wherever a run is killed', () 
   it('greedy generation gives the same completions at --batch-size 1 and 16', async () => {
     const generate = (dir: string, size: number) => [
       ...faultCommand(dir, config, [], size),
-      '--tasks', 'humaneval', '--stages', 'generate', '--humaneval', HUMANEVAL_FILE,
-      '--limit', String(config.humanevalLimit), '--max-new-tokens', '48',
-    ];  // prettier-ignore
+      '--tasks',
+      'humaneval',
+      '--stages',
+      'generate',
+      '--humaneval',
+      HUMANEVAL_FILE,
+      '--limit',
+      String(config.humanevalLimit),
+      '--max-new-tokens',
+      '48',
+    ]; // prettier-ignore
     const one = join(root, 'generate-1');
     const sixteen = join(root, 'generate-16');
     await run(generate(one, 1));

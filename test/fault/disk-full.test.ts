@@ -65,7 +65,9 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     const failed = await run.exited;
     expect(failed.code, failed.stderr).toBe(1);
     const errorLine = failed.stderr.split('\n').find((line) => line.startsWith('evalpipe: '));
-    expect(errorLine).toMatch(new RegExp(`^evalpipe: cannot write a record to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOSPC: no space left on device`));
+    expect(errorLine).toMatch(
+      new RegExp(`^evalpipe: cannot write a record to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOSPC: no space left on device`),
+    );
     expect(errorLine).toContain('free disk space (or fix permissions), then run the same command again to resume');
 
     // Nothing corrupt: whole records only (the failed append was cut back), a valid manifest, no temp files.

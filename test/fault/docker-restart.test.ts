@@ -75,7 +75,6 @@ class PrivateDockerd {
     await waitUntil(() => !isAlive(pid), { timeoutMs: 60_000, intervalMs: 100 });
     this.pid = undefined;
   }
-
 }
 
 interface Problem {
@@ -90,8 +89,23 @@ describe.skipIf(!isRoot || !hasDockerd)('the Docker daemon restarted in mid-exec
   let generated: string;
   let env: NodeJS.ProcessEnv;
   const command = (runDir: string, stages: string): string[] => [
-    'run', '--preset', 'smoke', '--tasks', 'humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', String(LIMIT), '--n', String(SAMPLES),
-    '--run-dir', runDir, '--stages', stages, '--concurrency', '2',
+    'run',
+    '--preset',
+    'smoke',
+    '--tasks',
+    'humaneval',
+    '--humaneval',
+    HUMANEVAL_FILE,
+    '--limit',
+    String(LIMIT),
+    '--n',
+    String(SAMPLES),
+    '--run-dir',
+    runDir,
+    '--stages',
+    stages,
+    '--concurrency',
+    '2',
   ];
 
   beforeAll(async () => {
@@ -115,13 +129,20 @@ describe.skipIf(!isRoot || !hasDockerd)('the Docker daemon restarted in mid-exec
     const phaseOne = await startCli(command(generated, 'generate'), env).exited;
     expect(phaseOne.code, phaseOne.stderr).toBe(0);
     const problems = new Map<string, Problem>(
-      gunzipSync(readFileSync(HUMANEVAL_FILE)).toString('utf8').trim().split('\n').map((line) => {
-        const problem = JSON.parse(line) as Problem;
-        return [problem.task_id, problem];
-      }),
+      gunzipSync(readFileSync(HUMANEVAL_FILE))
+        .toString('utf8')
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const problem = JSON.parse(line) as Problem;
+          return [problem.task_id, problem];
+        }),
     );
     const file = join(generated, 'records', 'generate.jsonl');
-    const records = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const records = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     const rewritten = records.map((record) => {
       const problem = problems.get(String(record.task_id))!;
       const promptUsed = String(record.prompt_used);

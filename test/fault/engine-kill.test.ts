@@ -16,7 +16,6 @@ import {
   type FaultCommandConfig,
 } from './harness.js';
 
-
 describe('the engine process killed in mid-stage', () => {
   let root: string;
   let config: FaultCommandConfig;

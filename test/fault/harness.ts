@@ -42,14 +42,20 @@ export function faultCommand(runDir: string, config: FaultCommandConfig, stages:
   const humaneval = names.includes('generate') || names.includes('execute');
   return [
     'run',
-    '--preset', 'smoke',
-    '--dataset', config.dataset,
-    '--text-field', 'text',
-    '--rows', String(config.rows),
+    '--preset',
+    'smoke',
+    '--dataset',
+    config.dataset,
+    '--text-field',
+    'text',
+    '--rows',
+    String(config.rows),
     // One row per engine request: a kill loses at most one row in flight. Any batch size would reproduce the
     // reference bit for bit (fixed work units, the batch-invariant CPU engine: test/cli/batch-size.test.ts).
-    '--batch-size', String(batchSize),
-    '--run-dir', runDir,
+    '--batch-size',
+    String(batchSize),
+    '--run-dir',
+    runDir,
     ...(humaneval
       ? ['--tasks', 'perplexity,humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', String(config.humanevalLimit), '--n', String(config.samples)]
       : []),

@@ -92,10 +92,11 @@ describe('kill -9 at random points, resume with the same command', () => {
         const inStage = await waitUntil(() => stageStarted(run.stderr(), stage.stage), { timeoutMs: 120_000, intervalMs: 1, done: run.exited });
         if (!inStage) throw new Error(`${context}: the run ended before ${stage.stage} started: ${(await run.exited).stderr.slice(-800)}`);
         const startedAt = Date.now();
-        await waitUntil(
-          () => (byTime ? Date.now() - startedAt >= waitMs : completeLines(file) >= target) || stageFinished(run.stderr(), stage.stage),
-          { timeoutMs: 120_000, intervalMs: 1, done: run.exited },
-        );
+        await waitUntil(() => (byTime ? Date.now() - startedAt >= waitMs : completeLines(file) >= target) || stageFinished(run.stderr(), stage.stage), {
+          timeoutMs: 120_000,
+          intervalMs: 1,
+          done: run.exited,
+        });
         if (!byTime) await delay(random() * 3);
         const midStage = !stageFinished(run.stderr(), stage.stage);
         const engines = childPids(run.child.pid!);
@@ -117,7 +118,11 @@ describe('kill -9 at random points, resume with the same command', () => {
     const summary = landed.map((kill) => `${kill.stage}@${kill.records}/${kill.total}${kill.midStage ? '' : '(at end)'}${kill.torn ? '+torn' : ''}`).join(', ');
     // At least 10 kills in the middle of a stage, and some in every stage.
     expect(landed.filter((kill) => kill.midStage).length, `${context}: ${summary}`).toBeGreaterThanOrEqual(10);
-    for (const stage of FAULT_STAGES) expect(landed.some((kill) => kill.stage === stage.stage && kill.midStage), `${context}: ${summary}`).toBe(true);
+    for (const stage of FAULT_STAGES)
+      expect(
+        landed.some((kill) => kill.stage === stage.stage && kill.midStage),
+        `${context}: ${summary}`,
+      ).toBe(true);
 
     const final = startCli(faultCommand(runDir, config));
     const result = await final.exited;

@@ -28,7 +28,12 @@ describe('two evalpipe processes on one run directory', () => {
     const second = await startCli(faultCommand(dir, config, PERPLEXITY_ONLY)).exited;
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`is in use by evalpipe process ${first.child.pid} on ${hostname()}`);
-    expect(second.stderr.trim().split('\n').filter((line) => line.startsWith('evalpipe:'))).toHaveLength(1);
+    expect(
+      second.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => line.startsWith('evalpipe:')),
+    ).toHaveLength(1);
     const status = await startCli(['status', dir]).exited;
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain('perplexity');
@@ -51,7 +56,10 @@ describe('two evalpipe processes on one run directory', () => {
 
     const foreign = join(root, 'foreign');
     await mkdir(foreign, { recursive: true });
-    await writeFile(join(foreign, 'run.lock'), JSON.stringify({ pid: 4242, host: 'other-host.example', process_start: '1', acquired_at: '2026-01-01T00:00:00Z' }));
+    await writeFile(
+      join(foreign, 'run.lock'),
+      JSON.stringify({ pid: 4242, host: 'other-host.example', process_start: '1', acquired_at: '2026-01-01T00:00:00Z' }),
+    );
     const refused = await startCli(faultCommand(foreign, { ...config, rows: 4 }, PERPLEXITY_ONLY)).exited;
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('is in use by evalpipe process 4242 on other-host.example');

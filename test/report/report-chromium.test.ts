@@ -50,9 +50,27 @@ describe('report.html in headless Chromium', () => {
     const rows = (nll: number) => Array.from({ length: 6 }, (_, i) => ({ nll_sum: nll * (50 + i), n_scored_tokens: 50 + i, n_bytes: 170 + i }));
     const execute = (passes: boolean[]) => Object.fromEntries(passes.map((passed, i) => [`HumanEval/${i}`, [passed]]));
     const dirs = [
-      await syntheticRun(join(root, 'eager'), { quant: 'bf16', attn: 'eager', latency: grid(0.45), perplexityRows: rows(0.1), execute: execute([true, true, false, true]) }),
-      await syntheticRun(join(root, 'sdpa'), { quant: 'bf16', attn: 'sdpa', latency: grid(0.14), perplexityRows: rows(0.1), execute: execute([true, true, false, true]) }),
-      await syntheticRun(join(root, 'nf4'), { quant: 'nf4', attn: 'sdpa', latency: grid(0.2), perplexityRows: rows(0.5), execute: execute([true, false, false, true]) }),
+      await syntheticRun(join(root, 'eager'), {
+        quant: 'bf16',
+        attn: 'eager',
+        latency: grid(0.45),
+        perplexityRows: rows(0.1),
+        execute: execute([true, true, false, true]),
+      }),
+      await syntheticRun(join(root, 'sdpa'), {
+        quant: 'bf16',
+        attn: 'sdpa',
+        latency: grid(0.14),
+        perplexityRows: rows(0.1),
+        execute: execute([true, true, false, true]),
+      }),
+      await syntheticRun(join(root, 'nf4'), {
+        quant: 'nf4',
+        attn: 'sdpa',
+        latency: grid(0.2),
+        perplexityRows: rows(0.5),
+        execute: execute([true, false, false, true]),
+      }),
     ];
     html = (await writeRunReports(dirs, join(root, 'out'))).html;
   });

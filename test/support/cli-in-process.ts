@@ -5,10 +5,7 @@ import { main } from '../../src/cli/main.js';
  * Run the CLI in this process and capture what it printed. `env` sets (or, with undefined, removes) variables
  * for the duration of the call; they are restored afterwards, as are stdout, stderr and process.exitCode.
  */
-export async function cliInProcess(
-  args: string[],
-  env: Record<string, string | undefined> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function cliInProcess(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
   const apply = (values: Record<string, string | undefined>): void => {
     for (const [key, value] of Object.entries(values)) {

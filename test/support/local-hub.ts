@@ -259,7 +259,7 @@ function writeRoutes(options: { tokens: Record<string, 'read' | 'write'>; repos:
       if (!access) return refuse(res, 401, 'Invalid credentials in Authorization header');
 
       if (url.pathname === '/api/repos/create') {
-        if (access !== 'write') return refuse(res, 403, 'You don\'t have the rights to create a repo: the token is read-only');
+        if (access !== 'write') return refuse(res, 403, "You don't have the rights to create a repo: the token is read-only");
         const payload = JSON.parse(text) as { name: string; organization?: string; type?: string };
         if (payload.type !== 'dataset') return refuse(res, 400, `expected a dataset repo, got ${payload.type}`);
         const name = `${payload.organization}/${payload.name}`;
@@ -292,7 +292,10 @@ function writeRoutes(options: { tokens: Record<string, 'read' | 'write'>; repos:
 
       // commit: application/x-ndjson, a header line then one line per operation.
       if (!String(req.headers['content-type']).startsWith('application/x-ndjson')) return refuse(res, 400, 'commit body must be application/x-ndjson');
-      const lines = text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as { key: string; value: Record<string, unknown> });
+      const lines = text
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as { key: string; value: Record<string, unknown> });
       const header = lines[0];
       if (header?.key !== 'header' || typeof header.value.summary !== 'string' || header.value.summary === '') {
         return refuse(res, 400, 'commit must start with a header line that has a summary');

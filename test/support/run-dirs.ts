@@ -37,9 +37,7 @@ export interface SyntheticRunOptions {
  * records chosen by the test, for report/leaderboard cases no CPU run can produce (GPU cards, OOM cells, speedups).
  */
 export async function syntheticRun(dir: string, options: SyntheticRunOptions): Promise<string> {
-  const tasks = [options.perplexityRows ? 'perplexity' : '', options.execute ? 'humaneval' : '', options.latency ? 'latency' : '']
-    .filter(Boolean)
-    .join(',');
+  const tasks = [options.perplexityRows ? 'perplexity' : '', options.execute ? 'humaneval' : '', options.latency ? 'latency' : ''].filter(Boolean).join(',');
   const samples = options.execute ? (Object.values(options.execute)[0]?.length ?? 1) : 1;
   const { config } = buildRunConfig({
     model: 'bigcode/starcoder2-3b',
@@ -58,18 +56,57 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
   const card = options.device ?? 'NVIDIA H100 80GB HBM3';
   await run.updateManifest({
     model: {
-      model_id: 'bigcode/starcoder2-3b', source: 'hub', architecture: 'Starcoder2ForCausalLM', revision: 'abc123', weights_sha256: 'f'.repeat(64),
-      n_params: 3_030_371_328, vocab_size: 49152, max_position_embeddings: 16384, sliding_window: 4096, bos_token_id: 0, eos_token_id: 0,
-      quant: options.quant as 'bf16', attn: options.attn as 'sdpa', device: 'cuda', dtype: 'bfloat16', load_seconds: 3.2, weight_bytes: 6_060_742_656,
+      model_id: 'bigcode/starcoder2-3b',
+      source: 'hub',
+      architecture: 'Starcoder2ForCausalLM',
+      revision: 'abc123',
+      weights_sha256: 'f'.repeat(64),
+      n_params: 3_030_371_328,
+      vocab_size: 49152,
+      max_position_embeddings: 16384,
+      sliding_window: 4096,
+      bos_token_id: 0,
+      eos_token_id: 0,
+      quant: options.quant as 'bf16',
+      attn: options.attn as 'sdpa',
+      device: 'cuda',
+      dtype: 'bfloat16',
+      load_seconds: 3.2,
+      weight_bytes: 6_060_742_656,
     },
-    engine: { engine_version: '0.1.0', protocol: 1, python: '3.12.3', torch: '2.11.0', transformers: '5.18.0', triton: '3.8.0', device: { type: 'cuda', name: card, capability: '9.0', total_gib: 79.1, driver: '580.65' } },
+    engine: {
+      engine_version: '0.1.0',
+      protocol: 1,
+      python: '3.12.3',
+      torch: '2.11.0',
+      transformers: '5.18.0',
+      triton: '3.8.0',
+      device: { type: 'cuda', name: card, capability: '9.0', total_gib: 79.1, driver: '580.65' },
+    },
     hardware: { ...run.manifest.hardware, device: { type: 'cuda', name: card, capability: '9.0', total_gib: 79.1, driver: '580.65' } },
     datasets: {
       ...(options.perplexityRows
-        ? { perplexity: { source: 'hub', id: 'flytech/python-codes-25k', revision: 'c0ffee', files: [], contentSha256: 'a'.repeat(64), rowCount: options.perplexityRows.length } }
+        ? {
+            perplexity: {
+              source: 'hub',
+              id: 'flytech/python-codes-25k',
+              revision: 'c0ffee',
+              files: [],
+              contentSha256: 'a'.repeat(64),
+              rowCount: options.perplexityRows.length,
+            },
+          }
         : {}),
       ...(options.execute
-        ? { humaneval: { source: 'local', id: 'HumanEval.jsonl.gz', files: [], contentSha256: 'b'.repeat(64), rowCount: options.humanevalRows ?? Object.keys(options.execute).length } }
+        ? {
+            humaneval: {
+              source: 'local',
+              id: 'HumanEval.jsonl.gz',
+              files: [],
+              contentSha256: 'b'.repeat(64),
+              rowCount: options.humanevalRows ?? Object.keys(options.execute).length,
+            },
+          }
         : {}),
     },
   });
@@ -84,8 +121,17 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
     for (const [taskId, passes] of Object.entries(options.execute)) {
       for (const [index, passed] of passes.entries()) {
         await records.append({
-          key: `exec:${taskId}:${index}`, task_id: taskId, sample_index: index, status: passed ? 'passed' : 'failed', passed,
-          exception_type: passed ? null : 'AssertionError', message: null, duration_ms: 1, stdout: '', stderr: '', attempts: 1,
+          key: `exec:${taskId}:${index}`,
+          task_id: taskId,
+          sample_index: index,
+          status: passed ? 'passed' : 'failed',
+          passed,
+          exception_type: passed ? null : 'AssertionError',
+          message: null,
+          duration_ms: 1,
+          stdout: '',
+          stderr: '',
+          attempts: 1,
         });
       }
     }
@@ -93,14 +139,24 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
   if (options.latency) {
     const records = await run.records(LATENCY_RECORDS);
     for (const cell of options.latency) {
-      await records.append({ key: `lat:${options.quant}:${options.attn}:${cell.batch}x${cell.ctx}`, model: config.model, quant: options.quant, attn: options.attn, ...cell, times: [] });
+      await records.append({
+        key: `lat:${options.quant}:${options.attn}:${cell.batch}x${cell.ctx}`,
+        model: config.model,
+        quant: options.quant,
+        attn: options.attn,
+        ...cell,
+        times: [],
+      });
     }
   }
   // Scored by the score stage's own code; the HumanEval problems are the synthetic ones (their ids are all it reads).
   const problems = Object.keys(options.execute ?? {}).map((task_id) => ({ task_id, prompt: '', entry_point: '', canonical_solution: '', test: '' }));
   const context: RunContext = {
-    store: run, config, settings: { runDir: dir, fresh: false, stages: undefined, concurrency: 1, batchSize: undefined, json: false, verbose: false },
-    hub: { offline: true }, signal: undefined,
+    store: run,
+    config,
+    settings: { runDir: dir, fresh: false, stages: undefined, concurrency: 1, batchSize: undefined, json: false, verbose: false },
+    hub: { offline: true },
+    signal: undefined,
     engine: () => Promise.reject(new Error('a synthetic run has no engine')),
     once: <T>(key: string, make: () => Promise<T>) => (key === HUMANEVAL_PROBLEMS ? Promise.resolve(problems as T) : make()),
   };
@@ -115,7 +171,7 @@ export function latencyGrid(batches: number[], contexts: number[], seconds: (bat
       const value = seconds(batch, ctx);
       return value === 'oom'
         ? { batch, ctx, status: 'oom', seconds_per_minibatch: null, tokens_per_s: null, peak_gib: null }
-        : { batch, ctx, status: 'ok', seconds_per_minibatch: value, tokens_per_s: (batch * ctx) / value, peak_gib: 4 + batch * ctx / 4096 };
+        : { batch, ctx, status: 'ok', seconds_per_minibatch: value, tokens_per_s: (batch * ctx) / value, peak_gib: 4 + (batch * ctx) / 4096 };
     }),
   );
 }

@@ -28,10 +28,7 @@ export class EngineProcessError extends EvalpipeError {
   readonly exitCode: number | null;
   readonly signal: NodeJS.Signals | null;
 
-  constructor(
-    message: string,
-    details: { stderrTail: string; exitCode?: number | null; signal?: NodeJS.Signals | null; hint?: string; cause?: unknown },
-  ) {
+  constructor(message: string, details: { stderrTail: string; exitCode?: number | null; signal?: NodeJS.Signals | null; hint?: string; cause?: unknown }) {
     const tail = details.stderrTail.trim();
     super('engine_dead', tail ? `${message}\n--- engine stderr (last lines) ---\n${tail}` : message, {
       hint: details.hint ?? 'run `bash scripts/setup.sh` to (re)create the Python environment, then resume the same command',

@@ -57,7 +57,8 @@ export const command: CommandModule = {
           throw new UsageError('--batches and --batch-size both give the batch sizes', { hint: 'use one of them' });
         }
         const latency = {
-          batches: args['batch-size'] !== undefined ? [batchSize(args['batch-size'])] : parseIntList(args.batches ?? commaList(DEFAULTS.latency.batches), '--batches'),
+          batches:
+            args['batch-size'] !== undefined ? [batchSize(args['batch-size'])] : parseIntList(args.batches ?? commaList(DEFAULTS.latency.batches), '--batches'),
           contexts: parseIntList(args.contexts, '--contexts'),
           warmup: args.warmup,
           iters: args.iters,
@@ -89,7 +90,10 @@ export const command: CommandModule = {
 };
 
 function parseChoices(text: string, allowed: readonly string[], flag: string): string[] {
-  const items = text.split(',').map((item) => item.trim()).filter(Boolean);
+  const items = text
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
   const unknown = items.filter((item) => !allowed.includes(item));
   if (items.length === 0 || unknown.length > 0) {
     throw new UsageError(`${flag}: unknown value(s) ${unknown.join(', ') || '(empty)'}`, { hint: `use a comma list of ${allowed.join(', ')}` });

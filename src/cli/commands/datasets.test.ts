@@ -35,13 +35,19 @@ afterAll(async () => {
 describe('evalpipe datasets', () => {
   it('pull prints the revision, file, size and hashes; HF_ENDPOINT and HF_HUB_OFFLINE are honoured', async () => {
     const cache = join(dir, 'cache');
-    const pulled = await cli(['datasets', 'pull', 'flytech/python-codes-25k', '--rows', '5', '--cache-dir', cache], { HF_ENDPOINT: hub.url, HF_HUB_OFFLINE: undefined });
+    const pulled = await cli(['datasets', 'pull', 'flytech/python-codes-25k', '--rows', '5', '--cache-dir', cache], {
+      HF_ENDPOINT: hub.url,
+      HF_HUB_OFFLINE: undefined,
+    });
     expect(pulled.code).toBe(0);
     expect(pulled.stdout).toContain(`hub flytech/python-codes-25k @ ${SHA}`);
     expect(pulled.stdout).toMatch(/default\/train\/0000\.parquet {2}[\d.]+ (B|KiB) {2}sha256 [0-9a-f]{64}/);
     expect(pulled.stdout).toContain('rows 5, texts 5, text field "output"');
 
-    const offline = await cli(['--json', 'datasets', 'pull', 'flytech/python-codes-25k', '--rows', '5', '--cache-dir', cache], { HF_ENDPOINT: 'http://127.0.0.1:9', HF_HUB_OFFLINE: '1' });
+    const offline = await cli(['--json', 'datasets', 'pull', 'flytech/python-codes-25k', '--rows', '5', '--cache-dir', cache], {
+      HF_ENDPOINT: 'http://127.0.0.1:9',
+      HF_HUB_OFFLINE: '1',
+    });
     expect(offline.code).toBe(0);
     const summary = JSON.parse(offline.stdout) as { revision: string; rows: number; text_field: string };
     expect(summary).toMatchObject({ revision: SHA, rows: 5, text_field: 'output' });

@@ -40,11 +40,16 @@ describe('evalpipe execute', () => {
     const path = await samplesFile('bad.jsonl', [JSON.stringify({ task_id: 'HumanEval/0', completion: '' }), '{"task_id": "HumanEval/1", "completion": 7}']);
     const result = await cli(['execute', '--samples', path, '--humaneval', humaneval]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`evalpipe: ${path} line 2: "completion" is not a string — each line must be a JSON object with string fields "task_id" and "completion" (the openai/human-eval samples format)\n`);
+    expect(result.stderr).toBe(
+      `evalpipe: ${path} line 2: "completion" is not a string — each line must be a JSON object with string fields "task_id" and "completion" (the openai/human-eval samples format)\n`,
+    );
   });
 
   it('refuses a sample for an unknown task_id', async () => {
-    const path = await samplesFile('unknown.jsonl', [JSON.stringify({ task_id: 'HumanEval/0', completion: '' }), JSON.stringify({ task_id: 'MBPP/1', completion: '' })]);
+    const path = await samplesFile('unknown.jsonl', [
+      JSON.stringify({ task_id: 'HumanEval/0', completion: '' }),
+      JSON.stringify({ task_id: 'MBPP/1', completion: '' }),
+    ]);
     const result = await cli(['execute', '--samples', path, '--humaneval', humaneval]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/line 2 names task_id "MBPP\/1", which is not a HumanEval problem/);

@@ -40,7 +40,11 @@ export const command: CommandModule = {
       'Score HumanEval samples made by any tool (human-eval format: task_id, completion) in the Docker sandbox',
       (yargs) =>
         yargs
-          .option('samples', { type: 'string', demandOption: true, describe: 'Samples .jsonl (one {"task_id", "completion"} per line; several per task allowed)' })
+          .option('samples', {
+            type: 'string',
+            demandOption: true,
+            describe: 'Samples .jsonl (one {"task_id", "completion"} per line; several per task allowed)',
+          })
           .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
           .option('output', { alias: 'o', type: 'string', describe: 'Result JSON [default: <samples>_results.json]' })
           .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' })
@@ -87,7 +91,13 @@ export const command: CommandModule = {
           const output = resolve(flags.output ?? `${flags.samples}_results.json`);
           const fields = executions.map((execution) => isolationFields(execution));
           const isolation = summariseIsolation(
-            executions.map((execution, index) => ({ task_id: execution.task_id, sample_index: execution.sample_index, status: execution.status, exception_type: execution.exceptionType, ...fields[index] })),
+            executions.map((execution, index) => ({
+              task_id: execution.task_id,
+              sample_index: execution.sample_index,
+              status: execution.status,
+              exception_type: execution.exceptionType,
+              ...fields[index],
+            })),
           );
           const record = {
             schema_version: EXECUTE_SCHEMA_VERSION,
@@ -138,11 +148,20 @@ export const command: CommandModule = {
           } else {
             const ks = Object.entries(score.passAtK).map(([k, value]) => `${k} ${value.toFixed(4)}`);
             process.stdout.write(
-              `${ks.join('  ') || 'no pass@k (no scored samples)'}\n${samples.length} samples over ${score.problems.length} problems: ${Object.entries(statusCounts)
+              `${ks.join('  ') || 'no pass@k (no scored samples)'}\n${samples.length} samples over ${score.problems.length} problems: ${Object.entries(
+                statusCounts,
+              )
                 .map(([status, count]) => `${status} ${count}`)
                 .join(', ')}\n${
                 isolation
-                  ? `isolated verdicts: ${isolation.suspect_count} suspect (pass only the default way)${isolation.suspects.length > 0 ? `: ${isolation.suspects.slice(0, 10).map((suspect) => `${suspect.task_id}#${suspect.sample_index}`).join(', ')}` : ''}; not isolated: ${isolation.unsupported_problems.join(', ') || 'none'}\n`
+                  ? `isolated verdicts: ${isolation.suspect_count} suspect (pass only the default way)${
+                      isolation.suspects.length > 0
+                        ? `: ${isolation.suspects
+                            .slice(0, 10)
+                            .map((suspect) => `${suspect.task_id}#${suspect.sample_index}`)
+                            .join(', ')}`
+                        : ''
+                    }; not isolated: ${isolation.unsupported_problems.join(', ') || 'none'}\n`
                   : ''
               }wrote ${output}\n`,
             );

@@ -12,7 +12,11 @@ export const command: CommandModule = {
         yargs
           .positional('dirs', { type: 'string', array: true, describe: 'Run directories to upload under runs/<run-id>/' })
           .option('repo', { type: 'string', demandOption: true, describe: 'Dataset repo, owner/name' })
-          .option('leaderboard', { alias: 'l', type: 'string', describe: 'Leaderboard file to upload as leaderboard.json (validated against the schema first)' })
+          .option('leaderboard', {
+            alias: 'l',
+            type: 'string',
+            describe: 'Leaderboard file to upload as leaderboard.json (validated against the schema first)',
+          })
           .option('hub-url', { type: 'string', describe: 'Hub endpoint [default: HF_ENDPOINT or https://huggingface.co]' })
           .option('create', { type: 'boolean', default: false, describe: 'Create the dataset repo if it does not exist' })
           .option('branch', { type: 'string', describe: 'Branch to commit to [default: main]' })

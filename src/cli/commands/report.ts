@@ -10,7 +10,11 @@ export const command: CommandModule = {
       (yargs) =>
         yargs
           .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'Run directories to compare' })
-          .option('out', { alias: 'o', type: 'string', describe: 'Output directory [default: the run directory when one is given, else the current directory]' })
+          .option('out', {
+            alias: 'o',
+            type: 'string',
+            describe: 'Output directory [default: the run directory when one is given, else the current directory]',
+          })
           .example('$0 report results/* -o reports/', 'compare precisions and attention backends across runs'),
       async (argv) => {
         const dirs = (argv.dirs as string[] | undefined) ?? [];

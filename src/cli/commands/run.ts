@@ -11,10 +11,10 @@ export const command: CommandModule = {
     return cli.command(
       'run',
       'Run (or resume) an evaluation: perplexity, HumanEval pass@k, latency. The same command resumes an interrupted run.',
-      (yargs) => addRunOptions(yargs).example('$0 run --preset smoke', 'tiny random model on built-in texts, CPU, no network').example(
-        '$0 run --model bigcode/starcoder2-3b --quant fp8 --attn flash',
-        'the full evaluation on a GPU',
-      ),
+      (yargs) =>
+        addRunOptions(yargs)
+          .example('$0 run --preset smoke', 'tiny random model on built-in texts, CPU, no network')
+          .example('$0 run --model bigcode/starcoder2-3b --quant fp8 --attn flash', 'the full evaluation on a GPU'),
       async (argv) => {
         const raw = argv as unknown as RawRunOptions;
         setVerbose(raw.verbose ?? false);

@@ -66,17 +66,25 @@ describe.skipIf(docker.skip)('evalpipe sandbox build --from-dockerfile --base-im
 
   afterAll(async () => {
     const client = await connectDocker().catch(() => undefined);
-    await client?.getImage(tag).remove({ force: true }).catch(() => undefined);
+    await client
+      ?.getImage(tag)
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   it('a base image this host lacks, with no registry: one clear error naming the image and --base-image', async () => {
     const missing = 'evalpipe-test-no-such-base:never';
     const result = await cli(['sandbox', 'build', '--from-dockerfile', '--base-image', missing, '--tag', tag]);
     expect(result.code).toBe(1);
-    const lines = result.stderr.trim().split('\n').filter((line) => line.startsWith('evalpipe:'));
+    const lines = result.stderr
+      .trim()
+      .split('\n')
+      .filter((line) => line.startsWith('evalpipe:'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      new RegExp(`^evalpipe: the base image ${missing} is not on this Docker host and could not be pulled \\(.+\\) — without a registry, pass --base-image .*e\\.g\\. --base-image ${baseImage}, which this host has`),
+      new RegExp(
+        `^evalpipe: the base image ${missing} is not on this Docker host and could not be pulled \\(.+\\) — without a registry, pass --base-image .*e\\.g\\. --base-image ${baseImage}, which this host has`,
+      ),
     );
     expect(result.stderr).not.toMatch(/^\s+at /m); // no stack trace
     expect(await imageExists(await connectDocker(), tag)).toBe(false);
@@ -95,7 +103,14 @@ describe.skipIf(docker.skip)('evalpipe sandbox build --from-dockerfile --base-im
     const client = await connectDocker();
     const config = async (image: string): Promise<Record<string, unknown>> => {
       const { Config } = await client.getImage(image).inspect();
-      return { User: Config.User, WorkingDir: Config.WorkingDir, Cmd: Config.Cmd, Entrypoint: Config.Entrypoint, Env: (Config.Env ?? []).filter((entry) => !entry.startsWith('PATH=')), Labels: Config.Labels };
+      return {
+        User: Config.User,
+        WorkingDir: Config.WorkingDir,
+        Cmd: Config.Cmd,
+        Entrypoint: Config.Entrypoint,
+        Env: (Config.Env ?? []).filter((entry) => !entry.startsWith('PATH=')),
+        Labels: Config.Labels,
+      };
     };
     const built = await config(tag);
     expect(built).toEqual(await config(defaultImage));
@@ -111,7 +126,16 @@ describe.skipIf(docker.skip)('evalpipe sandbox build --from-dockerfile --base-im
 
     // A candidate sees the same thing in both images, and the safety facts hold.
     const facts = await imageFacts(tag);
-    expect(facts).toMatchObject({ uid: 10001, gid: 10001, user: 'sandbox', sandbox_passwd_lines: 1, CapEff: '0000000000000000', CapBnd: '0000000000000000', NoNewPrivs: '1', root_ro: true });
+    expect(facts).toMatchObject({
+      uid: 10001,
+      gid: 10001,
+      user: 'sandbox',
+      sandbox_passwd_lines: 1,
+      CapEff: '0000000000000000',
+      CapBnd: '0000000000000000',
+      NoNewPrivs: '1',
+      root_ro: true,
+    });
     expect(facts).toEqual(await imageFacts(defaultImage));
   });
 });

@@ -45,7 +45,10 @@ export const command: CommandModule = {
           'Run the 164 canonical solutions (all must pass), known-wrong completions (none may pass) and limit probes',
           (y) =>
             y
-              .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
+              .option('humaneval', {
+                type: 'string',
+                describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]',
+              })
               .option('image', { type: 'string', describe: 'Check this image [default: evalpipe-sandbox:<recipe hash>, what runs use]' })
               .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
               .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' })
@@ -78,15 +81,19 @@ export const command: CommandModule = {
                 `image ${report.image} (${report.verdicts} verdicts)`,
                 `canonical solutions: ${report.canonical.passed}/${report.canonical.total} passed ${mark(report.canonical.passed === report.canonical.total)}`,
                 ...report.canonical.notPassed.map((entry) => `  ${entry.task_id}: ${entry.status}${entry.message ? ` (${entry.message})` : ''}`),
-                `known-wrong completions: ${report.knownWrong.passed}/${report.knownWrong.total} passed ${mark(report.knownWrong.passed === 0)} (${Object.entries(report.knownWrong.byStatus)
+                `known-wrong completions: ${report.knownWrong.passed}/${report.knownWrong.total} passed ${mark(report.knownWrong.passed === 0)} (${Object.entries(
+                  report.knownWrong.byStatus,
+                )
                   .map(([status, count]) => `${status} ${count}`)
                   .join(', ')})`,
                 ...report.knownWrong.wronglyPassed.map((entry) => `  ${entry.task_id} ${entry.kind} passed`),
                 ...(report.passedOnlyTheDefaultWay
                   ? [
-                      `  of them passed the default way (stopped by isolation): ${Object.entries(report.passedOnlyTheDefaultWay)
-                        .map(([kind, count]) => `${kind} ${count}`)
-                        .join(', ') || 'none'}`,
+                      `  of them passed the default way (stopped by isolation): ${
+                        Object.entries(report.passedOnlyTheDefaultWay)
+                          .map(([kind, count]) => `${kind} ${count}`)
+                          .join(', ') || 'none'
+                      }`,
                       `problems that cannot run isolated: ${report.notIsolated?.join(', ') || 'none'}`,
                     ]
                   : []),

@@ -11,7 +11,7 @@ export const command: CommandModule = {
   register(cli) {
     return cli.command(
       'sweep',
-      'Run (or resume) one evaluation per precision × attention backend with the same options, then one report across them (the study\'s tables)',
+      "Run (or resume) one evaluation per precision × attention backend with the same options, then one report across them (the study's tables)",
       (yargs) =>
         addRunOptions(yargs)
           .hide('quant')
@@ -39,7 +39,9 @@ export const command: CommandModule = {
           const runs = outcomes.map(({ label, run_dir, status, error }) => ({ label, run_dir, status, ...(error ? { error } : {}) }));
           process.stdout.write(`${JSON.stringify({ runs, report: report ?? null })}\n`);
         } else {
-          const lines = outcomes.map((outcome) => `${outcome.status === 'ok' ? 'ok    ' : 'FAILED'} ${outcome.label.padEnd(12)} ${outcome.error ?? outcome.run_dir}`);
+          const lines = outcomes.map(
+            (outcome) => `${outcome.status === 'ok' ? 'ok    ' : 'FAILED'} ${outcome.label.padEnd(12)} ${outcome.error ?? outcome.run_dir}`,
+          );
           process.stdout.write(`${lines.join('\n')}\n${report ? `report: ${report.markdown}\n` : ''}`);
         }
         if (failed.length > 0) process.exitCode = 1;

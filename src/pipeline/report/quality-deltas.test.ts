@@ -24,10 +24,21 @@ function run(quant: string, attn: string, rows: Rows, options: { sha?: string; c
 }
 
 describe('quality deltas against bf16', () => {
-  const bf16: Rows = [['r0', 100, 100], ['r1', 220, 200], ['r2', 30, 50], ['r3', 80, 40]];
+  const bf16: Rows = [
+    ['r0', 100, 100],
+    ['r1', 220, 200],
+    ['r2', 30, 50],
+    ['r3', 80, 40],
+  ];
 
   it('pairs rows by key: Δ NLL per token, ppl ratio, per-row spread', () => {
-    const int8 = run('int8', 'flash', [['r0', 101, 100], ['r1', 224, 200], ['r2', 30.5, 50], ['r3', 80, 40], ['r9', 5, 5]]);
+    const int8 = run('int8', 'flash', [
+      ['r0', 101, 100],
+      ['r1', 224, 200],
+      ['r2', 30.5, 50],
+      ['r3', 80, 40],
+      ['r9', 5, 5],
+    ]);
     const delta = qualityDelta(int8, run('bf16', 'flash', bf16))!;
     expect(delta.pairedRows).toBe(4); // r9 has no bf16 counterpart
     expect(delta.nllPerToken.value).toBeCloseTo((1 + 4 + 0.5 + 0) / 390, 12);
@@ -38,7 +49,12 @@ describe('quality deltas against bf16', () => {
   });
 
   it('leaves out rows scored with a different number of tokens, and says how many', () => {
-    const other = run('nf4', 'flash', [['r0', 110, 100], ['r1', 230, 210], ['r2', 31, 50], ['r3', 81, 40]]);
+    const other = run('nf4', 'flash', [
+      ['r0', 110, 100],
+      ['r1', 230, 210],
+      ['r2', 31, 50],
+      ['r3', 81, 40],
+    ]);
     const delta = qualityDelta(other, run('bf16', 'flash', bf16))!;
     expect(delta.pairedRows).toBe(3);
     expect(delta.mismatchedRows).toBe(1);
@@ -49,11 +65,23 @@ describe('quality deltas against bf16', () => {
   it('compares with the bf16 run of the same model and rows, preferring the same attention backend', () => {
     const runs = [
       run('bf16', 'sdpa', bf16),
-      run('bf16', 'flash', bf16.map(([key, nll, tokens]) => [key, nll * 1.01, tokens])),
+      run(
+        'bf16',
+        'flash',
+        bf16.map(([key, nll, tokens]) => [key, nll * 1.01, tokens]),
+      ),
       run('bf16', 'flash', bf16, { sha: 'b'.repeat(64) }), // other rows: never a baseline
       run('bf16', 'flash', bf16, { computeDtype: 'fp32' }), // not the plain bf16 run
-      run('fp8', 'flash', bf16.map(([key, nll, tokens]) => [key, nll * 1.05, tokens])),
-      run('fp8', 'eager', bf16.map(([key, nll, tokens]) => [key, nll * 1.05, tokens])),
+      run(
+        'fp8',
+        'flash',
+        bf16.map(([key, nll, tokens]) => [key, nll * 1.05, tokens]),
+      ),
+      run(
+        'fp8',
+        'eager',
+        bf16.map(([key, nll, tokens]) => [key, nll * 1.05, tokens]),
+      ),
       run('fp8', 'flash', bf16, { model: 'bigcode/starcoder2-7b' }), // no bf16 run of its own model
     ];
     const deltas = qualityDeltas(runs);

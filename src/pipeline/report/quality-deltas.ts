@@ -96,7 +96,7 @@ export function qualityDeltaTable(runs: readonly RunSummary[]): Table | undefine
     title: 'Quality cost vs bf16 (perplexity stage, paired by row)',
     caption:
       'Δ NLL/token = Σ(NLL − NLL_bf16) / Σ tokens over rows scored in both runs (nats; > 0 is worse) ± paired s.e.; ' +
-      'ppl ratio = exp(Δ); |Δ| per row = that row\'s change of mean NLL per token. Rows scored with different token counts are left out.',
+      "ppl ratio = exp(Δ); |Δ| per row = that row's change of mean NLL per token. Rows scored with different token counts are left out.",
     header: ['model', 'precision', 'attention', 'baseline', 'rows', 'Δ NLL/token', 'ppl ratio', 'mean |Δ| per row', 'max |Δ| per row'],
     rows: deltas.map((delta) => [
       shortModel(delta.run.model),

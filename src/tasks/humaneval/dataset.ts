@@ -66,7 +66,12 @@ export async function loadHumanEvalFile(path: string, options: { signal?: AbortS
       hint: 'pass --humaneval with HumanEval.jsonl or HumanEval.jsonl.gz (the openai/human-eval format)',
     });
   }
-  const { sha256: fileHash, byteLength, text, lines } = await readJsonLines(absolute, {
+  const {
+    sha256: fileHash,
+    byteLength,
+    text,
+    lines,
+  } = await readJsonLines(absolute, {
     shownAs: path,
     signal: options.signal,
     unreadable: (code, cause) => new DataError(`cannot read HumanEval file ${path}: ${code}`, { hint: 'check the --humaneval path', cause }),

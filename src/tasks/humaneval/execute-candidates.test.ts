@@ -138,7 +138,9 @@ describe.skipIf(docker.skip)('executeCandidates (real Docker daemon)', () => {
     expect(new Set(seen)).toEqual(new Set(results.map((result) => `${result.task_id}#${result.sample_index}`)));
     expect(seen).toHaveLength(samples.length);
     const byId = new Map(problems.map((problem) => [problem.task_id, problem]));
-    const mismatches = samples.filter((sample, index) => referenceVerdict(humanEvalProgram(byId.get(sample.task_id)!, sample.completion)) !== results[index]!.passed);
+    const mismatches = samples.filter(
+      (sample, index) => referenceVerdict(humanEvalProgram(byId.get(sample.task_id)!, sample.completion)) !== results[index]!.passed,
+    );
     expect(mismatches).toEqual([]);
     // And the statuses say why.
     expect(results.filter((result) => result.passed)).toHaveLength(chosen.length + 1);

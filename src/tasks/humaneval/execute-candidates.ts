@@ -79,5 +79,10 @@ export async function executeCandidates(options: ExecuteCandidatesOptions): Prom
 
 /** pass@k of `evalpipe execute`'s samples: counted as the score stage counts (sandbox errors left out). */
 export function scoreExecutions(problems: readonly HumanEvalProblem[], executions: readonly SampleExecution[]): PassAtKSummary {
-  return scorePassAtK(countPasses(problems.map((problem) => problem.task_id), executions));
+  return scorePassAtK(
+    countPasses(
+      problems.map((problem) => problem.task_id),
+      executions,
+    ),
+  );
 }

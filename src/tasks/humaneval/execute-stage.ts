@@ -118,8 +118,12 @@ export async function runExecuteStage(options: {
   }).finally(() => pool.close());
   progress.finish();
   if (infrastructureFailures > 0) {
-    throw new EvalpipeError('sandbox_error', `execute: ${infrastructureFailures} candidates could not be run because the sandbox failed (not counted against the model)`, {
-      hint: 'check the Docker daemon (`docker info`), then run the same command again: only those candidates run again',
-    });
+    throw new EvalpipeError(
+      'sandbox_error',
+      `execute: ${infrastructureFailures} candidates could not be run because the sandbox failed (not counted against the model)`,
+      {
+        hint: 'check the Docker daemon (`docker info`), then run the same command again: only those candidates run again',
+      },
+    );
   }
 }

@@ -45,9 +45,7 @@ export function scorePassAtK(counts: readonly ProblemCounts[], ks: readonly numb
   if (counts.length === 0) return { passAtK: {}, omitted: ks.map((k) => ({ k, reason: 'no problems were scored' })), problems: [] };
   const minN = Math.min(...counts.map((problem) => problem.n));
   const usable = ks.filter((k) => k <= minN);
-  const omitted = ks
-    .filter((k) => k > minN)
-    .map((k) => ({ k, reason: `some problem has only ${minN} scored sample${minN === 1 ? '' : 's'}` }));
+  const omitted = ks.filter((k) => k > minN).map((k) => ({ k, reason: `some problem has only ${minN} scored sample${minN === 1 ? '' : 's'}` }));
   const problems = counts.map((problem) => ({
     ...problem,
     passAtK: Object.fromEntries(usable.map((k) => [`pass@${k}`, passAtK(problem.n, problem.c, k)])),

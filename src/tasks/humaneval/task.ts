@@ -108,7 +108,9 @@ export const humanevalTask = defineTask({
       records,
     );
     if (results.isolation && results.isolation.suspect_count > 0) {
-      log.warn(`humaneval: ${results.isolation.suspect_count} samples pass in the default mode but fail with the tests in their own process: suspect, the report lists them`);
+      log.warn(
+        `humaneval: ${results.isolation.suspect_count} samples pass in the default mode but fail with the tests in their own process: suspect, the report lists them`,
+      );
     }
     return results;
   },

@@ -37,7 +37,10 @@ export async function runLatencyMatrix(options: LatencyMatrixOptions): Promise<{
         let loaded: LoadResult;
         try {
           const deterministic = options.deterministic === undefined ? {} : { deterministic: options.deterministic };
-          loaded = await engine.load({ model: options.model, quant, attn, device: options.device, seed: options.seed, ...deterministic }, { signal: options.signal });
+          loaded = await engine.load(
+            { model: options.model, quant, attn, device: options.device, seed: options.seed, ...deterministic },
+            { signal: options.signal },
+          );
         } catch (error) {
           if (error instanceof EngineRequestError && error.type === 'unsupported') {
             log.warn(`${quant}/${attn}: ${error.message} — skipped`);

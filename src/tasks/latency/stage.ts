@@ -23,7 +23,10 @@ export async function runLatencyCells(options: {
       options.signal?.throwIfAborted();
       const key = latencyKey(options.quant, options.attn, batch, ctx);
       if (options.isDone?.(key)) continue;
-      const result = await options.engine.bench({ batch, ctx, warmup: latency.warmup, iters: latency.iters, repeats: latency.repeats }, { signal: options.signal });
+      const result = await options.engine.bench(
+        { batch, ctx, warmup: latency.warmup, iters: latency.iters, repeats: latency.repeats },
+        { signal: options.signal },
+      );
       const cell: LatencyCell = {
         model: options.model,
         quant: options.quant,
@@ -37,7 +40,9 @@ export async function runLatencyCells(options: {
       };
       log.info(
         `latency ${options.quant}/${options.attn} ${batch}x${ctx}: ${
-          cell.status === 'oom' ? 'OOM' : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${formatGib(cell.peak_gib)}`
+          cell.status === 'oom'
+            ? 'OOM'
+            : `${cell.seconds_per_minibatch?.toFixed(4)} s/minibatch, ${Math.round(cell.tokens_per_s ?? 0)} tokens/s, peak ${formatGib(cell.peak_gib)}`
         }`,
       );
       await options.onCell(key, cell, result.times ?? []);

@@ -17,7 +17,10 @@ export interface PerplexityConfig {
 export const PERPLEXITY_DEFAULTS = { dataset: 'flytech/python-codes-25k', split: 'train', rows: 512 } as const;
 
 export const PERPLEXITY_OPTIONS = {
-  dataset: { type: 'string', describe: `Perplexity texts: hub id, .jsonl/.jsonl.gz/.parquet/.arrow file, or builtin:smoke [default: ${PERPLEXITY_DEFAULTS.dataset}]` },
+  dataset: {
+    type: 'string',
+    describe: `Perplexity texts: hub id, .jsonl/.jsonl.gz/.parquet/.arrow file, or builtin:smoke [default: ${PERPLEXITY_DEFAULTS.dataset}]`,
+  },
   split: { type: 'string', describe: `Hub split for --dataset [default: ${PERPLEXITY_DEFAULTS.split}]` },
   'dataset-config': { type: 'string', describe: 'Hub config for --dataset [default: default]' },
   'dataset-revision': { type: 'string', describe: 'Hub revision for --dataset [default: refs/convert/parquet]' },

@@ -46,10 +46,7 @@ export function summarisePerplexity(rows: readonly Pick<PerplexityRecord, 'nll_s
 }
 
 /** The perplexity section from every row's record (in row order) and the data set's provenance. */
-export function perplexityResults(
-  records: readonly PerplexityRecord[],
-  provenance: DatasetProvenance & { textField?: string },
-): PerplexityResults {
+export function perplexityResults(records: readonly PerplexityRecord[], provenance: DatasetProvenance & { textField?: string }): PerplexityResults {
   const rows = [...records].sort((a, b) => a.index - b.index);
   return {
     ...summarisePerplexity(rows),
