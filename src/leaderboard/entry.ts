@@ -34,6 +34,8 @@ export interface LeaderboardEntry {
       n_samples_per_problem: number;
       status_counts: Record<string, number>;
     } | null;
+    /** Headline figures of tasks without a section above (a task added to the registry); absent when none. */
+    tasks?: Record<string, Record<string, EstimateJson>>;
   };
   latency: RunSummary['latency'];
   memory: { peak_gib: number | null; weight_bytes: number | null };
@@ -90,12 +92,30 @@ export function entryFromSummary(run: RunSummary): LeaderboardEntry {
       content_sha256: dataset.contentSha256,
       rows: dataset.rows,
     })),
-    metrics: { perplexity, humaneval },
+    metrics: { perplexity, humaneval, ...otherTasks(run) },
     latency: run.latency,
     memory: { peak_gib: run.peakGib, weight_bytes: run.weightBytes },
     date: run.date,
     run: { id: run.runId, config_hash: run.configHash },
   };
+}
+
+/** Sections of their own in an entry: metrics.perplexity, metrics.humaneval and the latency list. */
+const TASKS_WITH_OWN_SECTIONS: readonly string[] = ['perplexity', 'humaneval', 'latency'];
+
+/** `tasks`: every other scored task's headline figures, left out when there are none (so entries stay as they were). */
+function otherTasks(run: RunSummary): Pick<LeaderboardEntry['metrics'], 'tasks'> {
+  const tasks: Record<string, Record<string, EstimateJson>> = {};
+  for (const headline of run.taskHeadlines) {
+    if (TASKS_WITH_OWN_SECTIONS.includes(headline.task)) continue;
+    const figures: Record<string, EstimateJson> = {};
+    for (const [name, estimate] of Object.entries(headline.metrics)) {
+      const json = estimateJson(estimate);
+      if (json) figures[name] = json;
+    }
+    tasks[headline.task] = figures;
+  }
+  return Object.keys(tasks).length > 0 ? { tasks } : {};
 }
 
 /** The merge key: one entry per (model, revision, quant, attention, compute dtype). */

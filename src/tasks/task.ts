@@ -1,6 +1,7 @@
 import type { Options } from 'yargs';
 import type { DeviceChoice } from '../backends/engine/protocol.js';
 import type { RunContext, Stage } from '../pipeline/stage.js';
+import type { EstimateJson } from '../pipeline/statistics.js';
 import type { Flags } from '../util/option-values.js';
 
 /** What a task's config may depend on besides its own flags. */
@@ -26,6 +27,11 @@ export interface EvalTask<Name extends string, Config, Section> {
   readonly stages: readonly Stage[];
   /** The task's section of results.json from its records; throws `stage_incomplete` when work is missing. */
   score(context: RunContext): Promise<Section>;
+  /**
+   * The task's headline figures from its section, by name, each with its standard error: what the report's task
+   * table and the leaderboard entry show for a task they have no dedicated table for. Empty: nothing to rank by.
+   */
+  headline(section: Section): Record<string, EstimateJson>;
 }
 
 /** Declare a task (keeps its name a literal type, so the registry can type config and results by name). */

@@ -1,7 +1,8 @@
 import { RunStoreError } from '../../util/errors.js';
 import type { IsolationSummary } from '../../tasks/humaneval/isolation-summary.js';
 import type { LatencyCell } from '../../tasks/latency/records.js';
-import { estimateFromJson, type Estimate } from '../statistics.js';
+import { TASK_REGISTRY } from '../../tasks/registry.js';
+import { estimateFromJson, type Estimate, type EstimateJson } from '../statistics.js';
 import { readRunData, type RunData } from '../store/run-reader.js';
 
 /** A latency cell as reports show it: the latency stage's record without its model/precision labels. */
@@ -48,6 +49,8 @@ export interface RunSummary {
     isolation?: IsolationSummary;
   };
   latency: LatencyCellSummary[];
+  /** Every scored task's headline figures (its EvalTask.headline), in registry order. */
+  taskHeadlines: { task: string; metrics: Record<string, Estimate> }[];
   /** Largest peak GiB over the latency cells that ran. */
   peakGib: number | null;
 }
@@ -100,6 +103,7 @@ export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'resu
       rows: dataset.rowCount,
     })),
     latency: [],
+    taskHeadlines: [],
     peakGib: null,
   };
 
@@ -134,6 +138,16 @@ export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'resu
       .sort((a, b) => a.batch - b.batch || a.ctx - b.ctx);
     const peaks = summary.latency.map((cell) => cell.peak_gib).filter((value): value is number => typeof value === 'number');
     summary.peakGib = peaks.length > 0 ? Math.max(...peaks) : null;
+  }
+  const sections = (results ?? {}) as Record<string, unknown>;
+  for (const task of TASK_REGISTRY) {
+    const section = sections[task.name];
+    if (section === undefined) continue;
+    const metrics = (task.headline as (value: unknown) => Record<string, EstimateJson>)(section);
+    summary.taskHeadlines.push({
+      task: task.name,
+      metrics: Object.fromEntries(Object.entries(metrics).map(([name, value]) => [name, estimateFromJson(value)])),
+    });
   }
   return summary;
 }

@@ -194,12 +194,42 @@ export function suspectTable(runs: readonly RunSummary[]): Table | undefined {
   };
 }
 
+/** Tasks whose figures have tables of their own above; any other task's headline goes in the task table. */
+export const TASKS_WITH_OWN_TABLES: readonly string[] = ['perplexity', 'humaneval', 'latency'];
+
+/** Headline figures of the tasks without tables of their own (a task added to the registry): one row per run and task. */
+export function taskTable(runs: readonly RunSummary[]): Table | undefined {
+  const rows = runs.flatMap((run) =>
+    run.taskHeadlines
+      .filter((headline) => !TASKS_WITH_OWN_TABLES.includes(headline.task))
+      .map((headline) => [
+        shortModel(run.model),
+        precisionLabel(run),
+        run.attn,
+        headline.task,
+        Object.entries(headline.metrics)
+          .map(([name, estimate]) => `${name} ${formatEstimate(estimate, 4)}`)
+          .join('; ') || '—',
+      ]),
+  );
+  if (rows.length === 0) return undefined;
+  return {
+    id: 'tasks',
+    title: 'Other tasks',
+    caption: "Each task's headline figures (value ± s.e.), as its score stage wrote them in results.json.",
+    header: ['model', 'precision', 'attention', 'task', 'figures'],
+    rows,
+  };
+}
+
 export function reportTables(runs: readonly RunSummary[]): Table[] {
   const sorted = sortRuns(runs);
+  const tasks = taskTable(sorted);
   const deltas = qualityDeltaTable(sorted);
   const suspects = suspectTable(sorted);
   return [
     qualityTable(sorted),
+    ...(tasks ? [tasks] : []),
     ...(suspects ? [suspects] : []),
     ...(deltas ? [deltas] : []),
     ...sorted.map(latencyGridTable).filter((table): table is Table => table !== undefined),

@@ -114,4 +114,5 @@ export const humanevalTask = defineTask({
     }
     return results;
   },
+  headline: (section) => ({ ...section.estimates }),
 });

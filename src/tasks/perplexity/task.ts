@@ -62,4 +62,5 @@ export const perplexityTask = defineTask({
     if (!provenance || records.length < provenance.rowCount) throw stageIncomplete('perplexity', records.length, provenance?.rowCount ?? 0, 'perplexity');
     return perplexityResults(records, provenance);
   },
+  headline: (section) => ({ ...section.estimates }),
 });
