@@ -34,6 +34,16 @@ describe('EngineProcess (real Python engine)', () => {
     expect(engine.alive).toBe(false);
   });
 
+  it('leaves no timer behind once it has shut down, so a finished run exits at once', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const engine = await startEngine();
+    await engine.request('load', { model: 'preset:tiny-starcoder2', device: 'cpu', seed: 3 });
+    const before = timers();
+    await engine.shutdown();
+    expect(engine.alive).toBe(false);
+    expect(timers()).toBeLessThanOrEqual(before); // a timer still armed here kept the CLI alive ~10 s after every run
+  });
+
   it('answers bad requests with typed errors and stays up', async () => {
     const engine = await startEngine();
     await expect(engine.request('score', { rows: [{ index: 0, text: 'x' }] })).rejects.toMatchObject({ type: 'not_loaded' });

@@ -116,7 +116,7 @@ export class EngineProcess implements ModelBackend {
       return abandon(timeout.aborted ? `the engine did not become ready within ${timeoutMs / 1000} s` : 'engine start was cancelled');
     }
     if (first === 'exited' || first.done) {
-      await Promise.race([exited, delay(2000)]);
+      await settlesWithin(exited, 2000);
       return abandon(`the engine exited during start-up (exit code ${exitInfo?.code ?? 'unknown'}${exitInfo?.signal ? `, signal ${exitInfo.signal}` : ''})`);
     }
     const ready = parseReady(first.value);
@@ -228,8 +228,7 @@ export class EngineProcess implements ModelBackend {
     } catch {
       // already dead or unresponsive: kill below
     }
-    const exited = await Promise.race([this.exited.then(() => true), delay(timeoutMs).then(() => false)]);
-    if (!exited) this.kill();
+    if (!(await settlesWithin(this.exited, timeoutMs))) this.kill();
   }
 
   kill(): void {
@@ -322,4 +321,24 @@ function answerViolation(op: EngineOp, part: SchemaPart, value: unknown): Engine
 
 function requestError(op: string, error: EngineErrorPayload): EngineRequestError {
   return new EngineRequestError(op, error.type, error.message, error.hint);
+}
+
+/**
+ * True when `promise` settles within `ms`, else false. The timer is cancelled as soon as the race is decided: a
+ * bare `delay()` in the race kept the CLI alive for the rest of its 10 s after the engine had exited (every run sat
+ * idle ~9.5 s before exiting).
+ */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      delay(ms, false, { signal: timer.signal }),
+    ]);
+  } finally {
+    timer.abort();
+  }
 }
