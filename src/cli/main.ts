@@ -1,5 +1,5 @@
 import yargs, { type Argv } from 'yargs';
-import { isEvalpipeError } from '../util/errors.js';
+import { InterruptedError, isEvalpipeError } from '../util/errors.js';
 import { loadCommands } from './commands/index.js';
 import { log } from '../util/log.js';
 
@@ -36,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     if (isEvalpipeError(error)) {
       process.stderr.write(`evalpipe: ${error.toUserLine()}\n`);
       if (verbose) process.stderr.write(`${formatCauseChain(error)}\n`);
-      return 1;
+      return error instanceof InterruptedError ? error.exitCode : 1;
     }
     process.stderr.write(`evalpipe: internal error: ${error instanceof Error ? error.message : String(error)}\n`);
     if (verbose && error instanceof Error) process.stderr.write(`${formatCauseChain(error)}\n`);

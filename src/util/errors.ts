@@ -43,6 +43,22 @@ export class RunStoreError extends EvalpipeError {
   }
 }
 
+/** The shell's exit status for a process stopped by a signal: 128 + the signal's number. */
+const SIGNAL_EXIT_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
+/** The user (Ctrl-C) or the system (SIGTERM) stopped the command; what was finished is on disk. */
+export class InterruptedError extends EvalpipeError {
+  readonly exitCode: number;
+
+  constructor(
+    readonly received: NodeJS.Signals,
+    options: { cause?: unknown } = {},
+  ) {
+    super('interrupted', `stopped by ${received}`, { hint: 'finished work is saved; run the same command again to resume', cause: options.cause });
+    this.exitCode = SIGNAL_EXIT_CODES[received] ?? 1;
+  }
+}
+
 export function isEvalpipeError(error: unknown): error is EvalpipeError {
   return error instanceof EvalpipeError;
 }

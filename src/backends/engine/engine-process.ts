@@ -77,7 +77,10 @@ export class EngineProcess implements ModelBackend {
   static async start(options: EngineStartOptions = {}): Promise<EngineProcess> {
     const command = options.command ?? enginePythonCommand();
     const stderrTail = new StderrTail();
-    const child = spawn(command.executable, command.args, { env: command.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Its own process group: a Ctrl-C at the terminal reaches the CLI alone, which stops the engine itself after
+    // flushing (otherwise the engine dies of the SIGINT first, with a traceback, racing the CLI's own handling).
+    // A CLI that dies any other way closes the engine's stdin, and the engine exits.
+    const child = spawn(command.executable, command.args, { env: command.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {
       stderrTail.push(chunk);
