@@ -194,18 +194,24 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
     model_max = facts.max_position_embeddings or (1 << 62)
 
     prompts: list[torch.Tensor] = []
-    for key, prompt, _ in requests:
+    fitting: list[tuple[str, str, list[int]]] = []
+    count = 0
+    for key, prompt, indices in requests:
         ids = tokenizer.encode(prompt, add_special_tokens=False).ids if prompt else []
         if settings.add_bos:
             ids = [int(facts.bos_token_id), *ids]  # type: ignore[arg-type]
         if not ids:
             raise BadRequest(f"prompt of {key!r} is empty", hint="give a prompt or pass add_bos: true")
         if len(ids) >= model_max:
-            raise BadRequest(
-                f"prompt of {key!r} has {len(ids)} tokens, the model's maximum is {model_max}",
-                hint="shorten the prompt",
-            )
+            # One prompt that leaves no room for a token is that prompt's result, not the request's failure: its
+            # samples come back empty as `prompt_too_long` (a failure the caller records), the others are decoded.
+            for index in indices:
+                emit("partial", _prompt_too_long(key, index, len(ids)))
+                count += 1
+            continue
+        fitting.append((key, prompt, indices))
         prompts.append(torch.tensor(ids, dtype=torch.long))
+    requests = fitting
 
     units = [
         _Unit(
@@ -226,7 +232,6 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
         for (key, _, indices), prompt_ids in zip(requests, prompts, strict=True)
     ]
     batched = loaded.backend.batches_prompts
-    count = 0
     for group in _batches(units, settings.max_batch_rows if batched else None):
         count += _decode_group(
             loaded.backend, group, batched, settings, tokenizer, eos_ids, stops, tail_tokens, emit, loaded.deterministic
@@ -344,6 +349,18 @@ def _finish(s: _Sample, tokenizer: Any, stops: tuple[str, ...]) -> None:
         text = text[: hit[0]]
         s.finish_reason, s.stop_sequence = "stop", hit[1]
     s.completion = text
+
+
+def _prompt_too_long(key: str, index: int, n_prompt: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "sample_index": index,
+        "completion": "",
+        "finish_reason": "prompt_too_long",
+        "stop_sequence": None,
+        "n_new_tokens": 0,
+        "n_prompt_tokens": n_prompt,
+    }
 
 
 def _partial(key: str, s: _Sample, n_prompt: int) -> dict[str, Any]:

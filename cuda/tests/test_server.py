@@ -333,12 +333,29 @@ def test_generate_bad_requests(engine: EngineProcess) -> None:
         ({**good, "requests": [{"key": "k", "prompt": "a"}, {"key": "k", "prompt": "b"}]}, "twice"),
         ({**good, "requests": [{"key": "k", "prompt": 3}]}, "prompt"),
         ({**good, "requests": [{"key": "k", "prompt": "a", "samples": [-1]}]}, "samples"),
-        ({**good, "requests": [{"key": "k", "prompt": "a " * 600}]}, "maximum"),
         ({**good, "beams": 4}, "beams"),
     ]
     for params, needle in cases:
         err = engine.error("generate", params)
         assert err["type"] == "bad_request" and needle in err["message"], (params, err)
+
+
+def test_generate_prompt_too_long_is_that_prompts_result(engine: EngineProcess) -> None:
+    params = {
+        "requests": [{"key": "long", "prompt": "a " * 600}, {"key": "short", "prompt": "def f(x):\n"}],
+        "n": 2,
+        "temperature": 0.5,
+        "max_new_tokens": 4,
+        "seed": 1,
+    }
+    result, events = engine.ok("generate", params)
+    samples = {(e["data"]["key"], e["data"]["sample_index"]): e["data"] for e in events if e["event"] == "partial"}
+    assert result["count"] == 4 and len(samples) == 4
+    for index in (0, 1):
+        long = samples[("long", index)]
+        assert long["finish_reason"] == "prompt_too_long" and long["completion"] == "" and long["n_new_tokens"] == 0
+        assert long["n_prompt_tokens"] >= 512
+        assert samples[("short", index)]["finish_reason"] in ("stop", "eos", "length")
 
 
 # -- protocol errors -------------------------------------------------------------------------------------------------

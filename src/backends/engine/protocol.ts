@@ -119,13 +119,20 @@ export interface ScoreParams {
   stride?: number;
   add_bos?: boolean;
   token_budget?: number;
+  /** evalpipe (default) or lm-eval: lm-evaluation-harness's rolling windows (docs/engine-protocol.md). */
+  windowing?: Windowing;
 }
+
+/** The score op's window plans: ours (the default) and lm-evaluation-harness's rolling loglikelihood. */
+export type Windowing = 'evalpipe' | 'lm-eval';
 
 export interface ScoreResult {
   rows: ScoredRow[];
   max_length: number;
   stride: number;
   add_bos: boolean;
+  /** The windowing that scored the rows (engines before it existed: absent, evalpipe). */
+  windowing?: Windowing;
 }
 
 /** A `progress` event's data (score: windows, bench: minibatches). */
@@ -173,7 +180,8 @@ export interface GeneratedSample {
   key: string;
   sample_index: number;
   completion: string;
-  finish_reason: 'stop' | 'eos' | 'length';
+  /** `prompt_too_long`: the prompt leaves the model no room for a token; the completion is empty. */
+  finish_reason: 'stop' | 'eos' | 'length' | 'prompt_too_long';
   n_new_tokens: number;
   stop_sequence: string | null;
   n_prompt_tokens?: number;

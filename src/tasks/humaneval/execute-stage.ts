@@ -4,9 +4,27 @@ import { SandboxPool } from '../../sandbox/sandbox-pool.js';
 import { EvalpipeError, RunStoreError } from '../../util/errors.js';
 import { Progress } from '../../util/progress.js';
 import { executeCandidates, type CandidateSample } from './execute-candidates.js';
-import { EXECUTION_RECORDS, GENERATION_RECORDS, executionKey, generationKey, type ExecutionRecord } from './records.js';
+import { EXECUTION_RECORDS, GENERATION_RECORDS, executionKey, generationKey, type ExecutionRecord, type GenerationRecord } from './records.js';
+import { log } from '../../util/log.js';
 import type { HumanEvalConfig } from './config.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
+
+/** The execution record of a sample whose prompt did not fit the model: a failure, never run. */
+export function promptTooLongRecord(generation: GenerationRecord): ExecutionRecord {
+  return {
+    key: executionKey(generation.task_id, generation.sample_index),
+    task_id: generation.task_id,
+    sample_index: generation.sample_index,
+    status: 'prompt_too_long',
+    passed: false,
+    exception_type: null,
+    message: "the prompt fills the model's context: nothing was generated",
+    duration_ms: 0,
+    stdout: '',
+    stderr: '',
+    attempts: 0,
+  };
+}
 
 /** The record fields of an isolated verdict (none without one). */
 export function isolationFields(result: ExecutionResult): Partial<ExecutionRecord> {
@@ -54,6 +72,7 @@ export async function runExecuteStage(options: {
   const executed = await options.run.records(EXECUTION_RECORDS);
   const samples: CandidateSample[] = [];
   const missing: string[] = [];
+  const unfit: GenerationRecord[] = [];
   for (const problem of options.problems) {
     for (let index = 0; index < config.n; index += 1) {
       if (executed.has(executionKey(problem.task_id, index))) continue;
@@ -62,7 +81,8 @@ export async function runExecuteStage(options: {
         missing.push(`${problem.task_id}#${index}`);
         continue;
       }
-      samples.push({ task_id: problem.task_id, sample_index: index, completion: generation.completion, prompt: generation.prompt_used });
+      if (generation.finish_reason === 'prompt_too_long') unfit.push(generation);
+      else samples.push({ task_id: problem.task_id, sample_index: index, completion: generation.completion, prompt: generation.prompt_used });
     }
   }
   if (missing.length > 0) {
@@ -70,6 +90,10 @@ export async function runExecuteStage(options: {
       hint: 'run the generate stage first (--stages generate), or copy the whole run directory from the machine that generated',
     });
   }
+  // A prompt that left the model no room has nothing to execute: the sample fails as `prompt_too_long` and the
+  // run goes on (counted in the status counts, the summary and the report).
+  for (const generation of unfit) await executed.append(promptTooLongRecord(generation));
+  if (unfit.length > 0) log.warn(`execute: ${unfit.length} samples failed as prompt_too_long (the prompt fills the model's context)`);
   if (samples.length === 0) return;
   const total = options.problems.length * config.n;
   const progress = new Progress('execute', total, 'candidates', process.stderr, total - samples.length);

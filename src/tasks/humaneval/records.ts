@@ -31,7 +31,8 @@ export interface ExecutionRecord {
   key: string;
   task_id: string;
   sample_index: number;
-  status: 'passed' | 'failed' | 'timeout' | 'oom';
+  /** `prompt_too_long`: the prompt filled the model's context, nothing was generated or run (a failure). */
+  status: 'passed' | 'failed' | 'timeout' | 'oom' | 'prompt_too_long';
   passed: boolean;
   exception_type: string | null;
   message: string | null;
