@@ -7,7 +7,7 @@ import type { RunContext } from '../../src/pipeline/stage.js';
 import { writeResults } from '../../src/pipeline/store/results.js';
 import type { LatencyCellSummary } from '../../src/pipeline/report/run-summary.js';
 import { HUMANEVAL_PROBLEMS } from '../../src/tasks/humaneval/task.js';
-import { EXECUTION_RECORDS } from '../../src/tasks/humaneval/records.js';
+import { EXECUTION_RECORDS, type ExecutionRecord } from '../../src/tasks/humaneval/records.js';
 import { LATENCY_RECORDS } from '../../src/tasks/latency/records.js';
 import { PERPLEXITY_RECORDS } from '../../src/tasks/perplexity/records.js';
 
@@ -30,6 +30,12 @@ export interface SyntheticRunOptions {
   /** Problems in the HumanEval file (default: as many as `execute` has; more means --limit took a subset). */
   humanevalRows?: number;
   latency?: LatencyCellSummary[];
+  /** The model (default bigcode/starcoder2-3b); a `preset:` model is recorded as the engine records a generated one. */
+  model?: string;
+  /** What every failing sample's execution record says (default: failed, AssertionError, no message). */
+  failure?: Pick<ExecutionRecord, 'status' | 'exception_type' | 'message'>;
+  /** More run options (e.g. temperature, stop, max-new-tokens), as the CLI would pass them. */
+  runOptions?: RawRunOptions;
 }
 
 /**
@@ -39,8 +45,9 @@ export interface SyntheticRunOptions {
 export async function syntheticRun(dir: string, options: SyntheticRunOptions): Promise<string> {
   const tasks = [options.perplexityRows ? 'perplexity' : '', options.execute ? 'humaneval' : '', options.latency ? 'latency' : ''].filter(Boolean).join(',');
   const samples = options.execute ? (Object.values(options.execute)[0]?.length ?? 1) : 1;
+  const model = options.model ?? 'bigcode/starcoder2-3b';
   const { config } = buildRunConfig({
-    model: 'bigcode/starcoder2-3b',
+    model,
     quant: options.quant,
     attn: options.attn,
     device: 'cuda',
@@ -51,13 +58,14 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
     rows: options.perplexityRows?.length ?? 1,
     batches: options.latency ? [...new Set(options.latency.map((cell) => cell.batch))].join(',') : undefined,
     contexts: options.latency ? [...new Set(options.latency.map((cell) => cell.ctx))].join(',') : undefined,
+    ...options.runOptions,
   });
   const run = await RunDirectory.open(dir, config, { fresh: false, runId: defaultRunId(config) });
   const card = options.device ?? 'NVIDIA H100 80GB HBM3';
   await run.updateManifest({
     model: {
-      model_id: 'bigcode/starcoder2-3b',
-      source: 'hub',
+      model_id: model,
+      source: model.startsWith('preset:') ? 'preset' : 'hub',
       architecture: 'Starcoder2ForCausalLM',
       revision: 'abc123',
       weights_sha256: 'f'.repeat(64),
@@ -124,10 +132,10 @@ export async function syntheticRun(dir: string, options: SyntheticRunOptions): P
           key: `exec:${taskId}:${index}`,
           task_id: taskId,
           sample_index: index,
-          status: passed ? 'passed' : 'failed',
+          ...(passed
+            ? { status: 'passed' as const, exception_type: null, message: null }
+            : (options.failure ?? { status: 'failed' as const, exception_type: 'AssertionError', message: null })),
           passed,
-          exception_type: passed ? null : 'AssertionError',
-          message: null,
           duration_ms: 1,
           stdout: '',
           stderr: '',

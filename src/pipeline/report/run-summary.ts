@@ -1,5 +1,6 @@
 import { RunStoreError } from '../../util/errors.js';
 import type { IsolationSummary } from '../../tasks/humaneval/isolation-summary.js';
+import type { FailureType } from '../../tasks/humaneval/results.js';
 import type { LatencyCell } from '../../tasks/latency/records.js';
 import { TASK_REGISTRY } from '../../tasks/registry.js';
 import { estimateFromJson, type Estimate, type EstimateJson } from '../statistics.js';
@@ -8,12 +9,56 @@ import { readRunData, type RunData } from '../store/run-reader.js';
 /** A latency cell as reports show it: the latency stage's record without its model/precision labels. */
 export type LatencyCellSummary = Omit<LatencyCell, 'model' | 'quant' | 'attn'>;
 
+/** The settings a run was made with, as its manifest records them (what a reader needs to compare runs). */
+export interface RunSettingsSummary {
+  tasks: string[];
+  /** --device as asked (auto, cpu, cuda). */
+  deviceChoice: string;
+  /** Whether the batch-invariant engine ran (the engine's answer), else what was asked; null: not known. */
+  deterministic: boolean | null;
+  seed: number;
+  backend: string | null;
+  humaneval?: {
+    n: number;
+    temperature: number;
+    topP: number;
+    maxNewTokens: number;
+    stop: string[];
+    stripPrompt: boolean;
+    limit: number | null;
+    /** Problems the data set gave the run (the manifest's row count); null: not recorded. */
+    problems: number | null;
+    dataset: string | null;
+    verdicts: 'default' | 'isolated';
+    timeoutS: number;
+    memoryMb: number;
+  };
+  perplexity?: {
+    dataset: string;
+    /** The resolved data-set revision (hub commit) where recorded, else the one asked for. */
+    revision: string | null;
+    rows: number;
+    textField: string | null;
+    /** --max-length; null: the default, min(model max, 4096). */
+    maxLength: number | null;
+    /** The model's maximum positions (for the default window); null: not recorded. */
+    modelMaxPositions: number | null;
+    stride: number | null;
+    addBos: boolean;
+  };
+}
+
 /** One run reduced to what reports and the leaderboard show: read from its results.json and manifest only. */
 export interface RunSummary {
   runId: string;
   dir: string;
   configHash: string;
   model: string;
+  /** The checkpoint was generated with random weights (a preset such as preset:tiny-starcoder2), not trained. */
+  randomWeights: boolean;
+  /** Whether the run has a results.json; without one it has no figures (not scored yet, or never re-scored). */
+  scored: boolean;
+  settings: RunSettingsSummary;
   revision: string | null;
   weightsSha256: string | null;
   nParams: number | null;
@@ -45,6 +90,8 @@ export interface RunSummary {
     nProblems: number;
     nSamplesPerProblem: number;
     statusCounts: Record<string, number>;
+    /** Why candidates failed (results.json humaneval.failure_types); undefined in results written before it. */
+    failureTypes?: FailureType[];
     /** Only for a run with --verdicts isolated. */
     isolation?: IsolationSummary;
   };
@@ -53,6 +100,50 @@ export interface RunSummary {
   taskHeadlines: { task: string; metrics: Record<string, Estimate> }[];
   /** Largest peak GiB over the latency cells that ran. */
   peakGib: number | null;
+}
+
+function settingsOf(manifest: RunData['manifest']): RunSettingsSummary {
+  const { config } = manifest;
+  const settings: RunSettingsSummary = {
+    tasks: [...config.tasks],
+    deviceChoice: config.device,
+    deterministic: manifest.model?.deterministic ?? config.deterministic ?? null,
+    seed: config.seed,
+    backend: manifest.model?.backend ?? config.backend ?? null,
+  };
+  const humaneval = config.humaneval;
+  if (config.tasks.includes('humaneval') && humaneval) {
+    const dataset = manifest.datasets.humaneval;
+    settings.humaneval = {
+      n: humaneval.n,
+      temperature: humaneval.temperature,
+      topP: humaneval.topP,
+      maxNewTokens: humaneval.maxNewTokens,
+      stop: manifest.stop_sequences?.length ? [...manifest.stop_sequences] : [...humaneval.stop],
+      stripPrompt: manifest.prompt_handling?.strip_prompt ?? humaneval.stripPrompt,
+      limit: humaneval.limit ?? null,
+      problems: dataset?.rowCount ?? null,
+      dataset: dataset?.id ?? humaneval.source ?? null,
+      verdicts: humaneval.verdicts === 'isolated' ? 'isolated' : 'default',
+      timeoutS: humaneval.timeoutS,
+      memoryMb: humaneval.memoryMb,
+    };
+  }
+  const perplexity = config.perplexity;
+  if (config.tasks.includes('perplexity') && perplexity) {
+    const dataset = manifest.datasets.perplexity;
+    settings.perplexity = {
+      dataset: dataset?.id ?? perplexity.dataset,
+      revision: dataset?.revision ?? perplexity.revision ?? null,
+      rows: dataset?.rowCount ?? perplexity.rows,
+      textField: perplexity.textField ?? null,
+      maxLength: perplexity.maxLength ?? null,
+      modelMaxPositions: manifest.model?.max_position_embeddings ?? null,
+      stride: perplexity.stride ?? null,
+      addBos: perplexity.addBos,
+    };
+  }
+  return settings;
 }
 
 export async function summariseRunDir(directory: string): Promise<RunSummary> {
@@ -69,6 +160,9 @@ export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'resu
     dir: run.dir,
     configHash: manifest.config_hash,
     model: config.model,
+    randomWeights: manifest.model?.source === 'preset' || config.model.startsWith('preset:'),
+    scored: run.results !== undefined,
+    settings: settingsOf(manifest),
     revision: manifest.model?.revision ?? config.revision ?? null,
     weightsSha256: manifest.model?.weights_sha256 ?? null,
     nParams: manifest.model?.n_params ?? null,
@@ -129,6 +223,7 @@ export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'resu
       nProblems: section.n_problems,
       nSamplesPerProblem: section.n_samples_per_problem,
       statusCounts: section.status_counts,
+      ...(section.failure_types ? { failureTypes: section.failure_types } : {}),
       ...(section.isolation ? { isolation: section.isolation } : {}),
     };
   }
