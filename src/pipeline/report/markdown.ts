@@ -1,8 +1,8 @@
 import type { RunSummary } from './run-summary.js';
-import { reportTables, runLabel, sortRuns, type Table } from './tables.js';
+import { NOT_SCORED, notScoredLines, reportTables, runLabel, settingsTables, sortRuns, type Table } from './tables.js';
 
 function escapeCell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  return text.replace(/\|/g, '\\|').replace(/`/g, '\\`').replace(/\n/g, ' ');
 }
 
 export function markdownTable(table: Table): string {
@@ -24,16 +24,25 @@ export function renderMarkdown(runs: readonly RunSummary[], generatedAt: string)
     '',
     '## Runs',
     '',
-    '| run | model | revision | card | engine | torch | date |',
-    '|---|---|---|---|---|---|---|',
+    '| run | model | revision | card | engine | torch | date | results |',
+    '|---|---|---|---|---|---|---|---|',
     ...sorted.map(
       (run) =>
-        `| ${escapeCell(run.runId)} | ${escapeCell(runLabel(run))} | ${escapeCell(run.revision ?? '—')} | ${escapeCell(run.device)} | ${escapeCell(run.engine.version ?? '—')} | ${escapeCell(run.engine.torch ?? '—')} | ${escapeCell(run.date)} |`,
+        `| ${escapeCell(run.runId)} | ${escapeCell(runLabel(run))} | ${escapeCell(run.revision ?? '—')} | ${escapeCell(run.device)} | ${escapeCell(run.engine.version ?? '—')} | ${escapeCell(run.engine.torch ?? '—')} | ${escapeCell(run.date)} | ${run.scored ? 'scored' : NOT_SCORED} |`,
     ),
     '',
-    '## Results',
-    '',
   ];
+  const notScored = notScoredLines(sorted);
+  if (notScored.length > 0) lines.push(...notScored.flatMap((line) => [`> **Not scored:** ${line}`, '']));
+  if (sorted.some((run) => run.randomWeights)) {
+    lines.push(
+      '> **Random weights:** runs labelled "random weights" load a generated checkpoint (a preset); their figures test the pipeline, not a model.',
+      '',
+    );
+  }
+  lines.push('## Results', '');
   for (const table of reportTables(sorted)) lines.push(markdownTable(table), '');
+  lines.push('## Settings', '');
+  for (const table of settingsTables(sorted)) lines.push(markdownTable(table), '');
   return `${lines.join('\n').trimEnd()}\n`;
 }

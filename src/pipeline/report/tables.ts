@@ -18,8 +18,35 @@ export function precisionLabel(run: RunSummary): string {
   return run.computeDtype ? `${run.quant} (${run.computeDtype} compute)` : run.quant;
 }
 
+/** Said wherever a run is named when its checkpoint was generated (random weights): its figures say nothing about a trained model. */
+export const RANDOM_WEIGHTS = 'random weights';
+/** Said for a run without results.json in place of its figures. */
+export const NOT_SCORED = 'not scored';
+
 export function runLabel(run: RunSummary): string {
-  return `${shortModel(run.model)} ${precisionLabel(run)} ${run.attn}`;
+  return `${shortModel(run.model)} ${precisionLabel(run)} ${run.attn}${run.randomWeights ? ` (${RANDOM_WEIGHTS})` : ''}`;
+}
+
+/** What a run's weights are: generated (random) or the checkpoint's revision / weights hash. */
+export function weightsText(run: RunSummary): string {
+  if (run.randomWeights) return `${RANDOM_WEIGHTS} (generated ${run.model})`;
+  if (run.weightsSha256) return `checkpoint sha256 ${run.weightsSha256.slice(0, 12)}`;
+  return 'checkpoint';
+}
+
+/** The command that scores a run without results.json (its records kept) and writes its report. */
+export function rescoreHint(): string {
+  return '`evalpipe run <same options> --stages score,report`';
+}
+
+/** One line per run without results.json: its figures are missing, not zero, and how to get them. */
+export function notScoredLines(runs: readonly RunSummary[]): string[] {
+  return sortRuns(runs)
+    .filter((run) => !run.scored)
+    .map(
+      (run) =>
+        `${run.runId} (${run.dir}) is not scored: it has no results.json, so the report has no figures for it; run ${rescoreHint()} to score it (generate,execute too if its records are gone)`,
+    );
 }
 
 export function shortModel(model: string): string {
@@ -62,19 +89,176 @@ export function qualityTable(runs: readonly RunSummary[]): Table {
     title: 'Perplexity and pass@k by precision',
     caption: 'Perplexity: exp(mean NLL per token) ± s.e. (delta method over rows). pass@k: unbiased estimator, ± s.e. over problems.',
     header: ['model', 'precision', 'attention', 'perplexity', 'bits/byte', 'rows', ...ks, 'problems × n', 'peak GiB', 'card'],
-    rows: sortRuns(runs).map((run) => [
-      shortModel(run.model),
-      precisionLabel(run),
-      run.attn,
-      formatEstimate(run.perplexity?.perplexity, 4),
-      formatEstimate(run.perplexity?.bitsPerByte, 4),
-      run.perplexity ? String(run.perplexity.perplexity.n) : '—',
-      ...ks.map((k) => formatEstimate(run.humaneval?.passAtK[k], 3)),
-      run.humaneval ? `${run.humaneval.nProblems} × ${run.humaneval.nSamplesPerProblem}` : '—',
-      run.peakGib === null ? '—' : run.peakGib.toFixed(1),
-      run.device,
-    ]),
+    rows: sortRuns(runs).map((run) => {
+      // A run without results.json says so in every figure it would have, instead of a row of dashes.
+      const missing = (task: string): string => (!run.scored && run.settings.tasks.includes(task) ? NOT_SCORED : '—');
+      return [
+        run.randomWeights ? `${shortModel(run.model)} (${RANDOM_WEIGHTS})` : shortModel(run.model),
+        precisionLabel(run),
+        run.attn,
+        run.perplexity ? formatEstimate(run.perplexity.perplexity, 4) : missing('perplexity'),
+        run.perplexity ? formatEstimate(run.perplexity.bitsPerByte, 4) : missing('perplexity'),
+        run.perplexity ? String(run.perplexity.perplexity.n) : missing('perplexity'),
+        ...ks.map((k) => (run.humaneval ? formatEstimate(run.humaneval.passAtK[k], 3) : missing('humaneval'))),
+        run.humaneval ? `${run.humaneval.nProblems} × ${run.humaneval.nSamplesPerProblem}` : missing('humaneval'),
+        run.peakGib === null ? (run.latency.length === 0 ? missing('latency') : '—') : run.peakGib.toFixed(1),
+        run.device,
+      ];
+    }),
   };
+}
+
+/** Statuses in the order the outcome table shows them; others follow by name. */
+const STATUS_ORDER = ['passed', 'failed', 'timeout', 'oom', 'prompt_too_long', 'sandbox_error'];
+
+function percent(count: number, total: number): string {
+  return total > 0 ? `${count} (${((100 * count) / total).toFixed(1)}%)` : String(count);
+}
+
+/** HumanEval samples by verdict status, one row per run: how many passed, failed, timed out, ran out of memory. */
+export function humanEvalStatusTable(runs: readonly RunSummary[]): Table | undefined {
+  const withHumanEval = sortRuns(runs).filter((run) => run.humaneval);
+  if (withHumanEval.length === 0) return undefined;
+  const seen = new Set(withHumanEval.flatMap((run) => Object.keys(run.humaneval!.statusCounts)));
+  const statuses = [
+    ...STATUS_ORDER.filter((status) => status === 'passed' || status === 'failed' || seen.has(status)),
+    ...[...seen].filter((status) => !STATUS_ORDER.includes(status)).sort(),
+  ];
+  return {
+    id: 'humaneval-status',
+    title: 'HumanEval outcomes by status',
+    caption:
+      'Executed samples by verdict (count and share of the samples): failed = the program raised (a wrong answer or an error), timeout = ran past --timeout, oom = ran past --memory-mb.',
+    header: ['model', 'precision', 'attention', 'samples', ...statuses],
+    rows: withHumanEval.map((run) => {
+      const counts = run.humaneval!.statusCounts;
+      const total = Object.values(counts).reduce((sum, count) => sum + count, 0);
+      return [shortModel(run.model), precisionLabel(run), run.attn, String(total), ...statuses.map((status) => percent(counts[status] ?? 0, total))];
+    }),
+  };
+}
+
+/** The top failure kinds of each run with one example each (sample and the first line of its message). */
+export function failureTypesTable(runs: readonly RunSummary[]): Table | undefined {
+  const rows: string[][] = [];
+  for (const run of sortRuns(runs)) {
+    const types = run.humaneval?.failureTypes;
+    if (!types || types.length === 0) continue;
+    const total = Object.values(run.humaneval!.statusCounts).reduce((sum, count) => sum + count, 0);
+    for (const type of types) {
+      rows.push([
+        shortModel(run.model),
+        precisionLabel(run),
+        run.attn,
+        type.kind,
+        percent(type.count, total),
+        `${type.example.task_id} #${type.example.sample_index}`,
+        type.example.message ?? '—',
+      ]);
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return {
+    id: 'humaneval-failures',
+    title: 'HumanEval failure types',
+    caption:
+      "Why candidates did not pass: verdict status and exception type, most frequent first (count and share of the samples), with the first sample of each kind and its message's first line (records/execute.jsonl has the rest).",
+    header: ['model', 'precision', 'attention', 'failure', 'samples', 'example', 'message'],
+    rows,
+  };
+}
+
+/** A stop list in a table cell: escaped (\n shown as \n) and abbreviated after a few entries. */
+export function stopListText(stop: readonly string[], shown = 4): string {
+  if (stop.length === 0) return 'none (EOS only)';
+  const quoted = stop.map((each) => JSON.stringify(each));
+  return stop.length > shown ? `${quoted.slice(0, shown).join(' ')} … (${stop.length} in all)` : quoted.join(' ');
+}
+
+function subsetText(limit: number | null, problems: number | null): string {
+  if (limit === null) return problems === null ? 'all' : `all ${problems}`;
+  return problems !== null && problems > limit ? `first ${limit} of ${problems} (--limit)` : `first ${limit} (--limit)`;
+}
+
+function yesNo(value: boolean | null): string {
+  return value === null ? '—' : value ? 'yes' : 'no';
+}
+
+/** The settings each run was made with, from its manifest: engine, HumanEval generation, perplexity windows. */
+export function settingsTables(runs: readonly RunSummary[]): Table[] {
+  const sorted = sortRuns(runs);
+  const name = (run: RunSummary): string[] => [shortModel(run.model), precisionLabel(run), run.attn];
+  const tables: Table[] = [
+    {
+      id: 'settings-engine',
+      title: 'Settings: engine',
+      caption: 'Device asked for and used, the batch-invariant engine (--deterministic), the seed, and what the weights are.',
+      header: ['model', 'precision', 'attention', 'device', 'card', 'deterministic', 'seed', 'weights', 'tasks'],
+      rows: sorted.map((run) => [
+        ...name(run),
+        run.settings.deviceChoice,
+        run.device,
+        yesNo(run.settings.deterministic),
+        String(run.settings.seed),
+        weightsText(run),
+        run.settings.tasks.join(', '),
+      ]),
+    },
+  ];
+  const humaneval = sorted.filter((run) => run.settings.humaneval);
+  if (humaneval.length > 0) {
+    tables.push({
+      id: 'settings-humaneval',
+      title: 'Settings: HumanEval generation',
+      caption:
+        'Samples per problem (n), sampling (temperature 0 = greedy), tokens per sample, stop sequences, prompt stripping, the problems run, and how verdicts were made.',
+      header: ['model', 'precision', 'attention', 'n', 'temperature', 'top_p', 'max_new_tokens', 'stop', 'prompt', 'problems', 'verdicts', 'sandbox limits'],
+      rows: humaneval.map((run) => {
+        const settings = run.settings.humaneval!;
+        return [
+          ...name(run),
+          String(settings.n),
+          settings.temperature === 0 ? '0 (greedy)' : String(settings.temperature),
+          String(settings.topP),
+          String(settings.maxNewTokens),
+          stopListText(settings.stop),
+          settings.stripPrompt ? 'stripped' : 'as is (--no-strip-prompt)',
+          subsetText(settings.limit, settings.problems),
+          settings.verdicts,
+          `${settings.timeoutS} s, ${settings.memoryMb} MB`,
+        ];
+      }),
+    });
+  }
+  const perplexity = sorted.filter((run) => run.settings.perplexity);
+  if (perplexity.length > 0) {
+    tables.push({
+      id: 'settings-perplexity',
+      title: 'Settings: perplexity',
+      caption: 'Data set and its revision, rows scored, text field, window (max_length), stride and BOS.',
+      header: ['model', 'precision', 'attention', 'data set', 'revision', 'rows', 'text field', 'max_length', 'stride', 'BOS'],
+      rows: perplexity.map((run) => {
+        const settings = run.settings.perplexity!;
+        const window =
+          settings.maxLength !== null
+            ? String(settings.maxLength)
+            : settings.modelMaxPositions !== null
+              ? `${Math.min(settings.modelMaxPositions, 4096)} (default)`
+              : 'default (min(model max, 4096))';
+        return [
+          ...name(run),
+          settings.dataset,
+          settings.revision ?? '—',
+          String(settings.rows),
+          settings.textField ?? 'default',
+          window,
+          settings.stride === null ? '= max_length' : String(settings.stride),
+          settings.addBos ? 'prepended' : 'no (--no-bos)',
+        ];
+      }),
+    });
+  }
+  return tables;
 }
 
 function cellText(cell: LatencyCellSummary | undefined): string {
@@ -227,8 +411,12 @@ export function reportTables(runs: readonly RunSummary[]): Table[] {
   const tasks = taskTable(sorted);
   const deltas = qualityDeltaTable(sorted);
   const suspects = suspectTable(sorted);
+  const statuses = humanEvalStatusTable(sorted);
+  const failures = failureTypesTable(sorted);
   return [
     qualityTable(sorted),
+    ...(statuses ? [statuses] : []),
+    ...(failures ? [failures] : []),
     ...(tasks ? [tasks] : []),
     ...(suspects ? [suspects] : []),
     ...(deltas ? [deltas] : []),
