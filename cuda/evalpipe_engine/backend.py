@@ -91,11 +91,13 @@ class CausalLMBackend(Protocol):
         """Take the fast paths these switches allow from now on (a backend ignores the ones it does not have)."""
         ...
 
-    def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
+    def target_logprobs(self, sequences: list[torch.Tensor], *, run_last: bool = True) -> list[torch.Tensor]:
         """For each 1-D int64 sequence x of length L, return the L-1 float32 values log p(x[t+1] | x[:t+1]).
 
         Sequences may differ in length; implementations pack them (no pad tokens computed) and must never
-        materialise full-vocabulary float32 logits for all positions at once.
+        materialise full-vocabulary float32 logits for all positions at once. With `run_last=False` the model
+        runs on x[:-1] only (the last id is a target, never an input: the same values, and a window of
+        max_length inputs plus its next token fits a model of max_length positions; the lm-eval windowing).
         """
         ...
 

@@ -105,32 +105,47 @@ class HfBackend:
         attention = None if bool(mask.all()) else mask.to(self.device)
         return ids.to(self.device), attention
 
-    def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
+    def target_logprobs(self, sequences: list[torch.Tensor], *, run_last: bool = True) -> list[torch.Tensor]:
         if not sequences:
             return []
         for seq in sequences:
-            if seq.dim() != 1 or seq.numel() < 1:
-                raise ValueError("target_logprobs needs non-empty 1-D id tensors")
-        ids, attention = self._padded(sequences)
-        lengths = [int(s.numel()) for s in sequences]
-        flat = self._padded_logprobs(ids, attention, lengths)
-        out = list(torch.split(flat.float().cpu(), [n - 1 for n in lengths]))
-        return out
+            if seq.dim() != 1 or seq.numel() < (1 if run_last else 2):
+                raise ValueError("target_logprobs needs non-empty 1-D id tensors (two ids with run_last=False)")
+        if run_last:
+            ids, attention = self._padded(sequences)
+            lengths = [int(s.numel()) for s in sequences]
+            flat = self._padded_logprobs(ids, attention, lengths)
+            return list(torch.split(flat.float().cpu(), [n - 1 for n in lengths]))
+        # The last id of each sequence is a target only: the model runs on s[:-1] and scores s[1:].
+        inputs = [s[:-1] for s in sequences]
+        ids, attention = self._padded(inputs)
+        lengths = [int(s.numel()) for s in inputs]
+        targets = [s[1:].to(self.device) for s in sequences]
+        flat = self._padded_logprobs(ids, attention, lengths, targets)
+        return list(torch.split(flat.float().cpu(), lengths))
 
-    def _padded_logprobs(self, ids: torch.Tensor, attention: torch.Tensor | None, lengths: list[int]) -> torch.Tensor:
+    def _padded_logprobs(
+        self,
+        ids: torch.Tensor,
+        attention: torch.Tensor | None,
+        lengths: list[int],
+        next_targets: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Target log-probs of right-padded rows (ids [B, T] on the device, row i real for lengths[i] tokens),
-        concatenated row after row, on the device."""
+        concatenated row after row, on the device. Without `next_targets` row i scores ids[i, 1:n] from its first
+        n - 1 positions; with them it scores next_targets[i] (n ids) from all n positions."""
+        spans = [n if next_targets is not None else n - 1 for n in lengths]
+        wanted = next_targets if next_targets is not None else [ids[i, 1:n] for i, n in enumerate(lengths)]
         with torch.inference_mode():
             if self._head is not None:
                 hidden = self._base(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
-                rows = torch.cat([hidden[i, : n - 1] for i, n in enumerate(lengths)])
-                targets = torch.cat([ids[i, 1:n] for i, n in enumerate(lengths)])
-                return self._blocked_head_logprobs(rows, targets)
+                rows = torch.cat([hidden[i, :m] for i, m in enumerate(spans)])
+                return self._blocked_head_logprobs(rows, torch.cat(wanted))
             logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits
             parts = []
-            for i, n in enumerate(lengths):
-                lp = torch.log_softmax(logits[i, : n - 1].float(), dim=-1)
-                parts.append(lp.gather(-1, ids[i, 1:n, None]).squeeze(-1))
+            for i, m in enumerate(spans):
+                lp = torch.log_softmax(logits[i, :m].float(), dim=-1)
+                parts.append(lp.gather(-1, wanted[i][:, None]).squeeze(-1))
             return torch.cat(parts)
 
     def score_minibatch(self, ids: torch.Tensor) -> torch.Tensor:

@@ -619,17 +619,25 @@ class NativeStarcoder2(nn.Module):
     # ------------------------------------------------------------------------------------- CausalLMBackend
 
     @torch.inference_mode()
-    def target_logprobs(self, sequences: list[torch.Tensor]) -> list[torch.Tensor]:
-        packed = self._pack(sequences)
+    def target_logprobs(self, sequences: list[torch.Tensor], *, run_last: bool = True) -> list[torch.Tensor]:
+        if run_last:
+            packed = self._pack(sequences)
+            b = packed.bounds
+            rows = torch.cat([torch.arange(b[s], b[s + 1] - 1) for s in range(len(b) - 1)]).to(self.device)
+            targets = packed.ids[rows + 1]
+            sizes = [b[s + 1] - b[s] - 1 for s in range(len(b) - 1)]
+        else:  # the last id of each sequence is a target only: run s[:-1], score s[1:] from all its positions
+            if any(s.dim() != 1 or s.numel() < 2 for s in sequences):
+                raise ModelError("target_logprobs with run_last=False needs 1-D sequences of at least two ids")
+            packed = self._pack([s[:-1] for s in sequences])
+            rows = torch.arange(packed.bounds[-1], device=self.device)
+            targets = torch.cat([s[1:].to(torch.int64) for s in sequences]).to(self.device, non_blocking=True)
+            sizes = [int(s.numel()) - 1 for s in sequences]
         hidden = self.hidden_states(packed)
-        b = packed.bounds
-        rows = torch.cat([torch.arange(b[s], b[s + 1] - 1) for s in range(len(b) - 1)]).to(self.device)
-        targets = packed.ids[rows + 1]
         lp = target_logprobs_chunked(
             hidden[rows], targets, self._head, chunk_rows=self.chunk_rows, fixed_rows=self.deterministic
         )
         del hidden
-        sizes = [b[s + 1] - b[s] - 1 for s in range(len(b) - 1)]
         return [t.cpu() for t in torch.split(lp, sizes)]
 
     @torch.inference_mode()
