@@ -1,7 +1,9 @@
 import type { RunSummary } from '../pipeline/report/run-summary.js';
 import type { Estimate } from '../pipeline/statistics.js';
+import type { EntryFacts } from './entry-facts.js';
 
-export const LEADERBOARD_ENTRY_SCHEMA_VERSION = 1;
+/** 2 added status, missing, settings and subset (docs/results.md: migrating leaderboard files). */
+export const LEADERBOARD_ENTRY_SCHEMA_VERSION = 2;
 
 export interface EstimateJson {
   value: number;
@@ -10,7 +12,7 @@ export interface EstimateJson {
 }
 
 /** One entry; schemas/leaderboard-entry.schema.json is the contract, this type mirrors it. */
-export interface LeaderboardEntry {
+export interface LeaderboardEntry extends EntryFacts {
   schema_version: number;
   model: { id: string; revision: string | null; weights_sha256: string | null; n_params: number | null };
   precision: { quant: string; compute_dtype: string | null; loaded_dtype: string | null };
@@ -48,8 +50,8 @@ function estimateJson(estimate: Estimate): EstimateJson | undefined {
   return { value: estimate.value, se: estimate.se !== null && Number.isFinite(estimate.se) ? estimate.se : null, n: estimate.n };
 }
 
-/** A leaderboard entry for one run (its summary, built from the run directory's records). */
-export function entryFromSummary(run: RunSummary): LeaderboardEntry {
+/** A leaderboard entry for one run: its summary (results.json and manifest) and what the run says about it. */
+export function entryFromSummary(run: RunSummary, facts: EntryFacts): LeaderboardEntry {
   let perplexity: LeaderboardEntry['metrics']['perplexity'] = null;
   if (run.perplexity) {
     const value = estimateJson(run.perplexity.perplexity);
@@ -72,6 +74,7 @@ export function entryFromSummary(run: RunSummary): LeaderboardEntry {
   }
   return {
     schema_version: LEADERBOARD_ENTRY_SCHEMA_VERSION,
+    ...facts,
     model: { id: run.model, revision: run.revision, weights_sha256: run.weightsSha256, n_params: run.nParams },
     precision: { quant: run.quant, compute_dtype: run.computeDtype, loaded_dtype: run.loadedDtype },
     attention: run.attn,

@@ -5,7 +5,8 @@ import { DataError } from '../util/errors.js';
 import type { LeaderboardEntry } from './entry.js';
 import { assertValidEntry } from './validate.js';
 
-export const LEADERBOARD_SCHEMA_VERSION = 1;
+/** 2: entries gained status, missing, settings and subset; version 1 files are migrated on read. */
+export const LEADERBOARD_SCHEMA_VERSION = 2;
 
 /** leaderboard.json: a versioned list of entries, each matching schemas/leaderboard-entry.schema.json. */
 export interface LeaderboardFile {
@@ -42,8 +43,27 @@ export async function readLeaderboardFile(path: string): Promise<LeaderboardFile
     });
   }
   if (!Array.isArray(board.entries)) throw new DataError(`${file}: entries is missing or not an array`, { hint: HINT });
-  for (const [index, entry] of board.entries.entries()) assertValidEntry(entry, { file, path: `entries[${index}]` });
-  return { schema_version: board.schema_version, generated_at: String(board.generated_at ?? ''), entries: board.entries };
+  const entries = board.schema_version < 2 ? board.entries.map(migrateVersion1Entry) : board.entries;
+  for (const [index, entry] of entries.entries()) assertValidEntry(entry, { file, path: `entries[${index}]` });
+  return { schema_version: LEADERBOARD_SCHEMA_VERSION, generated_at: String(board.generated_at ?? ''), entries };
+}
+
+/**
+ * A version 1 entry as version 2: its settings and subset were not recorded (null, not a subset as far as is
+ * known), and it is complete when it has both quality figures, else partial with the missing ones named.
+ */
+function migrateVersion1Entry(entry: LeaderboardEntry): LeaderboardEntry {
+  const old = entry as unknown as Record<string, unknown> & { metrics?: LeaderboardEntry['metrics'] };
+  if (typeof old !== 'object' || old === null || old.schema_version !== 1) return entry; // the schema check names what is wrong
+  const missing = (['perplexity', 'humaneval'] as const).filter((task) => old.metrics?.[task] === null || old.metrics?.[task] === undefined);
+  return {
+    ...(old as unknown as LeaderboardEntry),
+    schema_version: 2,
+    status: missing.length === 0 ? 'complete' : 'partial',
+    missing,
+    settings: { humaneval: null, perplexity: null },
+    subset: { is_subset: false, humaneval: null, perplexity: null },
+  };
 }
 
 export async function writeLeaderboardFile(path: string, entries: LeaderboardEntry[], now = new Date()): Promise<LeaderboardFile> {

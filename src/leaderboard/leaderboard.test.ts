@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,8 +106,59 @@ describe('leaderboard build', () => {
     await writeFile(bad, JSON.stringify(missing));
     await expect(readLeaderboardFile(bad)).rejects.toThrow(`${bad}: entries[0] is missing the field run`);
     await writeFile(bad, '{"schema_version": 9, "entries": []}');
-    await expect(readLeaderboardFile(bad)).rejects.toThrow('leaderboard schema_version 9 is newer than this evalpipe reads (1)');
-    await writeFile(bad, '{"schema_version": 1, "entries": [');
+    await expect(readLeaderboardFile(bad)).rejects.toThrow('leaderboard schema_version 9 is newer than this evalpipe reads (2)');
+    await writeFile(bad, '{"schema_version": 2, "entries": [');
     await expect(readLeaderboardFile(bad)).rejects.toThrow(`${bad} is not valid JSON`);
+  });
+
+  it('refuses runs that are not scored, naming them; --allow-partial adds them marked partial, and they never replace a complete entry', async () => {
+    const unscored = join(root, 'unscored');
+    await cp(older, unscored, { recursive: true });
+    await rm(join(unscored, 'results.json'));
+    await expect(buildLeaderboard([older, unscored], join(root, 'refused.json'))).rejects.toThrow(`1 run is not complete: ${unscored} (not scored)`);
+    const { board, partial, conflicts } = await buildLeaderboard([older, unscored], join(root, 'partial.json'), new Date(), { allowPartial: true });
+    expect(partial).toEqual([`${unscored} (not scored)`]);
+    // The partial copy is the later one given, yet the complete entry stays.
+    expect(board.entries).toHaveLength(1);
+    expect(board.entries[0]).toMatchObject({ status: 'complete', missing: [], run: { id: expect.any(String) } });
+    expect(board.entries[0]!.metrics.perplexity).not.toBeNull();
+    expect(conflicts).toHaveLength(1);
+    expect(formatConflict(conflicts[0]!)).toMatch(/the dropped one covers less/);
+    // Alone, the partial run is an entry marked partial, with no figures.
+    const alone = await buildLeaderboard([unscored], join(root, 'alone.json'), new Date(), { allowPartial: true });
+    expect(alone.board.entries[0]).toMatchObject({ status: 'partial', missing: ['not scored'], metrics: { perplexity: null, humaneval: null } });
+  });
+
+  it('states the generation settings and the subset beside the figures', async () => {
+    const { board } = await buildLeaderboard([older], join(root, 'settings.json'));
+    const entry = board.entries[0]!;
+    expect(entry.settings.humaneval).toMatchObject({ n: 1, temperature: 0, top_p: 0.95, max_new_tokens: 512, strip_prompt: true, verdicts: 'default' });
+    expect(entry.settings.humaneval!.stop).toContain('\ndef');
+    expect(entry.settings.perplexity).toMatchObject({ dataset: 'flytech/python-codes-25k', revision: 'c0ffee', rows_requested: 6, add_bos: true });
+    expect(entry.subset).toEqual({ is_subset: false, humaneval: { problems: 2, of: 2, limit: 2 }, perplexity: { rows: 6, requested: 6 } });
+    const subsetRun = await syntheticRun(join(root, 'subset'), {
+      quant: 'fp8',
+      attn: 'sdpa',
+      humanevalRows: 164,
+      execute: { 'HumanEval/0': [true], 'HumanEval/1': [false], 'HumanEval/2': [true], 'HumanEval/3': [true] },
+    });
+    const subset = (await buildLeaderboard([subsetRun], join(root, 'subset.json'))).board.entries[0]!;
+    expect(subset.subset).toMatchObject({ is_subset: true, humaneval: { problems: 4, of: 164, limit: 4 } });
+  });
+
+  it('reads a version 1 leaderboard file as version 2', async () => {
+    const current = join(root, 'current.json');
+    await buildLeaderboard([older], current);
+    const board = JSON.parse(await readFile(current, 'utf8')) as LeaderboardFile;
+    const v1 = {
+      ...board,
+      schema_version: 1,
+      entries: board.entries.map(({ status: _s, missing: _m, settings: _t, subset: _u, ...entry }) => ({ ...entry, schema_version: 1 })),
+    };
+    const file = join(root, 'v1.json');
+    await writeFile(file, JSON.stringify(v1));
+    const read = await readLeaderboardFile(file);
+    expect(read.schema_version).toBe(2);
+    expect(read.entries[0]).toMatchObject({ schema_version: 2, status: 'complete', missing: [], settings: { humaneval: null, perplexity: null } });
   });
 });
