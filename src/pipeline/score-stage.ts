@@ -16,9 +16,13 @@ export async function scoreRun(context: RunContext, now: Date = new Date()): Pro
     attn: config.attn,
   };
   const sections = results as unknown as Record<string, unknown>;
+  const versions: Record<string, number> = {};
   for (const task of TASK_REGISTRY) {
-    if (config.tasks.includes(task.name)) sections[task.name] = await task.score(context);
+    if (!config.tasks.includes(task.name)) continue;
+    sections[task.name] = await task.score(context);
+    versions[task.name] = task.version;
   }
+  results.versions = versions;
   return results;
 }
 

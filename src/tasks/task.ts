@@ -17,6 +17,11 @@ export interface CommonRunFlags {
  */
 export interface EvalTask<Name extends string, Config, Section> {
   readonly name: Name;
+  /**
+   * The version of what the task computes (its data handling, prompts, metric): results.json `versions` and an
+   * lm-eval export's `versions` carry it. Bump it when the same run config would give different figures.
+   */
+  readonly version: number;
   /** One line for `--help` and the docs. */
   readonly description: string;
   /** The task's own flags on `run` and `sweep` (yargs option definitions by flag name). */

@@ -20,6 +20,8 @@ export interface ResultsHeader {
   model: string;
   quant: string;
   attn: string;
+  /** Each scored task's version (EvalTask.version); absent in results.json written before versions existed. */
+  versions?: Record<string, number>;
 }
 
 /**

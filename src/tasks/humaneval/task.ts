@@ -88,6 +88,7 @@ const executeStage: Stage = {
 /** HumanEval pass@k: completions from the model, executed against the tests in the Docker sandbox. */
 export const humanevalTask = defineTask({
   name: 'humaneval',
+  version: 1,
   description: 'HumanEval pass@k: n completions per problem, each executed against its tests in the sandbox',
   options: HUMANEVAL_OPTIONS,
   configFrom: humanEvalConfigFrom,

@@ -46,6 +46,7 @@ const latencyStage: Stage = {
 /** The study's latency and peak memory matrix over batch × context, OOM cells recorded and kept. */
 export const latencyTask = defineTask({
   name: 'latency',
+  version: 1,
   description: 'time per minibatch and peak memory over --batches × --contexts',
   options: LATENCY_OPTIONS,
   configFrom: latencyConfigFrom,

@@ -26,6 +26,7 @@ function perplexityTexts(context: RunContext): Promise<TextRow[]> {
 
 const perplexityStage: Stage = {
   name: 'perplexity',
+  version: 1,
   needsEngine: true,
   async pending(context) {
     const texts = await perplexityTexts(context);
