@@ -38,6 +38,23 @@ export function bitsPerByteEstimate(rows: readonly { nll_sum: number; n_bytes: n
   return ratio;
 }
 
+/** Byte perplexity exp(Σ NLL / Σ UTF-8 bytes) over rows (lm-evaluation-harness's byte_perplexity), delta-method s.e. */
+export function bytePerplexityEstimate(rows: readonly { nll_sum: number; n_bytes: number }[]): Estimate {
+  return expRatioEstimate(rows.map((row) => ({ a: row.nll_sum, b: row.n_bytes })));
+}
+
+/** Word perplexity exp(Σ NLL / Σ words) over rows (lm-evaluation-harness's word_perplexity), delta-method s.e. */
+export function wordPerplexityEstimate(rows: readonly { nll_sum: number; n_words: number }[]): Estimate {
+  return expRatioEstimate(rows.map((row) => ({ a: row.nll_sum, b: row.n_words })));
+}
+
+/** exp(Σa / Σb) with the delta-method s.e. exp(r) · se(r). */
+function expRatioEstimate(units: readonly { a: number; b: number }[]): Estimate {
+  const ratio = ratioEstimate(units);
+  const value = Math.exp(ratio.value);
+  return { value, se: ratio.se === null ? null : value * ratio.se, n: ratio.n };
+}
+
 export function meanEstimate(values: readonly number[]): Estimate {
   const n = values.length;
   if (n === 0) return { value: Number.NaN, se: null, n };

@@ -1,5 +1,6 @@
 import { flagBoolean, flagNumber, flagString, nonEmpty, positiveInt, type Flags } from '../../util/option-values.js';
 import { UsageError } from '../../util/errors.js';
+import type { Windowing } from '../../backends/engine/protocol.js';
 
 export interface PerplexityConfig {
   dataset: string;
@@ -11,7 +12,14 @@ export interface PerplexityConfig {
   maxLength: number | undefined;
   stride: number | undefined;
   addBos: boolean;
+  /**
+   * How long rows are cut into windows: undefined is ours (the default, "evalpipe"; left out of the config so
+   * runs before the flag keep their hash), "lm-eval" lm-evaluation-harness's rolling loglikelihood.
+   */
+  windowing?: Windowing | undefined;
 }
+
+export const WINDOWINGS: readonly Windowing[] = ['evalpipe', 'lm-eval'];
 
 /** The study's data set and row count: the first 512 rows of flytech/python-codes-25k. */
 export const PERPLEXITY_DEFAULTS = { dataset: 'flytech/python-codes-25k', split: 'train', rows: 512 } as const;
@@ -29,6 +37,11 @@ export const PERPLEXITY_OPTIONS = {
   'max-length': { type: 'number', describe: 'Perplexity window in tokens [default: min(model max, 4096)]' },
   stride: { type: 'number', describe: 'Perplexity window advance in tokens [default: --max-length]' },
   bos: { type: 'boolean', describe: 'Prepend BOS as context so every text token is scored [default: true]; --no-bos scores from the second token' },
+  windowing: {
+    type: 'string',
+    describe:
+      'Perplexity windows: evalpipe (--max-length tokens with the BOS, advancing by --stride) or lm-eval (as lm-evaluation-harness: --max-length scored tokens per window, the last right-aligned) [default: evalpipe]',
+  },
 } as const;
 
 export function perplexityConfigFrom(flags: Flags): PerplexityConfig {
@@ -45,6 +58,23 @@ export function perplexityConfigFrom(flags: Flags): PerplexityConfig {
     stride: stride === undefined ? undefined : positiveInt(stride, '--stride'),
     addBos: flagBoolean(flags, 'bos') ?? true,
   };
+  const windowing = flagString(flags, 'windowing');
+  if (windowing !== undefined) {
+    if (!(WINDOWINGS as readonly string[]).includes(windowing)) {
+      throw new UsageError(`unknown --windowing "${windowing}"`, { hint: `use one of ${WINDOWINGS.join(', ')}` });
+    }
+    if (windowing === 'lm-eval') {
+      if (config.stride !== undefined) {
+        throw new UsageError('--stride does not apply to --windowing lm-eval', { hint: 'lm-eval windows advance by --max-length; leave --stride out' });
+      }
+      if (!config.addBos) {
+        throw new UsageError('--no-bos does not apply to --windowing lm-eval', {
+          hint: 'lm-eval always scores the first token after its prefix token; leave --no-bos out',
+        });
+      }
+      config.windowing = 'lm-eval';
+    }
+  }
   if (config.stride !== undefined && config.maxLength !== undefined && config.stride > config.maxLength) {
     throw new UsageError(`--stride (${config.stride}) must not exceed --max-length (${config.maxLength})`, {
       hint: 'a stride larger than the window would skip tokens; use --stride ≤ --max-length',

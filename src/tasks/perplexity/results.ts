@@ -1,5 +1,13 @@
 import type { DatasetProvenance } from '../../datasets/load.js';
-import { bitsPerByteEstimate, estimateToJson, perplexityEstimate, type EstimateJson } from '../../pipeline/statistics.js';
+import type { Windowing } from '../../backends/engine/protocol.js';
+import {
+  bitsPerByteEstimate,
+  bytePerplexityEstimate,
+  estimateToJson,
+  perplexityEstimate,
+  wordPerplexityEstimate,
+  type EstimateJson,
+} from '../../pipeline/statistics.js';
 import { exactSum } from '../../util/exact-sum.js';
 import type { PerplexityRecord } from './records.js';
 
@@ -19,8 +27,23 @@ export interface PerplexityResults extends PerplexitySummary {
   text_field: string;
   /** Content hash of the scored rows (two runs on the same rows can be compared row by row). */
   dataset_sha256: string;
-  /** Perplexity and bits per byte with their delta-method standard errors over rows. */
-  estimates: { perplexity: EstimateJson; bits_per_byte: EstimateJson };
+  /**
+   * Byte perplexity exp(Σ NLL / Σ UTF-8 bytes) and word perplexity exp(Σ NLL / Σ words), as lm-evaluation-harness
+   * defines them (words: `len(re.split(r"\s+", text))` per row). Word perplexity is null when a record predates
+   * the word count (a run scored before it existed and resumed).
+   */
+  byte_perplexity: number;
+  word_perplexity: number | null;
+  words: number | null;
+  /** The window plan that scored the rows: evalpipe (ours, the default) or lm-eval (docs/results.md). */
+  windowing: Windowing;
+  /** Every figure above with its delta-method standard error over rows. */
+  estimates: {
+    perplexity: EstimateJson;
+    bits_per_byte: EstimateJson;
+    byte_perplexity: EstimateJson;
+    word_perplexity: EstimateJson;
+  };
   /** Each row's NLL sum and scored tokens by record key, in row order. */
   per_row: Record<string, { nll_sum: number; n_scored_tokens: number }>;
 }
@@ -46,14 +69,33 @@ export function summarisePerplexity(rows: readonly Pick<PerplexityRecord, 'nll_s
 }
 
 /** The perplexity section from every row's record (in row order) and the data set's provenance. */
-export function perplexityResults(records: readonly PerplexityRecord[], provenance: DatasetProvenance & { textField?: string }): PerplexityResults {
+export function perplexityResults(
+  records: readonly PerplexityRecord[],
+  provenance: DatasetProvenance & { textField?: string },
+  windowing: Windowing = 'evalpipe',
+): PerplexityResults {
   const rows = [...records].sort((a, b) => a.index - b.index);
+  const summary = summarisePerplexity(rows);
+  const counted = rows.every((row) => Number.isInteger(row.n_words));
+  const words = counted ? exactSum(rows.map((row) => row.n_words ?? 0)) : null;
+  const wordEstimate = counted
+    ? estimateToJson(wordPerplexityEstimate(rows.map((row) => ({ nll_sum: row.nll_sum, n_words: row.n_words ?? 0 }))))
+    : { value: null, se: null, n: rows.length };
   return {
-    ...summarisePerplexity(rows),
+    ...summary,
+    byte_perplexity: summary.bytes > 0 ? Math.exp(summary.nll_sum / summary.bytes) : Number.NaN,
+    word_perplexity: words !== null && words > 0 ? Math.exp(summary.nll_sum / words) : null,
+    words,
+    windowing,
     dataset: provenance.id,
     text_field: provenance.textField ?? '',
     dataset_sha256: provenance.contentSha256,
-    estimates: { perplexity: estimateToJson(perplexityEstimate(rows)), bits_per_byte: estimateToJson(bitsPerByteEstimate(rows)) },
+    estimates: {
+      perplexity: estimateToJson(perplexityEstimate(rows)),
+      bits_per_byte: estimateToJson(bitsPerByteEstimate(rows)),
+      byte_perplexity: estimateToJson(bytePerplexityEstimate(rows)),
+      word_perplexity: wordEstimate,
+    },
     per_row: Object.fromEntries(rows.map((row) => [row.key, { nll_sum: row.nll_sum, n_scored_tokens: row.n_scored_tokens }])),
   };
 }

@@ -1,7 +1,7 @@
 import type { ModelBackend } from '../../backends/model-backend.js';
 import { Progress } from '../../util/progress.js';
 import type { PerplexityConfig } from './config.js';
-import { PERPLEXITY_RECORDS, rowKey } from './records.js';
+import { countWords, PERPLEXITY_RECORDS, rowKey } from './records.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export interface TextRow {
@@ -36,14 +36,16 @@ export async function runPerplexityStage(options: {
   for (const group of groupRows(options.texts, options.batchRows)) {
     if (group.every((row) => records.has(rowKey(row.index)))) continue;
     options.signal?.throwIfAborted();
+    const { maxLength, stride, addBos, windowing } = options.config;
     const result = await options.engine.score(
-      { rows: group, max_length: options.config.maxLength, stride: options.config.stride, add_bos: options.config.addBos },
+      { rows: group, max_length: maxLength, stride, add_bos: addBos, ...(windowing === undefined ? {} : { windowing }) },
       { signal: options.signal },
     );
+    const texts = new Map(group.map((row) => [row.index, row.text]));
     for (const row of result.rows) {
       const key = rowKey(row.index);
       if (records.has(key)) continue;
-      await records.append({ key, ...row });
+      await records.append({ key, ...row, n_words: countWords(texts.get(row.index) ?? '') });
       progress.tick();
     }
   }

@@ -3,7 +3,7 @@ import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/sta
 import { defineTask } from '../task.js';
 import { PERPLEXITY_OPTIONS, perplexityConfigFrom } from './config.js';
 import { PERPLEXITY_RECORDS, rowKey } from './records.js';
-import { perplexityResults } from './results.js';
+import { perplexityResults, type PerplexityResults } from './results.js';
 import { DEFAULT_SCORE_BATCH_ROWS, runPerplexityStage, type TextRow } from './stage.js';
 
 /** The texts to score, loaded once per run; their provenance goes into the manifest (and guards a resume). */
@@ -26,7 +26,6 @@ function perplexityTexts(context: RunContext): Promise<TextRow[]> {
 
 const perplexityStage: Stage = {
   name: 'perplexity',
-  version: 1,
   needsEngine: true,
   async pending(context) {
     const texts = await perplexityTexts(context);
@@ -53,15 +52,17 @@ const perplexityStage: Stage = {
 /** Token perplexity and bits per byte of the first N rows of a text data set (the study: flytech/python-codes-25k). */
 export const perplexityTask = defineTask({
   name: 'perplexity',
+  version: 1,
   description: 'token perplexity and bits per byte of the first --rows texts of --dataset',
   options: PERPLEXITY_OPTIONS,
   configFrom: perplexityConfigFrom,
   stages: [perplexityStage],
-  async score(context) {
+  async score(context): Promise<PerplexityResults> {
     const provenance = context.store.manifest.datasets.perplexity;
     const records = (await context.store.records(PERPLEXITY_RECORDS)).all();
     if (!provenance || records.length < provenance.rowCount) throw stageIncomplete('perplexity', records.length, provenance?.rowCount ?? 0, 'perplexity');
-    return perplexityResults(records, provenance);
+    return perplexityResults(records, provenance, context.config.perplexity.windowing ?? 'evalpipe');
   },
-  headline: (section) => ({ ...section.estimates }),
+  // The report's and leaderboard's figures stay these two (byte and word perplexity are in results.json).
+  headline: (section) => ({ perplexity: section.estimates.perplexity, bits_per_byte: section.estimates.bits_per_byte }),
 });
