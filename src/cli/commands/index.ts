@@ -14,6 +14,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./report.js'),
     import('./leaderboard.js'),
     import('./publish.js'),
+    import('./export.js'),
   ]);
   return modules.map((module) => module.command);
 }
