@@ -45,7 +45,7 @@ export function notScoredLines(runs: readonly RunSummary[]): string[] {
     .filter((run) => !run.scored)
     .map(
       (run) =>
-        `${run.runId} (${run.dir}) is not scored: it has no results.json, so the report has no figures for it; run ${rescoreHint()} to score it (generate,execute too if its records are gone)`,
+        `${run.runId} (${run.dir}) is not scored: it has no results.json, so the report has no figures for it; run ${rescoreHint()} to score it (with the stages that wrote its records in --stages too, if those records are gone)`,
     );
 }
 
