@@ -1,3 +1,4 @@
+import { access, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { HubOptions } from '../datasets/hub-options.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
@@ -9,7 +10,17 @@ import type { RunContext } from './stage.js';
 import { stagesForTasks } from './stages.js';
 import { readResults, type RunResults } from './store/results.js';
 import { RunDirectory } from './store/run-directory.js';
+import { runDirectoryError } from './store/file-system-error.js';
 import { acquireRunLock } from './store/run-lock.js';
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Where a run lives: --run-dir, else results/<run-id> under the working directory (named by the config hash). */
 export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir'>): string {
@@ -26,13 +37,20 @@ export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, '
  */
 export async function runEvaluation(config: RunConfig, settings: RunSettings, hub: HubOptions, signal?: AbortSignal): Promise<RunResults | undefined> {
   const runDir = runDirectoryFor(config, settings);
-  const releaseLock = await acquireRunLock(runDir);
+  const existedBefore = await exists(runDir);
+  let releaseLock: () => Promise<void>;
   let store: RunDirectory;
+  try {
+    releaseLock = await acquireRunLock(runDir);
+  } catch (error) {
+    throw runDirectoryError(runDir, error);
+  }
   try {
     store = await RunDirectory.open(runDir, config, { fresh: settings.fresh, runId: defaultRunId(config) });
   } catch (error) {
     await releaseLock();
-    throw error;
+    if (!existedBefore) await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+    throw runDirectoryError(runDir, error);
   }
   log.info(`${store.resumed ? 'resuming' : 'starting'} run ${store.manifest.run_id} in ${runDir}`);
   await store.updateManifest({
@@ -57,6 +75,7 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
   };
   const selected = stagesForTasks(config.tasks).filter((stage) => settings.stages === undefined || settings.stages.includes(stage.name));
   const ordered = [...selected.filter((stage) => stage.needsEngine), ...selected.filter((stage) => !stage.needsEngine)];
+  let failed = false;
   try {
     for (const stage of ordered) {
       signal?.throwIfAborted();
@@ -64,9 +83,16 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
       if ((await stage.pending(context)) > 0) await stage.run(context);
     }
     return selected.some((stage) => stage.name === 'score') ? await readResults(store.path) : undefined;
+  } catch (error) {
+    failed = true;
+    throw runDirectoryError(runDir, error);
   } finally {
     await engine.close();
     await store.close();
+    // A run that failed before any record was written (a model that does not load, a data set that is not there)
+    // leaves no directory behind when it made the directory itself: nothing in it could be resumed.
+    const leaveNothing = failed && !existedBefore && !(await store.hasRecords());
     await releaseLock();
+    if (leaveNothing) await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

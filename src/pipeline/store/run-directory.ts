@@ -1,5 +1,5 @@
 import { cpus, totalmem } from 'node:os';
-import { mkdir, rm, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { differingFields } from '../../util/canonical-json.js';
@@ -94,6 +94,20 @@ export class RunDirectory {
       );
     }
     if (!previous) await this.updateManifest({ datasets: { ...this.manifest.datasets, [name]: provenance } });
+  }
+
+  /** Whether any stage has a record on disk (a run with none has nothing to resume). */
+  async hasRecords(): Promise<boolean> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.path, 'records'));
+    } catch {
+      return false;
+    }
+    for (const name of names) {
+      if ((await stat(join(this.path, 'records', name)).catch(() => undefined))?.size) return true;
+    }
+    return false;
   }
 
   async close(): Promise<void> {
