@@ -32,6 +32,7 @@ describe('buildRunConfig', () => {
     [{ model: ' ' }, /--model is empty/],
     [{ n: 5, temperature: 0 }, /greedy decoding .* -n is 5/],
     [{ backend: 'vllm' }, /--backend: unknown backend "vllm"/],
+    [{ tasks: 'perplexity', stages: 'generate' }, /--stages generate selects no stage of --tasks perplexity: nothing would run/],
   ])('rejects %j with a clear message', (raw, message) => {
     expect(() => buildRunConfig(raw)).toThrow(UsageError);
     expect(() => buildRunConfig(raw)).toThrow(message);

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../backends/engine/protocol.js';
 import { BACKEND_NAMES, DEFAULT_BACKEND } from '../backends/registry.js';
 import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-config.js';
-import { STAGE_NAMES } from '../pipeline/stages.js';
+import { STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs } from '../tasks/registry.js';
@@ -128,6 +128,14 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     json: options.json ?? false,
     verbose: options.verbose ?? false,
   };
+  if (settings.stages) {
+    const own = stagesForTasks(config.tasks).map((stage) => stage.name);
+    if (!settings.stages.some((stage) => own.includes(stage))) {
+      throw new UsageError(`--stages ${settings.stages.join(',')} selects no stage of --tasks ${config.tasks.join(',')}: nothing would run`, {
+        hint: `this run's stages are ${own.join(', ')}`,
+      });
+    }
+  }
   return { config, settings };
 }
 

