@@ -41,6 +41,7 @@ export async function buildLeaderboard(
       continue;
     }
     const run = await readRunData(path);
+    await run.verifyRecords(); // figures come from results.json; an edited record still refuses the run
     const facts = entryFacts(run);
     if (facts.status === 'partial') {
       partial.push(`${path} (${facts.missing.join(', ')})`);

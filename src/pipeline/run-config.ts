@@ -1,5 +1,5 @@
 import type { AttentionBackend, DeviceChoice, QuantMode } from '../backends/engine/protocol.js';
-import type { TaskConfigs, TaskName } from '../tasks/registry.js';
+import { TASK_NAMES, type TaskConfigs, type TaskName } from '../tasks/registry.js';
 import { canonicalJson, sha256Hex } from '../util/canonical-json.js';
 
 /** The part of the config every run has, whatever its tasks. The whole config's hash names the run and guards resume. */
@@ -35,7 +35,22 @@ export interface RunSettings {
   verbose: boolean;
 }
 
+/**
+ * What decides a run's results, the part that is hashed and compared on resume: the common fields and the configs
+ * of the run's own tasks. A setting of a task the run does not have (--top-p on a perplexity-only run) is neither
+ * hashed nor compared, so it cannot change the run's identity or block its resume.
+ */
+export function configIdentity(config: RunConfig): Record<string, unknown> {
+  const unused = new Set<string>(TASK_NAMES.filter((task) => !config.tasks.includes(task)));
+  return Object.fromEntries(Object.entries(config).filter(([key]) => !unused.has(key)));
+}
+
 export function configHash(config: RunConfig): string {
+  return sha256Hex(canonicalJson(configIdentity(config)));
+}
+
+/** The hash before configIdentity (over every task's settings): run directories made then still resume. */
+export function legacyConfigHash(config: RunConfig): string {
   return sha256Hex(canonicalJson(config));
 }
 

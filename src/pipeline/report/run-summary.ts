@@ -146,8 +146,11 @@ function settingsOf(manifest: RunData['manifest']): RunSettingsSummary {
   return settings;
 }
 
+/** A run directory's summary; refused when its records were edited since (their checksums are verified). */
 export async function summariseRunDir(directory: string): Promise<RunSummary> {
-  return summariseRun(await readRunData(directory));
+  const run = await readRunData(directory);
+  await run.verifyRecords();
+  return summariseRun(run);
 }
 
 /** The summary of an opened run directory; a run not scored yet (no results.json) has no figures. */

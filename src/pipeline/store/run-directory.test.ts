@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildRunConfig } from '../../cli/run-options.js';
 import { RunDirectory } from './run-directory.js';
-import { configHash, defaultRunId } from '../run-config.js';
+import { configHash, defaultRunId, legacyConfigHash } from '../run-config.js';
 
 const smoke = () => buildRunConfig({ preset: 'smoke' }).config;
 
@@ -21,6 +21,22 @@ describe('RunDirectory', () => {
     const second = await RunDirectory.open(dir, smoke(), { fresh: false, runId: defaultRunId(config) });
     expect(second.resumed).toBe(true);
     await second.close();
+  });
+
+  it("hashes and compares only the settings of the run's own tasks, and still resumes a directory hashed the old way", async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'evalpipe-run-')), 'run');
+    const config = smoke();
+    const unused = buildRunConfig({ preset: 'smoke', 'top-p': 0.5, batches: '1' }).config; // HumanEval and latency settings
+    expect(configHash(unused)).toBe(configHash(config));
+    await (await RunDirectory.open(dir, config, { fresh: false, runId: 'a' })).close();
+    const resumed = await RunDirectory.open(dir, unused, { fresh: false, runId: 'a' });
+    expect(resumed.resumed).toBe(true);
+    await resumed.close();
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, config_hash: legacyConfigHash(config) }));
+    const legacy = await RunDirectory.open(dir, config, { fresh: false, runId: 'a' });
+    expect(legacy.resumed).toBe(true);
+    await legacy.close();
   });
 
   it('refuses a changed config and names the differing fields; --fresh starts over', async () => {

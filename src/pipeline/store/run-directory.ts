@@ -6,7 +6,7 @@ import { differingFields } from '../../util/canonical-json.js';
 import { RunStoreError } from '../../util/errors.js';
 import { packageVersion } from '../../util/package-root.js';
 import { MANIFEST_SCHEMA_VERSION, type Manifest } from './manifest.js';
-import { configHash, type RunConfig } from '../run-config.js';
+import { configHash, configIdentity, legacyConfigHash, type RunConfig } from '../run-config.js';
 import type { DatasetProvenance } from '../../datasets/load.js';
 import type { RecordKind } from './record-kind.js';
 import { StageRecordFile } from './stage-records.js';
@@ -35,8 +35,8 @@ export class RunDirectory {
     const existing = await readManifest(directory);
     if (existing) {
       const wanted = configHash(config);
-      if (existing.config_hash !== wanted) {
-        const fields = differingFields(existing.config, config);
+      if (existing.config_hash !== wanted && existing.config_hash !== legacyConfigHash(config)) {
+        const fields = differingFields(configIdentity(existing.config), configIdentity(config));
         throw new RunStoreError(`${directory} holds a run with a different config (differs in: ${fields.join(', ') || 'config hash'})`, {
           hint: 'run with the same options to resume it, pass --fresh to start over there, or choose another --run-dir',
         });

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RunStoreError } from '../../util/errors.js';
 import type { Manifest } from './manifest.js';
@@ -18,6 +18,11 @@ export interface RunData {
   results: RunResults | undefined;
   /** A stage's records by key (first record of a key wins, as the writer does); empty when the file is absent. */
   records<R extends object>(kind: RecordKind<R>): Promise<ReadonlyMap<string, StoredRecord<R>>>;
+  /**
+   * Check every record file's integrity (checksums, whole lines) without reading figures from it: `report` and
+   * `leaderboard build` take their figures from results.json, and refuse a run whose records were edited since.
+   */
+  verifyRecords(): Promise<void>;
 }
 
 /** Open a run directory for reading. Refuses a directory without manifest.json, with a clear message. */
@@ -49,6 +54,15 @@ export async function readRunData(directory: string): Promise<RunData> {
         cache.set(kind.stage, records);
       }
       return records as ReadonlyMap<string, StoredRecord<R>>;
+    },
+    async verifyRecords() {
+      let names: string[];
+      try {
+        names = (await readdir(join(dir, 'records'))).filter((name) => name.endsWith('.jsonl')).sort();
+      } catch {
+        return;
+      }
+      for (const name of names) await readStageRecordsReadOnly(join(dir, 'records', name));
     },
   };
 }
