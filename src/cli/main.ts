@@ -1,5 +1,8 @@
 import yargs, { type Argv } from 'yargs';
-import { InterruptedError, isEvalpipeError } from '../util/errors.js';
+import { InterruptedError, UsageError, isEvalpipeError } from '../util/errors.js';
+
+/** The exit status for every bad value, flag or argument (yargs' own usage errors exit the same). */
+const EXIT_BAD_INPUT = 2;
 import { loadCommands } from './commands/index.js';
 import { log } from '../util/log.js';
 
@@ -31,12 +34,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CliUsageError) {
       process.stderr.write(`evalpipe: ${error.message}\nRun \`evalpipe --help\` for the options.\n`);
-      return 2;
+      return EXIT_BAD_INPUT;
     }
     if (isEvalpipeError(error)) {
       process.stderr.write(`evalpipe: ${error.toUserLine()}\n`);
       if (verbose) process.stderr.write(`${formatCauseChain(error)}\n`);
-      return error instanceof InterruptedError ? error.exitCode : 1;
+      if (error instanceof InterruptedError) return error.exitCode;
+      return error instanceof UsageError ? EXIT_BAD_INPUT : 1; // a bad value, flag or file name: 2, as yargs' own
     }
     process.stderr.write(`evalpipe: internal error: ${error instanceof Error ? error.message : String(error)}\n`);
     if (verbose && error instanceof Error) process.stderr.write(`${formatCauseChain(error)}\n`);

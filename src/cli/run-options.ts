@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { Argv } from 'yargs';
-import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../backends/engine/protocol.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../backends/engine/protocol.js';
 import { BACKEND_NAMES, DEFAULT_BACKEND } from '../backends/registry.js';
 import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-config.js';
 import { STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
@@ -8,7 +8,7 @@ import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stag
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs } from '../tasks/registry.js';
 import { UsageError } from '../util/errors.js';
-import { int, nonEmpty, positiveInt, type Flags } from '../util/option-values.js';
+import { int, nonEmpty, parseChoiceList, positiveInt, type Flags } from '../util/option-values.js';
 import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
 
 /** Named starting points; explicit flags override them. */
@@ -37,6 +37,7 @@ export interface RawRunOptions {
   tasks?: string;
   stages?: string;
   'run-dir'?: string;
+  'results-dir'?: string;
   fresh?: boolean;
   concurrency?: number;
   'batch-size'?: number;
@@ -72,8 +73,11 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
       describe: 'Hub id (bigcode/starcoder2-3b), local HF directory, or preset:tiny-starcoder2 [default: bigcode/starcoder2-3b]',
     })
     .option('revision', { type: 'string', describe: 'Model revision (branch, tag or commit) for hub ids' })
-    .option('quant', { type: 'string', choices: [...QUANT_MODES], describe: 'Precision: weights and compute [default: bf16 on GPU, fp32 on CPU]' })
-    .option('attn', { type: 'string', choices: [...ATTENTION_BACKENDS], describe: 'Attention backend [default: sdpa]' })
+    .option('quant', {
+      type: 'string',
+      describe: `Precision (${QUANT_MODES.join(', ')}), or a comma list: one run per precision × attention, then one report [default: bf16 on GPU, fp32 on CPU]`,
+    })
+    .option('attn', { type: 'string', describe: `Attention backend (${ATTENTION_BACKENDS.join(', ')}), or a comma list [default: ${DEFAULTS.attn}]` })
     .option('compute-dtype', { type: 'string', choices: ['bf16', 'fp16', 'fp32'], describe: 'Compute dtype for quantized modes (nf4 with fp32 compute, ...)' })
     .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], describe: 'Where the engine runs [default: auto]' })
     .option('seed', { type: 'number', describe: 'Seed for sampling, random presets and benchmarks [default: 1234]' })
@@ -83,7 +87,11 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
       type: 'string',
       describe: `Run only these stages (${STAGE_NAMES.join(', ')}), e.g. generate on a GPU box, then execute,score,report elsewhere`,
     })
-    .option('run-dir', { type: 'string', describe: 'Run directory [default: results/<run-id>, named by the config hash so the same command resumes]' })
+    .option('run-dir', {
+      type: 'string',
+      describe: 'Run directory of a single run [default: <results-dir>/<run-id>, named by the config hash so the same command resumes]',
+    })
+    .option('results-dir', { type: 'string', describe: 'Where run directories go (one per precision × attention) [default: ./results]' })
     .option('fresh', { type: 'boolean', default: false, describe: 'Discard what the run directory holds and start over' })
     .option('concurrency', { type: 'number', describe: 'Sandbox executions at once [default: number of cores]' })
     .option('batch-size', {
@@ -102,17 +110,18 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   if (raw.preset && !preset) throw new UsageError(`unknown preset ${raw.preset}`, { hint: `use one of ${Object.keys(PRESETS).join(', ')}` });
   const options: RawRunOptions = { ...preset, ...definedOnly(raw) };
   const device = (options.device ?? 'auto') as DeviceChoice;
-  const quant = (options.quant ?? defaultQuant(device)) as QuantMode;
+  const quant = single(parseChoiceList(options.quant ?? defaultQuant(device), QUANT_MODES, '--quant'), '--quant');
+  const attn = single(parseChoiceList(options.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn'), '--attn');
   const common: CommonRunConfig = {
     model: nonEmpty(options.model ?? DEFAULTS.model, '--model'),
     revision: options.revision,
     quant,
-    attn: (options.attn ?? DEFAULTS.attn) as AttentionBackend,
+    attn,
     computeDtype: options['compute-dtype'] as RunConfig['computeDtype'],
     device,
     deterministic: options.deterministic,
     seed: int(options.seed ?? DEFAULTS.seed, '--seed'),
-    tasks: parseList(options.tasks ?? DEFAULT_TASKS, TASK_NAMES, '--tasks'),
+    tasks: parseChoiceList(options.tasks ?? DEFAULT_TASKS, TASK_NAMES, '--tasks', { order: 'allowed' }),
     backend: backendChoice(options.backend),
   };
   // Every registered task's config, whether the run has the task or not: the config hash covers them all, so a
@@ -121,8 +130,9 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   const config: RunConfig = { ...common, ...taskConfigs };
   const settings: RunSettings = {
     runDir: options['run-dir'],
+    resultsDir: options['results-dir'],
     fresh: options.fresh ?? false,
-    stages: options.stages === undefined ? undefined : parseList(options.stages, STAGE_NAMES, '--stages'),
+    stages: options.stages === undefined ? undefined : parseChoiceList(options.stages, STAGE_NAMES, '--stages', { order: 'allowed' }),
     concurrency: positiveInt(options.concurrency ?? availableParallelism(), '--concurrency'),
     batchSize: options['batch-size'] === undefined ? undefined : batchSize(options['batch-size']),
     json: options.json ?? false,
@@ -164,14 +174,9 @@ export function batchSize(value: number): number {
   return value;
 }
 
-function parseList<T extends string>(text: string, allowed: readonly T[], flag: string): T[] {
-  const items = text
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
-  if (items.length === 0) throw new UsageError(`${flag} is empty`, { hint: `use some of ${allowed.join(', ')}` });
-  for (const item of items) {
-    if (!allowed.includes(item as T)) throw new UsageError(`${flag}: unknown value "${item}"`, { hint: `use some of ${allowed.join(', ')}` });
-  }
-  return allowed.filter((item) => items.includes(item));
+/** One run's precision or attention: a list of several is a plan of runs (cli/run-plan.ts), not one run. */
+function single<T extends string>(values: T[], flag: string): T {
+  if (values.length !== 1)
+    throw new UsageError(`${flag} names ${values.length} values for one run`, { hint: 'plan several runs with planRuns (evalpipe run does)' });
+  return values[0]!;
 }

@@ -25,6 +25,8 @@ export type RunConfig = CommonRunConfig & TaskConfigs;
 /** Settings that change how a run goes but not its results (never part of the hash). */
 export interface RunSettings {
   runDir: string | undefined;
+  /** --results-dir: where run directories go when --run-dir does not name one [default: ./results]. */
+  resultsDir?: string | undefined;
   fresh: boolean;
   /** --stages: only these stages (by name); undefined: every stage of the run's tasks. */
   stages: string[] | undefined;

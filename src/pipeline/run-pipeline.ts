@@ -22,9 +22,9 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Where a run lives: --run-dir, else results/<run-id> under the working directory (named by the config hash). */
-export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir'>): string {
-  return resolve(settings.runDir ?? join(process.cwd(), 'results', defaultRunId(config)));
+/** Where a run lives: --run-dir, else <--results-dir or ./results>/<run-id> (named by the config hash). */
+export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir' | 'resultsDir'>): string {
+  return resolve(settings.runDir ?? join(settings.resultsDir ?? join(process.cwd(), 'results'), defaultRunId(config)));
 }
 
 /**

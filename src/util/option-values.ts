@@ -59,3 +59,22 @@ export function parseIntList(text: string, flag: string): number[] {
   }
   return values;
 }
+
+/**
+ * The one comma-list parser of the CLI (`--quant bf16,int8`, `--tasks perplexity,humaneval`, `--stages ...`):
+ * items trimmed, none empty, each one of `allowed`, none twice. `order: 'allowed'` returns them in `allowed`'s
+ * order (where the order must not change a run's identity), else as given.
+ */
+export function parseChoiceList<T extends string>(text: string, allowed: readonly T[], flag: string, options: { order?: 'given' | 'allowed' } = {}): T[] {
+  const hint = `use a comma list of ${allowed.join(', ')}`;
+  const items = text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  if (items.length === 0) throw new UsageError(`${flag} is empty`, { hint });
+  const unknown = items.filter((item) => !allowed.includes(item as T));
+  if (unknown.length > 0) throw new UsageError(`${flag}: unknown value(s) ${unknown.join(', ')}`, { hint });
+  const repeated = items.find((item, index) => items.indexOf(item) !== index);
+  if (repeated !== undefined) throw new UsageError(`${flag} names ${repeated} twice`, { hint: 'give each value once' });
+  return options.order === 'allowed' ? allowed.filter((item) => items.includes(item)) : (items as T[]);
+}

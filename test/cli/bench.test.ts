@@ -81,10 +81,10 @@ describe('evalpipe bench (real engine, CPU)', () => {
       expect(lines.slice(1).map((cell: { batch: number }) => cell.batch)).toEqual([3]);
     }
     const both = await runCli([...base, '--batch-size', '3', '--batches', '1,2']);
-    expect(both.code).toBe(1);
+    expect(both.code).toBe(2); // every bad value exits 2
     expect(both.stderr).toMatch(/--batches and --batch-size both give the batch sizes/);
     const zero = await runCli([...base, '--batch-size', '0']);
-    expect(zero.code).toBe(1);
+    expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/--batch-size must be a whole number from 1 to 4096, got 0/);
   });
 
@@ -114,7 +114,7 @@ describe('evalpipe bench (real engine, CPU)', () => {
 
   it('rejects an unknown precision with the list of valid ones', async () => {
     const result = await runCli(['bench', '--quant', 'int3']);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--quant: unknown value\(s\) int3 — use a comma list of fp32, fp16, bf16, int8, nf4, fp8/);
   });
 });

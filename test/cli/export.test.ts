@@ -64,7 +64,7 @@ describe('evalpipe export --format lm-eval (real CLI on a real smoke run)', () =
     expect(unscored.stderr).not.toMatch(/internal error|    at /);
     expect(unscored.stdout).toBe('');
     const format = await runCli(['export', '--format', 'helm', runDir]);
-    expect(format.code).toBe(1);
+    expect(format.code).toBe(2); // a bad value exits 2
     expect(format.stderr).toMatch(/unknown --format "helm"/);
     expect(
       format.stderr

@@ -35,10 +35,10 @@ describe('evalpipe run (real CLI, real engine process)', () => {
   });
 
   it.each([
-    [['--rows', '0'], /--rows must be a positive whole number, got 0/, 1],
-    [['--rows', '-4'], /--rows must be a positive whole number, got -4/, 1],
+    [['--rows', '0'], /--rows must be a positive whole number, got 0/, 2], // every bad value exits 2
+    [['--rows', '-4'], /--rows must be a positive whole number, got -4/, 2],
     [['--model', '/nonexistent/checkpoint'], /engine load: .*nonexistent\/checkpoint/, 1],
-    [['--text-field', 'no_such_column'], /no_such_column/, 1],
+    [['--text-field', 'no_such_column'], /no_such_column/, 2],
   ])('bad input %j: one clear error, non-zero exit, no complete-looking results', async (extra, message, code) => {
     const runDir = join(await tempDir(), 'bad');
     const result = await runCli(['run', '--preset', 'smoke', '--run-dir', runDir, ...extra]);
@@ -116,7 +116,7 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     expect(plainManifest.config.humaneval).not.toHaveProperty('verdicts');
     expect(plainManifest.config_hash).not.toBe(manifest.config_hash);
     const bad = await runCli([...common, '--verdicts', 'strict', '--run-dir', join(dir, 'bad')]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2); // every bad value exits 2
     expect(bad.stderr).toMatch(/--verdicts must be one of default, isolated, got "strict"/);
   });
 

@@ -112,7 +112,7 @@ describe('the same bits whatever --batch-size and wherever a run is killed', () 
   it.each([['0'], ['-3'], ['2.5'], ['100000']])('--batch-size %s: one clear error before any work', async (value) => {
     const dir = join(root, `bad-${value}`);
     const result = await startCli(faultCommand(dir, config, PERPLEXITY_ONLY, 1).map((arg, i, all) => (all[i - 1] === '--batch-size' ? value : arg))).exited;
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2); // every bad value exits 2
     expect(result.stderr).toContain(`--batch-size must be a whole number from 1 to 4096, got ${value}`);
     expect(result.stderr).not.toMatch(/internal error|    at /);
   });

@@ -1,4 +1,4 @@
-import { ATTENTION_BACKENDS, QUANT_MODES, type AttentionBackend, type DeviceChoice, type QuantMode } from '../../backends/engine/protocol.js';
+import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../../backends/engine/protocol.js';
 import { runLatencyMatrix } from '../../tasks/latency/matrix.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UsageError } from '../../util/errors.js';
@@ -6,7 +6,7 @@ import { withInterrupt } from '../with-interrupt.js';
 import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
 import { batchSize } from '../run-options.js';
-import { parseIntList } from '../../util/option-values.js';
+import { parseChoiceList, parseIntList } from '../../util/option-values.js';
 import { DEFAULTS, commaList, defaultQuant } from '../../pipeline/defaults.js';
 
 interface BenchArgs {
@@ -51,8 +51,8 @@ export const command: CommandModule = {
           .option('output', { alias: 'o', type: 'string', describe: 'Also write {header, cells} JSON to this file' }),
       async (argv) => {
         const args = argv as unknown as BenchArgs;
-        const quants = parseChoices(args.quant ?? defaultQuant(args.device as DeviceChoice), QUANT_MODES, '--quant') as QuantMode[];
-        const attns = parseChoices(args.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn') as AttentionBackend[];
+        const quants = parseChoiceList(args.quant ?? defaultQuant(args.device as DeviceChoice), QUANT_MODES, '--quant');
+        const attns = parseChoiceList(args.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn');
         if (args.batches !== undefined && args['batch-size'] !== undefined) {
           throw new UsageError('--batches and --batch-size both give the batch sizes', { hint: 'use one of them' });
         }
@@ -88,15 +88,3 @@ export const command: CommandModule = {
     );
   },
 };
-
-function parseChoices(text: string, allowed: readonly string[], flag: string): string[] {
-  const items = text
-    .split(',')
-    .map((item) => item.trim())
-    .filter(Boolean);
-  const unknown = items.filter((item) => !allowed.includes(item));
-  if (items.length === 0 || unknown.length > 0) {
-    throw new UsageError(`${flag}: unknown value(s) ${unknown.join(', ') || '(empty)'}`, { hint: `use a comma list of ${allowed.join(', ')}` });
-  }
-  return items;
-}

@@ -63,12 +63,12 @@ describe('evalpipe datasets', () => {
     expect(cold.stderr).toMatch(/is not in the cache .*HF_HUB_OFFLINE=1.*--dataset/);
 
     const zero = await cli(['datasets', 'pull', 'builtin:smoke', '--rows', '0']);
-    expect(zero.code).toBe(1);
+    expect(zero.code).toBe(2); // every bad value exits 2
     expect(zero.stderr).toMatch(/^evalpipe: --rows must be a positive whole number, got 0 — /);
 
     await writeFile(join(dir, 'rows.jsonl'), '{"code": "x = 1"}\n');
     const field = await cli(['datasets', 'pull', join(dir, 'rows.jsonl'), '--text-field', 'output']);
-    expect(field.code).toBe(1);
+    expect(field.code).toBe(2); // --text-field names a column that is not there: a bad value
     expect(field.stderr).toContain('has no column "output" (available: code)');
   });
 

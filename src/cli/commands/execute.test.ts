@@ -139,7 +139,7 @@ describe('evalpipe execute', () => {
   it('--verdicts with an unknown mode: one clear line', async () => {
     const path = await samplesFile('mode.jsonl', [JSON.stringify({ task_id: 'HumanEval/0', completion: '' })]);
     const result = await cli(['execute', '--samples', path, '--humaneval', humaneval, '--verdicts', 'strict']);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2); // every bad value exits 2
     expect(result.stderr).toBe('evalpipe: --verdicts must be one of default, isolated, got "strict" — pass --verdicts default or --verdicts isolated\n');
   });
 });

@@ -1,28 +1,23 @@
 import type { CommandModule } from '../command-module.js';
-import { runEvaluation } from '../../pipeline/run-pipeline.js';
-import { addRunOptions, buildRunConfig, type RawRunOptions } from '../run-options.js';
-import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
-import { formatResultsTable } from '../results-table.js';
-import { setVerbose } from '../../util/log.js';
-import { withInterrupt } from '../with-interrupt.js';
+import { runPlanCommand } from '../run-plan-command.js';
+import type { RawPlanOptions } from '../run-plan.js';
+import { addRunOptions } from '../run-options.js';
 
 export const command: CommandModule = {
   register(cli) {
     return cli.command(
       'run',
-      'Run (or resume) an evaluation: perplexity, HumanEval pass@k, latency. The same command resumes an interrupted run.',
+      'Run (or resume) an evaluation: perplexity, HumanEval pass@k, latency. The same command resumes an interrupted run. Comma lists in --quant/--attn run every combination, then one joint report.',
       (yargs) =>
         addRunOptions(yargs)
+          .option('report-dir', {
+            type: 'string',
+            describe: 'With several --quant/--attn values: where the joint report goes [default: <results-dir>/sweep-<hash>]',
+          })
           .example('$0 run --preset smoke', 'tiny random model on built-in texts, CPU, no network')
-          .example('$0 run --model bigcode/starcoder2-3b --quant fp8 --attn flash', 'the full evaluation on a GPU'),
-      async (argv) => {
-        const raw = argv as unknown as RawRunOptions;
-        setVerbose(raw.verbose ?? false);
-        const { config, settings } = buildRunConfig(raw);
-        const results = await withInterrupt((signal) => runEvaluation(config, settings, hubOptionsFromEnv(process.env), signal));
-        if (!results) return;
-        process.stdout.write(settings.json ? `${JSON.stringify(results)}\n` : `${formatResultsTable(results)}\n`);
-      },
+          .example('$0 run --model bigcode/starcoder2-3b --quant fp8 --attn flash', 'the full evaluation on a GPU')
+          .example('$0 run --model bigcode/starcoder2-3b --quant bf16,int8,nf4,fp8 --tasks perplexity,latency', 'every precision, then one report'),
+      (argv) => runPlanCommand(argv as unknown as RawPlanOptions, { jointReport: false }),
     );
   },
 };

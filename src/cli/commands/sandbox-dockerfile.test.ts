@@ -45,7 +45,7 @@ describe('evalpipe sandbox build: Dockerfile options need --from-dockerfile', ()
   it('--base-image or --tag without --from-dockerfile: one clear line naming the flag', async () => {
     for (const flag of ['--base-image', '--tag']) {
       const result = await cli(['sandbox', 'build', flag, 'evalpipe-sandbox-base:0']);
-      expect(result.code).toBe(1);
+      expect(result.code).toBe(2); // every bad value exits 2
       expect(result.stderr.trim()).toBe(`evalpipe: ${flag} only applies to the Dockerfile build — add --from-dockerfile, or leave out ${flag}`);
     }
   });
