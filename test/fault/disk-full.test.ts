@@ -34,7 +34,7 @@ function fillDisk(path: string): number {
   return written;
 }
 
-describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () => {
+describe.skipIf(!isRoot)('a write that fails (disk full on a 512 KiB tmpfs: the records, results.json with its per-row NLL and the reports must fit once the filler is gone)', () => {
   let root: string;
   let mountPoint: string;
   let mounted = false;
@@ -45,7 +45,7 @@ describe.skipIf(!isRoot)('a write that fails (disk full on a 64 KiB tmpfs)', () 
     root = await mkdtemp(join(tmpdir(), 'evalpipe-fault-disk-'));
     mountPoint = join(root, 'tiny');
     execFileSync('mkdir', ['-p', mountPoint]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mountPoint]);
     mounted = true;
     // 240 rows of records (~30 KB) span several 4 KiB pages, so filling the disk mid-stage makes a later append fail.
     ({ config, reference } = await perplexityReference(root));
