@@ -12,14 +12,20 @@ export function formatResultsTable(results: RunResults): string {
     rows.push(
       ['perplexity', p.perplexity.toFixed(4)],
       ['bits per byte', p.bits_per_byte.toFixed(4)],
-      ['rows / tokens', `${p.rows} / ${p.scored_tokens}`],
+      [
+        'rows / tokens',
+        `${p.rows} / ${p.scored_tokens}${p.rows_requested !== undefined && p.rows < p.rows_requested ? ` (the data set has ${p.rows} of the ${p.rows_requested} rows asked)` : ''}`,
+      ],
       ['data set', `${p.dataset} [${p.text_field}]`],
     );
   }
   if (results.humaneval) {
     const h = results.humaneval;
     for (const [k, value] of Object.entries(h.pass_at_k)) rows.push([k, value.toFixed(4)]);
-    rows.push(['problems × samples', `${h.n_problems} × ${h.n_samples_per_problem}`]);
+    rows.push([
+      'problems × samples',
+      `${h.n_problems} × ${h.n_samples_per_problem}${h.subset?.is_subset ? ` (a subset: ${h.subset.problems} of ${h.subset.of} problems, --limit)` : ''}`,
+    ]);
     rows.push([
       'statuses',
       Object.entries(h.status_counts)

@@ -15,6 +15,8 @@ export interface HumanEvalResults {
   estimates: Record<string, EstimateJson>;
   /** Only with --verdicts isolated: the suspects and the problems that could not run isolated. */
   isolation?: IsolationSummary;
+  /** The problems scored of the data set's (--limit): `is_subset` when fewer. */
+  subset?: { problems: number; of: number; limit: number | null; is_subset: boolean };
   /**
    * Why candidates did not pass: the most frequent failure kinds (status, with the exception type where there is
    * one: "failed: SyntaxError", "timeout", "oom"), count descending then kind, each with its first example in

@@ -113,7 +113,11 @@ export const humanevalTask = defineTask({
         `humaneval: ${results.isolation.suspect_count} samples pass in the default mode but fail with the tests in their own process: suspect, the report lists them`,
       );
     }
-    return results;
+    // A --limit run covers part of the benchmark: say so in results.json (and so in the output and the leaderboard)
+    const available = context.store.manifest.datasets[HUMANEVAL_DATASET]?.rowCount ?? problems.length;
+    const subset = { problems: problems.length, of: available, limit: context.config.humaneval.limit ?? null, is_subset: problems.length < available };
+    if (subset.is_subset) log.warn(`humaneval: pass@k over the first ${subset.problems} of ${subset.of} problems (--limit): a subset`);
+    return { ...results, subset };
   },
   headline: (section) => ({ ...section.estimates }),
 });

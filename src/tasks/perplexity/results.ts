@@ -44,6 +44,8 @@ export interface PerplexityResults extends PerplexitySummary {
     byte_perplexity: EstimateJson;
     word_perplexity: EstimateJson;
   };
+  /** --rows: the rows asked for (`rows` is what the data set had, when fewer). */
+  rows_requested?: number;
   /** Each row's NLL sum and scored tokens by record key, in row order. */
   per_row: Record<string, { nll_sum: number; n_scored_tokens: number }>;
 }

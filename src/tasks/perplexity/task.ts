@@ -1,5 +1,6 @@
 import { loadTextRows } from '../../datasets/load.js';
 import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
+import { log } from '../../util/log.js';
 import { defineTask } from '../task.js';
 import { PERPLEXITY_OPTIONS, perplexityConfigFrom } from './config.js';
 import { PERPLEXITY_RECORDS, rowKey } from './records.js';
@@ -20,6 +21,11 @@ function perplexityTexts(context: RunContext): Promise<TextRow[]> {
       ...context.hub,
     });
     await context.store.recordDataset('perplexity', { ...loaded.provenance, textField: loaded.textField });
+    if (loaded.texts.length < perplexity.rows) {
+      log.warn(
+        `perplexity: ${perplexity.dataset} has ${loaded.texts.length} rows, fewer than the ${perplexity.rows} asked for (--rows): all ${loaded.texts.length} are scored`,
+      );
+    }
     return loaded.texts;
   });
 }
@@ -61,7 +67,7 @@ export const perplexityTask = defineTask({
     const provenance = context.store.manifest.datasets.perplexity;
     const records = (await context.store.records(PERPLEXITY_RECORDS)).all();
     if (!provenance || records.length < provenance.rowCount) throw stageIncomplete('perplexity', records.length, provenance?.rowCount ?? 0, 'perplexity');
-    return perplexityResults(records, provenance, context.config.perplexity.windowing ?? 'evalpipe');
+    return { ...perplexityResults(records, provenance, context.config.perplexity.windowing ?? 'evalpipe'), rows_requested: context.config.perplexity.rows };
   },
   // The report's and leaderboard's figures stay these two (byte and word perplexity are in results.json).
   headline: (section) => ({ perplexity: section.estimates.perplexity, bits_per_byte: section.estimates.bits_per_byte }),
