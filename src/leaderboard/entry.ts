@@ -1,5 +1,5 @@
 import type { RunSummary } from '../pipeline/report/run-summary.js';
-import type { Estimate } from '../pipeline/statistics.js';
+import { estimateToJson, type Estimate } from '../pipeline/statistics.js';
 import type { EntryFacts } from './entry-facts.js';
 
 /** 2 added status, missing, settings and subset (docs/results.md: migrating leaderboard files). */
@@ -45,9 +45,10 @@ export interface LeaderboardEntry extends EntryFacts {
   run: { id: string; config_hash: string };
 }
 
+/** An estimate as an entry holds it (results.json's form), left out when its value is undefined. */
 function estimateJson(estimate: Estimate): EstimateJson | undefined {
-  if (!Number.isFinite(estimate.value)) return undefined;
-  return { value: estimate.value, se: estimate.se !== null && Number.isFinite(estimate.se) ? estimate.se : null, n: estimate.n };
+  const json = estimateToJson(estimate);
+  return json.value === null ? undefined : { ...json, value: json.value };
 }
 
 /** A leaderboard entry for one run: its summary (results.json and manifest) and what the run says about it. */

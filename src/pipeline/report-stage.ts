@@ -1,17 +1,8 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../util/log.js';
+import { pathExists } from '../util/path-exists.js';
 import { REPORT_HTML, REPORT_MARKDOWN, writeRunReports } from './report/write-reports.js';
 import type { Stage } from './stage.js';
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The report stage: report.md and report.html of this run, from its results.json and manifest. */
 export const reportStage: Stage = {
@@ -25,7 +16,7 @@ export const reportStage: Stage = {
     log.info(`report: ${written.markdown}, ${written.html}`);
   },
   async progress(run) {
-    const done = (await exists(join(run.dir, REPORT_MARKDOWN))) && (await exists(join(run.dir, REPORT_HTML))) ? 1 : 0;
+    const done = (await pathExists(join(run.dir, REPORT_MARKDOWN))) && (await pathExists(join(run.dir, REPORT_HTML))) ? 1 : 0;
     return { done, total: 1, unit: 'report' };
   },
 };

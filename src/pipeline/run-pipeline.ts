@@ -1,9 +1,10 @@
-import { access, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { HubOptions } from '../datasets/hub-options.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { log } from '../util/log.js';
+import { pathExists } from '../util/path-exists.js';
 import { EngineSession } from './engine-session.js';
 import { defaultRunId, type RunConfig, type RunSettings } from './run-config.js';
 import type { RunContext } from './stage.js';
@@ -12,15 +13,6 @@ import { readResults, type RunResults } from './store/results.js';
 import { RunDirectory } from './store/run-directory.js';
 import { runDirectoryError } from './store/file-system-error.js';
 import { acquireRunLock } from './store/run-lock.js';
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Where a run lives: --run-dir, else <--results-dir or ./results>/<run-id> (named by the config hash). */
 export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir' | 'resultsDir'>): string {
@@ -37,7 +29,7 @@ export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, '
  */
 export async function runEvaluation(config: RunConfig, settings: RunSettings, hub: HubOptions, signal?: AbortSignal): Promise<RunResults | undefined> {
   const runDir = runDirectoryFor(config, settings);
-  const existedBefore = await exists(runDir);
+  const existedBefore = await pathExists(runDir);
   let releaseLock: () => Promise<void>;
   let store: RunDirectory;
   try {
