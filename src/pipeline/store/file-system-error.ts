@@ -1,3 +1,4 @@
+import { isAbsolute, relative, resolve } from 'node:path';
 import { RunStoreError } from '../../util/errors.js';
 
 /** What to do about a file-system error on a run directory, by errno code. */
@@ -18,6 +19,15 @@ const HINTS: Record<string, string> = {
 export function runDirectoryError(directory: string, error: unknown): unknown {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (error instanceof RunStoreError || typeof code !== 'string' || !(code in HINTS)) return error;
-  const path = (error as NodeJS.ErrnoException).path ?? directory;
+  const failed = (error as NodeJS.ErrnoException).path;
+  // Only errors on the run directory's own path (or a file in the way above it); a data set's or cache's path
+  // keeps its own error. A write on an open handle names no path: it is one of the run directory's files.
+  if (failed !== undefined && !isWithin(failed, directory) && !isWithin(directory, failed)) return error;
+  const path = failed ?? directory;
   return new RunStoreError(`cannot use ${directory} as the run directory: ${code} on ${path}`, { cause: error, hint: HINTS[code] });
+}
+
+function isWithin(path: string, directory: string): boolean {
+  const relation = relative(resolve(directory), resolve(path));
+  return relation === '' || (!relation.startsWith('..') && !isAbsolute(relation));
 }
