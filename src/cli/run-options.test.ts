@@ -12,6 +12,20 @@ describe('buildRunConfig', () => {
     expect(config.perplexity).toMatchObject({ dataset: 'builtin:smoke', rows: 3, addBos: true });
   });
 
+  it('one defaults table: CPU fp32 + sdpa, GPU bf16 + flash; --device auto on a machine without a GPU is the CPU', () => {
+    expect(buildRunConfig({ device: 'cpu' }).config).toMatchObject({ quant: 'fp32', attn: 'sdpa' });
+    expect(buildRunConfig({ device: 'cuda' }).config).toMatchObject({ quant: 'bf16', attn: 'flash' });
+    expect(buildRunConfig({ device: 'cuda', quant: 'fp8', attn: 'sdpa' }).config).toMatchObject({ quant: 'fp8', attn: 'sdpa' });
+    const hidden = process.env.CUDA_VISIBLE_DEVICES;
+    process.env.CUDA_VISIBLE_DEVICES = '';
+    try {
+      expect(buildRunConfig({ device: 'auto' }).config).toMatchObject({ device: 'auto', quant: 'fp32', attn: 'sdpa' });
+    } finally {
+      if (hidden === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+      else process.env.CUDA_VISIBLE_DEVICES = hidden;
+    }
+  });
+
   it('defaults follow the study: 512 rows of flytech/python-codes-25k, greedy pass@1, the 3x3 latency matrix', () => {
     const { config } = buildRunConfig({});
     expect(config.perplexity).toMatchObject({ dataset: 'flytech/python-codes-25k', rows: 512 });

@@ -9,7 +9,7 @@ import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs } from '../tasks/registry.js';
 import { UsageError } from '../util/errors.js';
 import { int, nonEmpty, parseChoiceList, positiveInt, type Flags } from '../util/option-values.js';
-import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
+import { DEFAULTS, DEVICE_DEFAULTS_HELP, deviceDefaults } from '../pipeline/defaults.js';
 
 /** Named starting points; explicit flags override them. */
 export const PRESETS: Record<string, Partial<RawRunOptions>> = {
@@ -75,11 +75,11 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('revision', { type: 'string', describe: 'Model revision (branch, tag or commit) for hub ids' })
     .option('quant', {
       type: 'string',
-      describe: `Precision (${QUANT_MODES.join(', ')}), or a comma list: one run per precision × attention, then one report [default: bf16 on GPU, fp32 on CPU]`,
+      describe: `Precision (${QUANT_MODES.join(', ')}), or a comma list: one run per precision × attention, then one report [default: ${DEVICE_DEFAULTS_HELP}]`,
     })
-    .option('attn', { type: 'string', describe: `Attention backend (${ATTENTION_BACKENDS.join(', ')}), or a comma list [default: ${DEFAULTS.attn}]` })
+    .option('attn', { type: 'string', describe: `Attention backend (${ATTENTION_BACKENDS.join(', ')}), or a comma list [default: ${DEVICE_DEFAULTS_HELP}]` })
     .option('compute-dtype', { type: 'string', choices: ['bf16', 'fp16', 'fp32'], describe: 'Compute dtype for quantized modes (nf4 with fp32 compute, ...)' })
-    .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], describe: 'Where the engine runs [default: auto]' })
+    .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], describe: 'Where the engine runs; auto: a GPU when torch can use one, else the CPU [default: auto]' })
     .option('seed', { type: 'number', describe: 'Seed for sampling, random presets and benchmarks [default: 1234]' })
     .option('backend', { type: 'string', choices: [...BACKEND_NAMES], describe: `Model backend [default: ${DEFAULT_BACKEND}]` })
     .option('tasks', { type: 'string', describe: `Comma list of ${TASK_NAMES.join(', ')} [default: ${DEFAULT_TASKS}]` })
@@ -110,8 +110,8 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   if (raw.preset && !preset) throw new UsageError(`unknown preset ${raw.preset}`, { hint: `use one of ${Object.keys(PRESETS).join(', ')}` });
   const options: RawRunOptions = { ...preset, ...definedOnly(raw) };
   const device = (options.device ?? 'auto') as DeviceChoice;
-  const quant = single(parseChoiceList(options.quant ?? defaultQuant(device), QUANT_MODES, '--quant'), '--quant');
-  const attn = single(parseChoiceList(options.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn'), '--attn');
+  const quant = single(parseChoiceList(options.quant ?? deviceDefaults(device).quant, QUANT_MODES, '--quant'), '--quant');
+  const attn = single(parseChoiceList(options.attn ?? deviceDefaults(device).attn, ATTENTION_BACKENDS, '--attn'), '--attn');
   const common: CommonRunConfig = {
     model: nonEmpty(options.model ?? DEFAULTS.model, '--model'),
     revision: options.revision,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../backends/engine/protocol.js';
-import { DEFAULTS, defaultQuant } from '../pipeline/defaults.js';
+import { deviceDefaults } from '../pipeline/defaults.js';
 import { runDirectoryFor } from '../pipeline/run-pipeline.js';
 import type { SweepItem } from '../pipeline/run-sweep.js';
 import { UsageError } from '../util/errors.js';
@@ -26,8 +26,8 @@ export interface RawPlanOptions extends RawRunOptions {
  */
 export function planRuns(raw: RawPlanOptions): RunPlan {
   const device = raw.device ?? (raw.preset === 'smoke' ? 'cpu' : undefined);
-  const quants = parseChoiceList(raw.quant ?? defaultQuant((device ?? 'auto') as DeviceChoice), QUANT_MODES, '--quant');
-  const attns = parseChoiceList(raw.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn');
+  const quants = parseChoiceList(raw.quant ?? deviceDefaults((device ?? 'auto') as DeviceChoice).quant, QUANT_MODES, '--quant');
+  const attns = parseChoiceList(raw.attn ?? deviceDefaults((device ?? 'auto') as DeviceChoice).attn, ATTENTION_BACKENDS, '--attn');
   if (raw['run-dir'] !== undefined && quants.length * attns.length > 1) {
     throw new UsageError('several precision × attention combinations each get their own run directory; --run-dir names only one', {
       hint: 'drop --run-dir (runs go to <results-dir>/<run-id>/, --results-dir chooses where) and use --report-dir for the joint report',

@@ -1,3 +1,4 @@
+import { type ResolvedDevice, resolveDevice } from '../backends/engine/device-probe.js';
 import type { AttentionBackend, DeviceChoice, QuantMode } from '../backends/engine/protocol.js';
 
 /**
@@ -7,8 +8,6 @@ import type { AttentionBackend, DeviceChoice, QuantMode } from '../backends/engi
 export const DEFAULTS = {
   model: 'bigcode/starcoder2-3b',
   seed: 1234,
-  /** The attention backend when --attn is not given. */
-  attn: 'sdpa' as AttentionBackend,
   latency: {
     batches: [2, 4, 8],
     contexts: [4096, 8192, 16384],
@@ -18,10 +17,21 @@ export const DEFAULTS = {
   },
 } as const;
 
-/** The precision when --quant is not given: fp32 on the CPU (its reference), bf16 where a GPU may run. */
-export function defaultQuant(device: DeviceChoice): QuantMode {
-  return device === 'cpu' ? 'fp32' : 'bf16';
+/** The precision and attention backend a run gets when --quant / --attn are not given, per device. */
+export const DEVICE_DEFAULTS: Readonly<Record<ResolvedDevice, { quant: QuantMode; attn: AttentionBackend }>> = {
+  /** The CPU's reference: full precision, PyTorch's SDPA (our Triton flash kernel needs a GPU). */
+  cpu: { quant: 'fp32', attn: 'sdpa' },
+  /** What a GPU evaluation is run in: bf16 weights and our flash-attention kernel. */
+  cuda: { quant: 'bf16', attn: 'flash' },
+};
+
+/** The defaults for a --device choice, `auto` resolved the way the engine resolves it (device-probe.ts). */
+export function deviceDefaults(device: DeviceChoice): { quant: QuantMode; attn: AttentionBackend } {
+  return DEVICE_DEFAULTS[resolveDevice(device)];
 }
+
+/** How the defaults read in --help. */
+export const DEVICE_DEFAULTS_HELP = 'CPU: fp32 + sdpa; GPU: bf16 + flash';
 
 /** A list default as the CLI spells it (`2,4,8`). */
 export function commaList(values: readonly number[]): string {

@@ -7,7 +7,7 @@ import type { CommandModule } from '../command-module.js';
 import { formatLatencyMatrix } from '../latency-table.js';
 import { batchSize } from '../run-options.js';
 import { parseChoiceList, parseIntList } from '../../util/option-values.js';
-import { DEFAULTS, commaList, defaultQuant } from '../../pipeline/defaults.js';
+import { DEFAULTS, DEVICE_DEFAULTS_HELP, commaList, deviceDefaults } from '../../pipeline/defaults.js';
 
 interface BenchArgs {
   model: string;
@@ -34,8 +34,8 @@ export const command: CommandModule = {
       (yargs) =>
         yargs
           .option('model', { type: 'string', default: DEFAULTS.model, describe: 'Hub id, local HF directory or preset:tiny-starcoder2' })
-          .option('quant', { type: 'string', describe: `Comma list of ${QUANT_MODES.join(', ')} [default: fp32 on --device cpu, else bf16]` })
-          .option('attn', { type: 'string', describe: `Comma list of ${ATTENTION_BACKENDS.join(', ')} [default: ${DEFAULTS.attn}]` })
+          .option('quant', { type: 'string', describe: `Comma list of ${QUANT_MODES.join(', ')} [default: ${DEVICE_DEFAULTS_HELP}]` })
+          .option('attn', { type: 'string', describe: `Comma list of ${ATTENTION_BACKENDS.join(', ')} [default: ${DEVICE_DEFAULTS_HELP}]` })
           .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], default: 'auto' })
           .option('batches', { type: 'string', describe: `Batch sizes (rows per minibatch) [default: ${commaList(DEFAULTS.latency.batches)}]` })
           .option('batch-size', { type: 'number', describe: 'One batch size: the same as --batches N' })
@@ -51,8 +51,8 @@ export const command: CommandModule = {
           .option('output', { alias: 'o', type: 'string', describe: 'Also write {header, cells} JSON to this file' }),
       async (argv) => {
         const args = argv as unknown as BenchArgs;
-        const quants = parseChoiceList(args.quant ?? defaultQuant(args.device as DeviceChoice), QUANT_MODES, '--quant');
-        const attns = parseChoiceList(args.attn ?? DEFAULTS.attn, ATTENTION_BACKENDS, '--attn');
+        const quants = parseChoiceList(args.quant ?? deviceDefaults(args.device as DeviceChoice).quant, QUANT_MODES, '--quant');
+        const attns = parseChoiceList(args.attn ?? deviceDefaults(args.device as DeviceChoice).attn, ATTENTION_BACKENDS, '--attn');
         if (args.batches !== undefined && args['batch-size'] !== undefined) {
           throw new UsageError('--batches and --batch-size both give the batch sizes', { hint: 'use one of them' });
         }
