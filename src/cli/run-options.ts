@@ -79,7 +79,11 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     })
     .option('attn', { type: 'string', describe: `Attention backend (${ATTENTION_BACKENDS.join(', ')}), or a comma list [default: ${DEVICE_DEFAULTS_HELP}]` })
     .option('compute-dtype', { type: 'string', choices: ['bf16', 'fp16', 'fp32'], describe: 'Compute dtype for quantized modes (nf4 with fp32 compute, ...)' })
-    .option('device', { type: 'string', choices: ['auto', 'cpu', 'cuda'], describe: 'Where the engine runs; auto: a GPU when torch can use one, else the CPU [default: auto]' })
+    .option('device', {
+      type: 'string',
+      choices: ['auto', 'cpu', 'cuda'],
+      describe: 'Where the engine runs; auto: a GPU when torch can use one, else the CPU [default: auto]',
+    })
     .option('seed', { type: 'number', describe: 'Seed for sampling, random presets and benchmarks [default: 1234]' })
     .option('backend', { type: 'string', choices: [...BACKEND_NAMES], describe: `Model backend [default: ${DEFAULT_BACKEND}]` })
     .option('tasks', { type: 'string', describe: `Comma list of ${TASK_NAMES.join(', ')} [default: ${DEFAULT_TASKS}]` })
