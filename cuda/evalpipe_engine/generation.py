@@ -11,6 +11,10 @@ together and decoded as one batch, rows leaving as they finish), else through `o
 (one prompt's samples at a time; `RecomputeDecoder` is the decoder of a backend without a KV cache). A sample's
 tokens depend only on its own logits and generator, not on what else is in its batch (up to the floating-point
 effects of batch shape on the logits). Request params are checked against schemas/engine/generate.json first.
+
+`decode_prompts` is the same decoding for prompts given as token ids, with per-prompt budgets and seeds and an
+optional `on_token` hook that sees every drawn token with the logits it was drawn from: the `generate` op calls it
+after tokenizing, and so does the HTTP server (http_server/), so both decode through this one loop.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ DEFAULT_MAX_NEW_TOKENS = 512
 DEFAULT_MAX_BATCH_ROWS = 256
 
 Emit = Callable[[str, dict[str, Any]], None]
+# on_token(key, sample_index, token, logits): a token a sample drew (an EOS too), with the float32 logits row
+# ([vocab]) it was drawn from, before the sample's stop checks. It may raise to abandon the whole call.
+TokenHook = Callable[[str, int, int, torch.Tensor], None]
 
 
 class RecomputeDecoder:
@@ -188,13 +195,9 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
     if settings.add_bos and facts.bos_token_id is None:
         raise BadRequest("add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
     tokenizer = loaded.tokenizer
-    eos_ids = set(loaded.eos_token_ids)
-    stops = settings.stop
-    tail_tokens = max((len(s.encode("utf-8")) for s in stops), default=0) + 4
     model_max = facts.max_position_embeddings or (1 << 62)
 
-    prompts: list[torch.Tensor] = []
-    fitting: list[tuple[str, str, list[int]]] = []
+    prompts: list[PromptSamples] = []
     count = 0
     for key, prompt, indices in requests:
         ids = tokenizer.encode(prompt, add_special_tokens=False).ids if prompt else []
@@ -209,34 +212,94 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
                 emit("partial", _prompt_too_long(key, index, len(ids)))
                 count += 1
             continue
-        fitting.append((key, prompt, indices))
-        prompts.append(torch.tensor(ids, dtype=torch.long))
-    requests = fitting
+        prompts.append(PromptSamples(key, ids, indices, settings.max_new_tokens, settings.seed))
 
-    units = [
-        _Unit(
-            key=key,
-            prompt=prompt_ids,
-            budget=min(settings.max_new_tokens, model_max - len(prompt_ids)),
-            samples=[
-                _Sample(
-                    index=i,
-                    gen=None
-                    if settings.temperature == 0.0
-                    else torch.Generator().manual_seed(sample_seed(settings.seed, key, i)),
-                    tokens=[],
-                )
-                for i in indices
-            ],
-        )
-        for (key, _, indices), prompt_ids in zip(requests, prompts, strict=True)
-    ]
-    batched = loaded.backend.batches_prompts
-    for group in _batches(units, settings.max_batch_rows if batched else None):
-        count += _decode_group(
-            loaded.backend, group, batched, settings, tokenizer, eos_ids, stops, tail_tokens, emit, loaded.deterministic
-        )
+    count += decode_prompts(
+        loaded,
+        prompts,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        stop=settings.stop,
+        max_batch_rows=settings.max_batch_rows,
+        emit=emit,
+    )
     return {"count": count}
+
+
+@dataclass(frozen=True)
+class PromptSamples:
+    """One prompt's samples for `decode_prompts`: its token ids, the sample indices to produce and at most
+    `max_new_tokens` new tokens each (fewer where the model's positions end). Sample i draws from its own generator
+    seeded with sample_seed(seed, seed_key, i) (`seed_key` None: `key`); `key` names the samples in the partial
+    events and the on_token hook."""
+
+    key: str
+    ids: list[int]
+    indices: list[int]
+    max_new_tokens: int
+    seed: int
+    seed_key: str | None = None
+
+
+def decode_prompts(
+    loaded: LoadedModel,
+    prompts: list[PromptSamples],
+    *,
+    temperature: float,
+    top_p: float,
+    stop: tuple[str, ...],
+    max_batch_rows: int,
+    emit: Emit,
+    on_token: TokenHook | None = None,
+) -> int:
+    """Decode the samples of prompts given as token ids (each non-empty and shorter than the model's positions;
+    keys unique), emitting one `partial` per finished sample as the generate op does. Returns the samples emitted.
+    With the native model the samples of consecutive prompts share batches of up to max_batch_rows rows."""
+    facts = loaded.facts
+    tokenizer = loaded.tokenizer
+    eos_ids = set(loaded.eos_token_ids)
+    tail_tokens = max((len(s.encode("utf-8")) for s in stop), default=0) + 4
+    model_max = facts.max_position_embeddings or (1 << 62)
+    units: list[_Unit] = []
+    for p in prompts:
+        if not p.ids or len(p.ids) >= model_max:
+            raise BadRequest(f"prompt of {p.key!r} has {len(p.ids)} tokens: it needs 1 to {model_max - 1}")
+        seed_key = p.key if p.seed_key is None else p.seed_key
+        units.append(
+            _Unit(
+                key=p.key,
+                prompt=torch.tensor(p.ids, dtype=torch.long),
+                budget=min(p.max_new_tokens, model_max - len(p.ids)),
+                samples=[
+                    _Sample(
+                        index=i,
+                        gen=None
+                        if temperature == 0.0
+                        else torch.Generator().manual_seed(sample_seed(p.seed, seed_key, i)),
+                        tokens=[],
+                    )
+                    for i in p.indices
+                ],
+            )
+        )
+    batched = loaded.backend.batches_prompts
+    count = 0
+    for group in _batches(units, max_batch_rows if batched else None):
+        count += _decode_group(
+            loaded.backend,
+            group,
+            batched,
+            temperature,
+            top_p,
+            tokenizer,
+            eos_ids,
+            stop,
+            tail_tokens,
+            emit,
+            loaded.deterministic,
+            on_token,
+        )
+    return count
 
 
 @dataclass
@@ -279,13 +342,15 @@ def _decode_group(
     backend: CausalLMBackend,
     group: list[_Unit],
     batched: bool,
-    settings: GenerateSettings,
+    temperature: float,
+    top_p: float,
     tokenizer: Any,
     eos_ids: set[int],
     stops: tuple[str, ...],
     tail_tokens: int,
     emit: Emit,
     deterministic: bool,
+    on_token: TokenHook | None = None,
 ) -> int:
     """Decode every sample of the group's units in one batch until each stops; emit each as it finishes."""
     rows = [(unit, sample) for unit in group for sample in unit.samples]  # row r of the first batch
@@ -305,8 +370,8 @@ def _decode_group(
         live = [row for row in range(len(active)) if not rows[active[row]][1].done]
         picks = choose_tokens(
             logits[live] if len(live) != logits.shape[0] else logits,
-            settings.temperature,
-            settings.top_p,
+            temperature,
+            top_p,
             [rows[active[row]][1].gen for row in live],
             per_row=deterministic,
         )
@@ -314,6 +379,8 @@ def _decode_group(
         still: list[int] = []
         for row, token in zip(live, picks, strict=True):
             unit, s = rows[active[row]]
+            if on_token is not None:
+                on_token(unit.key, s.index, token, logits[row])
             if token in eos_ids:
                 s.done, s.finish_reason = True, "eos"
             else:
