@@ -149,14 +149,18 @@ def op_load(server: Server, params: dict[str, Any], emit: Emit) -> dict[str, Any
 
 
 def op_score(server: Server, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    from .faults import check_score_faults
     from .scoring import score
 
+    check_score_faults(params)
     return score(server.require_model("score"), params, emit)
 
 
 def op_generate(server: Server, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    from .faults import check_generate_faults
     from .generation import generate
 
+    check_generate_faults(params)
     return generate(server.require_model("generate"), params, emit)
 
 

@@ -12,10 +12,7 @@ export function formatResultsTable(results: RunResults): string {
     rows.push(
       ['perplexity', p.perplexity.toFixed(4)],
       ['bits per byte', p.bits_per_byte.toFixed(4)],
-      [
-        'rows / tokens',
-        `${p.rows} / ${p.scored_tokens}${p.rows_requested !== undefined && p.rows < p.rows_requested ? ` (the data set has ${p.rows} of the ${p.rows_requested} rows asked)` : ''}`,
-      ],
+      ['rows / tokens', `${p.rows} / ${p.scored_tokens}${rowsNote(p)}`],
       ['data set', `${p.dataset} [${p.text_field}]`],
     );
   }
@@ -46,4 +43,11 @@ export function formatResultsTable(results: RunResults): string {
   rows.push(['results', results.run_dir]);
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}
+
+/** Why the scored rows are fewer than asked: rows the engine failed on, or a data set shorter than --rows. */
+function rowsNote(p: NonNullable<RunResults['perplexity']>): string {
+  if (p.rows_failed) return ` (${p.rows_failed} rows failed in the engine and are left out: a subset)`;
+  if (p.rows_requested !== undefined && p.rows < p.rows_requested) return ` (the data set has ${p.rows} of the ${p.rows_requested} rows asked)`;
+  return '';
 }

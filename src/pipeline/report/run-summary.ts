@@ -84,6 +84,8 @@ export interface RunSummary {
     datasetSha256: string;
     /** Per-row NLL sums and scored-token counts by record key, for paired comparisons between runs. */
     rows: Map<string, { nll_sum: number; n_scored_tokens: number }>;
+    /** Rows the engine could not score, left out of the figures (0 when none). */
+    rowsFailed: number;
   };
   humaneval?: {
     passAtK: Record<string, Estimate>;
@@ -215,6 +217,7 @@ export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'resu
       dataset: section.dataset,
       datasetSha256: section.dataset_sha256,
       rows: new Map(Object.entries(section.per_row ?? {})),
+      rowsFailed: section.rows_failed ?? 0,
     };
   }
   if (results?.humaneval) {

@@ -109,7 +109,7 @@ export function qualityTable(runs: readonly RunSummary[]): Table {
 }
 
 /** Statuses in the order the outcome table shows them; others follow by name. */
-const STATUS_ORDER = ['passed', 'failed', 'timeout', 'oom', 'prompt_too_long', 'sandbox_error'];
+const STATUS_ORDER = ['passed', 'failed', 'timeout', 'oom', 'prompt_too_long', 'engine_error', 'sandbox_error'];
 
 function percent(count: number, total: number): string {
   return total > 0 ? `${count} (${((100 * count) / total).toFixed(1)}%)` : String(count);
@@ -249,7 +249,7 @@ export function settingsTables(runs: readonly RunSummary[]): Table[] {
           ...name(run),
           settings.dataset,
           settings.revision ?? '—',
-          String(settings.rows),
+          run.perplexity?.rowsFailed ? `${settings.rows} (${run.perplexity.rowsFailed} failed in the engine, left out)` : String(settings.rows),
           settings.textField ?? 'default',
           window,
           settings.stride === null ? '= max_length' : String(settings.stride),

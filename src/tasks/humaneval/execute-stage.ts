@@ -9,21 +9,32 @@ import { log } from '../../util/log.js';
 import type { HumanEvalConfig } from './config.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
-/** The execution record of a sample whose prompt did not fit the model: a failure, never run. */
-export function promptTooLongRecord(generation: GenerationRecord): ExecutionRecord {
+/**
+ * The execution record of a sample that was never generated: its prompt did not fit the model
+ * (`prompt_too_long`) or the engine failed on it (`engine_error`). A failure, never run.
+ */
+export function unrunRecord(generation: GenerationRecord): ExecutionRecord {
+  const engineError = generation.finish_reason === 'engine_error';
   return {
     key: executionKey(generation.task_id, generation.sample_index),
     task_id: generation.task_id,
     sample_index: generation.sample_index,
-    status: 'prompt_too_long',
+    status: engineError ? 'engine_error' : 'prompt_too_long',
     passed: false,
     exception_type: null,
-    message: "the prompt fills the model's context: nothing was generated",
+    message: engineError
+      ? `the engine could not generate this sample: ${generation.error ?? 'no message'}`
+      : "the prompt fills the model's context: nothing was generated",
     duration_ms: 0,
     stdout: '',
     stderr: '',
     attempts: 0,
   };
+}
+
+/** Whether a generation has nothing to run (see unrunRecord). */
+function neverGenerated(generation: GenerationRecord): boolean {
+  return generation.finish_reason === 'prompt_too_long' || generation.finish_reason === 'engine_error';
 }
 
 /** The record fields of an isolated verdict (none without one). */
@@ -81,7 +92,7 @@ export async function runExecuteStage(options: {
         missing.push(`${problem.task_id}#${index}`);
         continue;
       }
-      if (generation.finish_reason === 'prompt_too_long') unfit.push(generation);
+      if (neverGenerated(generation)) unfit.push(generation);
       else samples.push({ task_id: problem.task_id, sample_index: index, completion: generation.completion, prompt: generation.prompt_used });
     }
   }
@@ -90,10 +101,16 @@ export async function runExecuteStage(options: {
       hint: 'run the generate stage first (--stages generate), or copy the whole run directory from the machine that generated',
     });
   }
-  // A prompt that left the model no room has nothing to execute: the sample fails as `prompt_too_long` and the
-  // run goes on (counted in the status counts, the summary and the report).
-  for (const generation of unfit) await executed.append(promptTooLongRecord(generation));
-  if (unfit.length > 0) log.warn(`execute: ${unfit.length} samples failed as prompt_too_long (the prompt fills the model's context)`);
+  // A sample that was never generated has nothing to execute: it fails as `prompt_too_long` or `engine_error` and
+  // the run goes on (counted in the status counts, the summary and the report).
+  for (const generation of unfit) await executed.append(unrunRecord(generation));
+  for (const status of ['prompt_too_long', 'engine_error'] as const) {
+    const count = unfit.filter((generation) => unrunRecord(generation).status === status).length;
+    if (count > 0)
+      log.warn(
+        `execute: ${count} samples failed as ${status} (${status === 'engine_error' ? 'the engine could not generate them' : "the prompt fills the model's context"})`,
+      );
+  }
   if (samples.length === 0) return;
   const total = options.problems.length * config.n;
   const progress = new Progress('execute', total, 'candidates', process.stderr, total - samples.length);

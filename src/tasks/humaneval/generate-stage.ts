@@ -1,4 +1,6 @@
 import type { ModelBackend } from '../../backends/model-backend.js';
+import { UnitFailureBreaker, unitErrorAction, unitErrorMessage } from '../../pipeline/unit-failures.js';
+import { log } from '../../util/log.js';
 import { Progress } from '../../util/progress.js';
 import type { HumanEvalConfig } from './config.js';
 import { GENERATION_RECORDS, generationKey, type GenerationRecord } from './records.js';
@@ -49,6 +51,11 @@ export function missingSamples(taskId: string, n: number, has: (key: string) => 
  * decoded together as in an uninterrupted run) and only the missing samples are appended. Each (task, sample
  * index) has its own seed, and the decode batch a sample shares is the same as in an uninterrupted run, so a
  * sample generated after a crash is the one the uninterrupted run would have made, on the fast path too.
+ *
+ * A request the engine refuses while staying up is narrowed down (pipeline/unit-failures.ts): out of memory halves
+ * the decode batch; another per-unit error runs each problem of the group alone, and a problem that still fails
+ * gets its missing samples recorded as `engine_error` (each counts as a failed candidate), so one problem cannot
+ * stop the run.
  */
 export async function runGenerateStage(options: {
   run: RunDirectory;
@@ -69,45 +76,92 @@ export async function runGenerateStage(options: {
   const engine = await options.engine();
   const progress = new Progress('generate', total, 'samples', process.stderr, records.size);
   const allSamples = Array.from({ length: config.n }, (_, index) => index);
-  for (const group of todo) {
-    options.signal?.throwIfAborted();
+  const breaker = new UnitFailureBreaker('generate');
+
+  const request = async (group: PromptProblem[], batchRows: number): Promise<void> => {
     const prompts = new Map(group.map((problem) => [problem.task_id, promptForGeneration(problem.prompt, config.stripPrompt)]));
     const writes: Promise<void>[] = [];
-    await engine.generate(
-      {
-        requests: group.map((problem) => ({
-          key: problem.task_id,
-          prompt: prompts.get(problem.task_id)!,
-          samples: allSamples,
-        })),
-        n: config.n,
-        temperature: config.temperature,
-        top_p: config.topP,
-        max_new_tokens: config.maxNewTokens,
-        seed: options.seed,
-        stop: config.stop,
-        max_batch_rows: options.batchSamples,
-      },
-      {
-        signal: options.signal,
-        onSample: (sample) => {
-          const key = generationKey(sample.key, sample.sample_index);
-          if (records.has(key)) return;
-          const record: GenerationRecord = {
-            key,
-            task_id: sample.key,
-            sample_index: sample.sample_index,
-            prompt_used: prompts.get(sample.key) ?? '',
-            completion: sample.completion,
-            finish_reason: sample.finish_reason,
-            n_new_tokens: sample.n_new_tokens,
-            stop_sequence: sample.stop_sequence,
-          };
-          writes.push(records.append(record).then(() => progress.tick()));
+    try {
+      await engine.generate(
+        {
+          requests: group.map((problem) => ({ key: problem.task_id, prompt: prompts.get(problem.task_id)!, samples: allSamples })),
+          n: config.n,
+          temperature: config.temperature,
+          top_p: config.topP,
+          max_new_tokens: config.maxNewTokens,
+          seed: options.seed,
+          stop: config.stop,
+          max_batch_rows: batchRows,
         },
-      },
-    );
-    await Promise.all(writes);
+        {
+          signal: options.signal,
+          onSample: (sample) => {
+            const key = generationKey(sample.key, sample.sample_index);
+            if (records.has(key)) return;
+            const record: GenerationRecord = {
+              key,
+              task_id: sample.key,
+              sample_index: sample.sample_index,
+              prompt_used: prompts.get(sample.key) ?? '',
+              completion: sample.completion,
+              finish_reason: sample.finish_reason,
+              n_new_tokens: sample.n_new_tokens,
+              stop_sequence: sample.stop_sequence,
+            };
+            writes.push(records.append(record).then(() => progress.tick()));
+          },
+        },
+      );
+    } finally {
+      await Promise.all(writes);
+    }
+  };
+
+  const generateGroup = async (group: PromptProblem[], batchRows: number): Promise<void> => {
+    try {
+      await request(group, batchRows);
+      breaker.succeeded();
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      const action = unitErrorAction(error);
+      if (action === 'stop') throw error;
+      if (action === 'split' && batchRows > 1) {
+        const smaller = Math.max(1, Math.floor(batchRows / 2));
+        log.warn(`generate: ${unitErrorMessage(error)}; decoding ${group[0]!.task_id}'s group ${smaller} samples at a time`);
+        return generateGroup(group, smaller);
+      }
+      if (group.length > 1) {
+        for (const problem of group) await generateGroup([problem], batchRows);
+        return;
+      }
+      const problem = group[0]!;
+      log.warn(`generate: ${problem.task_id} failed in the engine (${unitErrorMessage(error)}); its samples are recorded as engine_error`);
+      for (const index of missingSamples(problem.task_id, config.n, (key) => records.has(key))) {
+        await records.append(engineErrorRecord(problem, index, promptForGeneration(problem.prompt, config.stripPrompt), error));
+        progress.tick();
+      }
+      breaker.failed(problem.task_id, error);
+    }
+  };
+
+  for (const group of todo) {
+    options.signal?.throwIfAborted();
+    await generateGroup(group, options.batchSamples);
   }
   progress.finish();
+}
+
+/** The record of a sample the engine could not generate: an empty completion that fails as `engine_error`. */
+export function engineErrorRecord(problem: PromptProblem, sampleIndex: number, promptUsed: string, error: unknown): GenerationRecord {
+  return {
+    key: generationKey(problem.task_id, sampleIndex),
+    task_id: problem.task_id,
+    sample_index: sampleIndex,
+    prompt_used: promptUsed,
+    completion: '',
+    finish_reason: 'engine_error',
+    n_new_tokens: 0,
+    stop_sequence: null,
+    error: unitErrorMessage(error),
+  };
 }

@@ -12,8 +12,11 @@ export interface GenerationRecord {
   finish_reason: GeneratedFinish;
   n_new_tokens: number;
   stop_sequence: string | null;
+  /** With finish_reason `engine_error`: the engine's message for the request that failed. */
+  error?: string;
 }
-type GeneratedFinish = GeneratedSample['finish_reason'];
+/** The engine's finish reasons, and `engine_error`: the engine refused this problem's request even alone. */
+type GeneratedFinish = GeneratedSample['finish_reason'] | 'engine_error';
 
 export const GENERATION_RECORDS = recordKind<GenerationRecord>('generate', {
   task_id: 'string',
@@ -31,8 +34,9 @@ export interface ExecutionRecord {
   key: string;
   task_id: string;
   sample_index: number;
-  /** `prompt_too_long`: the prompt filled the model's context, nothing was generated or run (a failure). */
-  status: 'passed' | 'failed' | 'timeout' | 'oom' | 'prompt_too_long';
+  /** `prompt_too_long`: the prompt filled the model's context; `engine_error`: the engine could not generate the
+   * sample. Either way nothing was run and the sample counts as a failure. */
+  status: 'passed' | 'failed' | 'timeout' | 'oom' | 'prompt_too_long' | 'engine_error';
   passed: boolean;
   exception_type: string | null;
   message: string | null;

@@ -5,7 +5,12 @@ import { recordKind } from '../../pipeline/store/record-kind.js';
  * One scored row of the perplexity texts: the engine's row as it answered (records/perplexity.jsonl), and the
  * row's word count as lm-evaluation-harness counts it (`n_words`; absent in records written before it existed).
  */
-export type PerplexityRecord = ScoredRow & { key: string; n_words?: number };
+export type PerplexityRecord = ScoredRow & {
+  key: string;
+  n_words?: number;
+  /** The engine's message when it could not score the row even alone: the counts are 0 and no figure uses it. */
+  error?: string;
+};
 
 export const PERPLEXITY_RECORDS = recordKind<PerplexityRecord>('perplexity', {
   index: 'integer',

@@ -46,6 +46,9 @@ export interface PerplexityResults extends PerplexitySummary {
   };
   /** --rows: the rows asked for (`rows` is what the data set had, when fewer). */
   rows_requested?: number;
+  /** Rows the engine could not score (left out of every figure above, so `rows` counts only the scored ones). */
+  rows_failed?: number;
+  failed_rows?: { index: number; error: string }[];
   /** Each row's NLL sum and scored tokens by record key, in row order. */
   per_row: Record<string, { nll_sum: number; n_scored_tokens: number }>;
 }
@@ -76,7 +79,9 @@ export function perplexityResults(
   provenance: DatasetProvenance & { textField?: string },
   windowing: Windowing = 'evalpipe',
 ): PerplexityResults {
-  const rows = [...records].sort((a, b) => a.index - b.index);
+  const sorted = [...records].sort((a, b) => a.index - b.index);
+  const failed = sorted.filter((row) => row.error !== undefined);
+  const rows = sorted.filter((row) => row.error === undefined);
   const summary = summarisePerplexity(rows);
   const counted = rows.every((row) => Number.isInteger(row.n_words));
   const words = counted ? exactSum(rows.map((row) => row.n_words ?? 0)) : null;
@@ -99,5 +104,6 @@ export function perplexityResults(
       word_perplexity: wordEstimate,
     },
     per_row: Object.fromEntries(rows.map((row) => [row.key, { nll_sum: row.nll_sum, n_scored_tokens: row.n_scored_tokens }])),
+    ...(failed.length > 0 ? { rows_failed: failed.length, failed_rows: failed.map((row) => ({ index: row.index, error: row.error ?? '' })) } : {}),
   };
 }

@@ -1,7 +1,9 @@
 import type { ModelBackend } from '../../backends/model-backend.js';
+import { UnitFailureBreaker, unitErrorAction, unitErrorMessage } from '../../pipeline/unit-failures.js';
+import { log } from '../../util/log.js';
 import { Progress } from '../../util/progress.js';
 import type { PerplexityConfig } from './config.js';
-import { countWords, PERPLEXITY_RECORDS, rowKey } from './records.js';
+import { countWords, PERPLEXITY_RECORDS, type PerplexityRecord, rowKey } from './records.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export interface TextRow {
@@ -21,6 +23,10 @@ export const DEFAULT_SCORE_BATCH_ROWS = 16;
  * A group with any row missing is scored whole again and only its missing rows are appended, so a resumed row
  * shares its request with exactly the rows it had in an uninterrupted run. Each scored row becomes one record, so
  * a crash loses at most the group in flight.
+ *
+ * A request the engine refuses while staying up (pipeline/unit-failures.ts) is narrowed down: out of memory
+ * scores the group in halves, another per-unit error each row alone; a row that fails alone is recorded as failed
+ * (`error`) and left out of the figures, so one row cannot stop the run.
  */
 export async function runPerplexityStage(options: {
   run: RunDirectory;
@@ -33,21 +39,46 @@ export async function runPerplexityStage(options: {
   const records = await options.run.records(PERPLEXITY_RECORDS);
   const done = options.texts.filter((row) => records.has(rowKey(row.index))).length;
   const progress = new Progress('perplexity', options.texts.length, 'rows', process.stderr, done);
+  const breaker = new UnitFailureBreaker('perplexity');
+  const { maxLength, stride, addBos, windowing } = options.config;
+  const texts = new Map(options.texts.map((row) => [row.index, row.text]));
+
+  const scoreGroup = async (group: TextRow[]): Promise<void> => {
+    try {
+      const result = await options.engine.score(
+        { rows: group, max_length: maxLength, stride, add_bos: addBos, ...(windowing === undefined ? {} : { windowing }) },
+        { signal: options.signal },
+      );
+      for (const row of result.rows) {
+        const key = rowKey(row.index);
+        if (records.has(key)) continue;
+        await records.append({ key, ...row, n_words: countWords(texts.get(row.index) ?? '') });
+        progress.tick();
+      }
+      breaker.succeeded();
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      const action = unitErrorAction(error);
+      if (action === 'stop') throw error;
+      if (group.length > 1) {
+        // Out of memory: halves; another per-unit error: each row alone. Either way the culprit ends up alone.
+        const pieces = action === 'split' ? [group.slice(0, Math.ceil(group.length / 2)), group.slice(Math.ceil(group.length / 2))] : group.map((row) => [row]);
+        if (action === 'split') log.warn(`perplexity: ${unitErrorMessage(error)}; scoring rows ${group[0]!.index}..${group.at(-1)!.index} in halves`);
+        for (const piece of pieces) await scoreGroup(piece);
+        return;
+      }
+      const row = group[0]!;
+      log.warn(`perplexity: row ${row.index} failed in the engine (${unitErrorMessage(error)}); it is recorded as failed and left out of the figures`);
+      await records.append(failedRowRecord(row, error));
+      progress.tick();
+      breaker.failed(`row ${row.index}`, error);
+    }
+  };
+
   for (const group of groupRows(options.texts, options.batchRows)) {
     if (group.every((row) => records.has(rowKey(row.index)))) continue;
     options.signal?.throwIfAborted();
-    const { maxLength, stride, addBos, windowing } = options.config;
-    const result = await options.engine.score(
-      { rows: group, max_length: maxLength, stride, add_bos: addBos, ...(windowing === undefined ? {} : { windowing }) },
-      { signal: options.signal },
-    );
-    const texts = new Map(group.map((row) => [row.index, row.text]));
-    for (const row of result.rows) {
-      const key = rowKey(row.index);
-      if (records.has(key)) continue;
-      await records.append({ key, ...row, n_words: countWords(texts.get(row.index) ?? '') });
-      progress.tick();
-    }
+    await scoreGroup(group);
   }
   progress.finish();
 }
@@ -69,4 +100,19 @@ export function* groupRows(rows: readonly TextRow[], maxRows: number): Generator
     chars += row.text.length;
   }
   if (group.length > 0) yield group;
+}
+
+/** The record of a row the engine could not score even alone: kept (so a resume does not retry it forever) and left
+ * out of every figure, which then covers fewer rows than asked (results.json `rows_failed`, a subset). */
+export function failedRowRecord(row: TextRow, error: unknown): PerplexityRecord {
+  return {
+    key: rowKey(row.index),
+    index: row.index,
+    nll_sum: 0,
+    n_scored_tokens: 0,
+    n_tokens: 0,
+    n_bytes: 0,
+    n_windows: 0,
+    error: unitErrorMessage(error),
+  };
 }
