@@ -86,6 +86,28 @@ describe('the same bits whatever --batch-size and wherever a run is killed', () 
     }
   }, 1_200_000); // an upper bound for a saturated 2-core machine, not an expected duration
 
+  it('--windowing lm-eval on rows longer than the window: --batch-size 1 and 5, and a kill -9 resumed at another size, give the same bits', async () => {
+    const lmEval = (dir: string, size: number) => [...faultCommand(dir, config, PERPLEXITY_ONLY, size), '--windowing', 'lm-eval', '--max-length', '24'];
+    const one = join(root, 'lm-eval-1');
+    await run(lmEval(one, 1));
+    const want = await records(one, 'perplexity');
+    expect(want.size).toBe(config.rows);
+    expect([...want.values()].filter((record) => Number(record.n_windows) > 1).length).toBeGreaterThan(config.rows / 2);
+    const five = join(root, 'lm-eval-5');
+    await run(lmEval(five, 5));
+    expect(await records(five, 'perplexity')).toEqual(want);
+    expect(await results(five)).toEqual(await results(one));
+    const killed = join(root, 'lm-eval-killed');
+    const file = join(killed, 'records', 'perplexity.jsonl');
+    const victim = startCli(lmEval(killed, 3));
+    await waitUntil(() => completeLines(file) >= 20, { timeoutMs: 120_000, done: victim.exited });
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    await run(lmEval(killed, 8));
+    expect(await records(killed, 'perplexity'), 'killed after 20 rows at --batch-size 3, resumed at 8').toEqual(want);
+    expect(await results(killed)).toEqual(await results(one));
+  }, 1_200_000); // an upper bound for a saturated 2-core machine, not an expected duration
+
   it('greedy generation gives the same completions at --batch-size 1 and 16', async () => {
     const generate = (dir: string, size: number) => [
       ...faultCommand(dir, config, [], size),
