@@ -1,4 +1,5 @@
-"""`python -m evalpipe_engine serve | write-preset DIR [--seed N] | info` (PYTHONPATH=cuda)."""
+"""`python -m evalpipe_engine serve | http --port P --model M [...] | write-preset DIR [--seed N] | info`
+(PYTHONPATH=cuda)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,21 @@ def main(argv: list[str] | None = None) -> int:
     wp.add_argument("directory")
     wp.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
     sub.add_parser("info", help="print versions and device facts as JSON")
+    from .http_server.config import add_arguments
+
+    http = sub.add_parser("http", help="serve one model over an OpenAI-compatible HTTP API (docs/engine-http.md)")
+    add_arguments(http)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         from .server import serve
 
         return serve()
+    if args.command == "http":
+        from .http_server.app import serve_http
+        from .http_server.config import config_from_args
+
+        return serve_http(config_from_args(args, http))
     if args.command == "write-preset":
         from .presets import write_preset_dir
 

@@ -1,0 +1,238 @@
+"""The one thread that owns the model. Request threads submit jobs; the worker batches what has arrived and runs it.
+
+Batching: the worker takes the first waiting job, then everything else already waiting (jobs that arrived while
+the previous batch ran), then waits up to `batch_wait_s` for more. Of that batch it scores every prompt that wants
+prompt logprobs together (token_logprobs.prompt_logprobs, grouped under the score op's token budget), then decodes
+the samples of all jobs with equal (temperature, top_p, stop) in one `generation.decode_prompts` call, which puts
+up to `max_batch_rows` samples of consecutive prompts in one decode batch (the generate op's batching). Budgets and
+seeds are per prompt, so requests with other max_tokens or seeds still share a batch.
+
+A failure fails the jobs of the call that failed (they shared its batch) and the worker goes on. `stop()` refuses
+new jobs, fails waiting ones, and lets the running batch finish until a grace period ends; after that the next
+drawn token abandons it and its jobs fail with 503.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import EngineError
+from ..generation import PromptSamples, decode_prompts
+from .api_errors import SERVER_ERROR, ApiError, from_engine_error
+from .jobs import Job, JobDone, PromptsScored, SampleFinished, TokenDrawn
+from .token_logprobs import TokenLogprob, prompt_logprobs, prompt_top_logprobs, top_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..loading import LoadedModel
+
+log = logging.getLogger("evalpipe_engine.http")
+
+
+class _Abandoned(Exception):
+    """Raised from the token hook to abandon a decode when the server stops."""
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(503, "the server is shutting down", error_type=SERVER_ERROR, code="shutting_down")
+
+
+class EngineWorker:
+    def __init__(self, loaded: LoadedModel, *, max_batch_rows: int, batch_wait_s: float) -> None:
+        self._loaded = loaded
+        self._max_batch_rows = max_batch_rows
+        self._batch_wait_s = batch_wait_s
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._closing = threading.Event()
+        self._abandon_at: float | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._closing.is_set():
+                raise _shutting_down()
+            self._queue.put(job)
+
+    def stop(self, grace_s: float) -> None:
+        """Refuse new jobs; the running batch may finish within grace_s, then it is abandoned."""
+        with self._lock:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+            self._abandon_at = time.monotonic() + grace_s
+            self._queue.put(None)
+
+    def join(self, timeout_s: float) -> bool:
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- the loop --------------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stopping = self._collect(batch)
+            if self._closing.is_set():
+                for job in batch:
+                    job.fail(_shutting_down())
+                break
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # a bug in the worker itself: fail the batch, keep serving
+                traceback.print_exc()
+                for job in batch:
+                    job.fail(ApiError(500, f"internal error: {type(exc).__name__}: {exc}", error_type=SERVER_ERROR))
+            if stopping:
+                break
+        while True:  # fail whatever is still waiting
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.fail(_shutting_down())
+
+    def _collect(self, batch: list[Job]) -> bool:
+        """Add waiting jobs, then those arriving within the wait; True when the stop sentinel came."""
+        deadline = time.monotonic() + self._batch_wait_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            batch.append(job)
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        jobs = [job for job in batch if not job.cancelled.is_set()]
+        log.debug(
+            "batch of %d request(s): %d prompt(s) to score, %d to sample",
+            len(jobs),
+            sum(len(job.score) for job in jobs),
+            sum(len(job.samples) for job in jobs),
+        )
+        scoring = [job for job in jobs if job.score]
+        if scoring:
+            self._guarded(scoring, lambda: self._score(scoring))
+        groups: dict[tuple[float, float, tuple[str, ...]], list[Job]] = {}
+        for job in jobs:
+            if job.samples and not job.failed:
+                groups.setdefault(job.group, []).append(job)
+        for members in groups.values():
+            self._guarded(members, lambda members=members: self._generate(members))
+        for job in jobs:
+            if not job.failed:
+                job.events.put(JobDone())
+
+    def _guarded(self, jobs: list[Job], work: Callable[[], None]) -> None:
+        try:
+            work()
+        except _Abandoned:
+            for job in jobs:
+                job.fail(_shutting_down())
+        except EngineError as exc:
+            for job in jobs:
+                job.fail(from_engine_error(exc))
+        except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            for job in jobs:
+                job.fail(
+                    ApiError(
+                        503,
+                        f"out of memory ({type(exc).__name__}) on a batch of {len(jobs)} request(s): retry, or "
+                        "start the server with a smaller --max-batch-rows",
+                        error_type=SERVER_ERROR,
+                        code="out_of_memory",
+                    )
+                )
+        except Exception as exc:
+            traceback.print_exc()
+            for job in jobs:
+                job.fail(ApiError(500, f"internal error: {type(exc).__name__}: {exc}", error_type=SERVER_ERROR))
+
+    # -- the engine calls ------------------------------------------------------------------------------------------
+    def _score(self, jobs: list[Job]) -> None:
+        sequences = [ids for job in jobs for ids in job.score]
+        values = prompt_logprobs(self._loaded, sequences)
+        wants_top = [job.score_top_k > 0 for job in jobs for _ in job.score]
+        k = max((job.score_top_k for job in jobs), default=0)
+        tops: list[list[tuple[tuple[int, float], ...]]] = [[] for _ in sequences]
+        if k > 0:
+            picked = [i for i, want in enumerate(wants_top) if want]
+            found = prompt_top_logprobs(self._loaded, [sequences[i] for i in picked], k, self._max_batch_rows)
+            for i, top in zip(picked, found, strict=True):
+                tops[i] = top
+        at = 0
+        for job in jobs:
+            scored: list[list[TokenLogprob]] = []
+            for ids in job.score:
+                lps, top = values[at], tops[at]
+                entries = [TokenLogprob(ids[0], None)]
+                for t in range(1, len(ids)):
+                    entries.append(TokenLogprob(ids[t], lps[t - 1], top[t - 1][: job.score_top_k] if top else ()))
+                scored.append(entries)
+                at += 1
+            job.events.put(PromptsScored(scored))
+
+    def _generate(self, jobs: list[Job]) -> None:
+        owners: dict[str, tuple[Job, str]] = {}
+        prompts: list[PromptSamples] = []
+        for job in jobs:
+            for p in job.samples:
+                key = f"{job.number}/{p.key}"  # unique across the merged jobs; seeds still from the job's own key
+                owners[key] = (job, p.key)
+                prompts.append(replace(p, key=key, seed_key=p.key if p.seed_key is None else p.seed_key))
+
+        def on_token(key: str, sample_index: int, token: int, logits: torch.Tensor) -> None:
+            if self._abandon_at is not None and time.monotonic() > self._abandon_at:
+                raise _Abandoned
+            job, own = owners[key]
+            k = job.logprobs_k
+            drawn = TokenLogprob(token, None) if k is None else top_of(logits, token, k)
+            job.events.put(TokenDrawn(own, sample_index, drawn))
+
+        def emit(event: str, data: dict[str, Any]) -> None:
+            if event != "partial":
+                return
+            job, own = owners[data["key"]]
+            job.events.put(
+                SampleFinished(
+                    own, data["sample_index"], data["completion"], data["finish_reason"], data["stop_sequence"]
+                )
+            )
+
+        first = jobs[0]
+        decode_prompts(
+            self._loaded,
+            prompts,
+            temperature=first.temperature,
+            top_p=first.top_p,
+            stop=first.stop,
+            max_batch_rows=self._max_batch_rows,
+            emit=emit,
+            on_token=on_token,
+        )
