@@ -329,7 +329,7 @@ def test_top_logprobs_are_the_models_most_likely_tokens(server: Server, native: 
         assert logprobs["token_logprobs"][t] == max(top.values())
     offsets = logprobs["text_offset"]
     assert offsets[0] == 0 and all(
-        b - a == len(s) for a, b, s in zip(offsets, offsets[1:], logprobs["tokens"][:-1], strict=True)
+        b - a == len(s) for a, b, s in zip(offsets[:-1], offsets[1:], logprobs["tokens"][:-1], strict=True)
     )
 
 
