@@ -65,6 +65,16 @@ ROUTES: dict[str, dict[str, Endpoint]] = {
 OPEN_PATHS = frozenset({"/health"})  # answered without the bearer token
 
 
+def _as_api_error(exc: Exception) -> ApiError:
+    """Any failure while answering, as the error the client gets (a bug's traceback goes to stderr)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, EngineError):
+        return from_engine_error(exc)
+    traceback.print_exc()
+    return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", error_type=SERVER_ERROR)
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
@@ -167,15 +177,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._authorize(ctx.api_key)
             body = self._read_body() if self.command == "POST" else {}
             result = endpoint(ctx, body)
-        except ApiError as exc:
-            return self._send_error(exc), ""
-        except EngineError as exc:
-            return self._send_error(from_engine_error(exc)), ""
+        except OSError:
+            raise
         except Exception as exc:
-            traceback.print_exc()
-            return self._send_error(
-                ApiError(500, f"internal error: {type(exc).__name__}: {exc}", error_type=SERVER_ERROR)
-            ), ""
+            return self._send_error(_as_api_error(exc)), ""
         if isinstance(result, dict):
             self._send_json(200, result)
             return 200, ""
@@ -255,8 +260,8 @@ class Handler(BaseHTTPRequestHandler):
         """An event stream. An error before the first chunk is a plain JSON error; after it, an error chunk."""
         try:
             first = next(chunks, None)
-        except ApiError as exc:
-            return self._send_error(exc), ""
+        except Exception as exc:
+            return self._send_error(_as_api_error(exc)), ""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -269,9 +274,12 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     for chunk in chunks:
                         self._write_chunk(b"data: " + _dumps(chunk) + b"\n\n")
-                except ApiError as exc:
-                    self._write_chunk(b"data: " + _dumps(exc.to_json()) + b"\n\n")
-                    note = f" (failed in the stream: {exc.status} {exc.message})"
+                except OSError:
+                    raise
+                except Exception as exc:
+                    error = _as_api_error(exc)
+                    self._write_chunk(b"data: " + _dumps(error.to_json()) + b"\n\n")
+                    note = f" (failed in the stream: {error.status} {error.message})"
             self._write_chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
