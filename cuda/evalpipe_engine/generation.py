@@ -251,13 +251,15 @@ def decode_prompts(
     max_batch_rows: int,
     emit: Emit,
     on_token: TokenHook | None = None,
+    ignore_eos: bool = False,
 ) -> int:
     """Decode the samples of prompts given as token ids (each non-empty and shorter than the model's positions;
     keys unique), emitting one `partial` per finished sample as the generate op does. Returns the samples emitted.
-    With the native model the samples of consecutive prompts share batches of up to max_batch_rows rows."""
+    With the native model the samples of consecutive prompts share batches of up to max_batch_rows rows.
+    `ignore_eos` (the HTTP server's vLLM extension): EOS does not end a sample, which then runs to its budget."""
     facts = loaded.facts
     tokenizer = loaded.tokenizer
-    eos_ids = set(loaded.eos_token_ids)
+    eos_ids: set[int] = set() if ignore_eos else set(loaded.eos_token_ids)
     tail_tokens = max((len(s.encode("utf-8")) for s in stop), default=0) + 4
     model_max = facts.max_position_embeddings or (1 << 62)
     units: list[_Unit] = []

@@ -250,6 +250,16 @@ def test_seeded_sampling_is_reproducible_and_native(server: Server, native: Load
     assert [c["text"] for c in keyed] == [expected[("HumanEval/7", i)]["completion"] for i in range(3)]
 
 
+def test_ignore_eos_runs_every_sample_to_max_tokens(server: Server) -> None:
+    # near-uniform sampling over the tiny vocabulary: EOS comes early in most of these seeded samples
+    body = {"prompt": PROMPTS[1], "max_tokens": 400, "temperature": 1000, "n": 4, "seed": 1}
+    plain = completion(server, **body)
+    assert any(c["finish_reason"] == "stop" for c in plain["choices"]) and plain["usage"]["completion_tokens"] < 1600
+    ignored = completion(server, **body, ignore_eos=True)
+    assert [c["finish_reason"] for c in ignored["choices"]] == ["length"] * 4
+    assert ignored["usage"]["completion_tokens"] == 4 * 400
+
+
 def test_streaming_reassembles_to_the_plain_response(server: Server) -> None:
     body = {"prompt": PROMPTS, "max_tokens": 20, "temperature": 0.8, "seed": 3, "n": 2, "stop": ["[ [ [ [ ["]}
     plain = completion(server, **body, logprobs=1)

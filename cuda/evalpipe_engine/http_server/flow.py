@@ -86,7 +86,9 @@ class Flow:
             context_budget(len(p.ids), max_tokens, echo, model_max, f"prompt[{i}]" if several else "the prompt")
             for i, p in enumerate(prompts)
         ]
-        self.job = Job(sampling.temperature, sampling.group[1], sampling.stop, logprobs_k=logprobs)
+        self.job = Job(
+            sampling.temperature, sampling.group[1], sampling.stop, logprobs_k=logprobs, ignore_eos=sampling.ignore_eos
+        )
         if echo and logprobs is not None:
             self.job.score = [p.ids for p in prompts]
             self.job.score_top_k = logprobs
@@ -96,7 +98,7 @@ class Flow:
                 self.job.samples.append(
                     PromptSamples(str(p), prompt.ids, indices, budget, sampling.seed, seed_key=keys[p])
                 )
-        eos = ctx.loaded.eos_token_ids
+        eos = () if sampling.ignore_eos else ctx.loaded.eos_token_ids
         tokenizer = ctx.loaded.tokenizer
         self.choices = [
             Choice(

@@ -69,10 +69,11 @@ class Job:
     events: queue.Queue[JobEvent] = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)  # the client went away
     failed: bool = False
+    ignore_eos: bool = False  # EOS does not end a sample (vLLM's ignore_eos)
 
     @property
-    def group(self) -> tuple[float, float, tuple[str, ...]]:
-        return (self.temperature, self.top_p, self.stop)
+    def group(self) -> tuple[float, float, tuple[str, ...], bool]:
+        return (self.temperature, self.top_p, self.stop, self.ignore_eos)
 
     def fail(self, error: ApiError) -> None:
         if not self.failed:

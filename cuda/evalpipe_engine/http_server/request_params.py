@@ -49,8 +49,17 @@ COMPLETION_FIELDS = (
     "return_tokens_as_token_ids",
     "add_special_tokens",
     "seed_keys",
+    "ignore_eos",
 )
-CHAT_FIELDS = (*_COMMON_FIELDS, "messages", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs")
+CHAT_FIELDS = (
+    *_COMMON_FIELDS,
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "logprobs",
+    "top_logprobs",
+    "ignore_eos",
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class Sampling:
     top_p: float
     stop: tuple[str, ...]
     seed: int
+    # vLLM's extension: EOS does not end a sample, so it runs to max_tokens (serving benchmarks use it)
+    ignore_eos: bool = False
 
     @property
     def greedy(self) -> bool:
@@ -106,6 +117,7 @@ def _sampling(body: dict[str, Any], default_seed: int) -> Sampling:
         top_p=read_number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True),
         stop=read_stop(body),
         seed=read_int(body, "seed", default_seed, 0, None),
+        ignore_eos=read_bool(body, "ignore_eos", False),
     )
 
 

@@ -235,4 +235,5 @@ class EngineWorker:
             max_batch_rows=self._max_batch_rows,
             emit=emit,
             on_token=on_token,
+            ignore_eos=first.ignore_eos,
         )
