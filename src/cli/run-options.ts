@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Argv } from 'yargs';
 import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../backends/engine/protocol.js';
-import { BACKEND_NAMES, DEFAULT_BACKEND } from '../backends/registry.js';
+import { BACKEND_NAMES, BACKEND_REGISTRY, DEFAULT_BACKEND, backendNamed } from '../backends/registry.js';
 import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-config.js';
 import { STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
@@ -52,11 +52,17 @@ export interface RawRunOptions {
 /** The tasks a run has when --tasks is not given. */
 const DEFAULT_TASKS = 'perplexity,humaneval';
 
-/** The run options: the common ones here, then each registered task's own (src/tasks/<task>/config.ts). */
+/**
+ * The run options: the common ones here, then each registered task's own (src/tasks/<task>/config.ts), then each
+ * registered backend's own (BackendKind.options, e.g. src/backends/openai/openai-options.ts).
+ */
 export function addRunOptions<T>(cli: Argv<T>): Argv<T> {
   let withTasks = commonRunOptions(cli);
   for (const task of TASK_REGISTRY) {
     for (const [flag, option] of Object.entries(task.options)) withTasks = withTasks.option(flag, option);
+  }
+  for (const backend of BACKEND_REGISTRY) {
+    for (const [flag, option] of Object.entries(backend.options ?? {})) withTasks = withTasks.option(flag, option);
   }
   return withTasks;
 }
@@ -131,7 +137,8 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
   // Every registered task's config, whether the run has the task or not: the config hash covers them all, so a
   // run's identity does not depend on which tasks exist in the code beside the ones it asked for.
   const taskConfigs = Object.fromEntries(TASK_REGISTRY.map((task) => [task.name, task.configFrom(options as Flags, { device })])) as unknown as TaskConfigs;
-  const config: RunConfig = { ...common, ...taskConfigs };
+  const backend = backendFlags(options, common);
+  const config: RunConfig = { ...common, ...(backend.config ? { backendConfig: backend.config } : {}), ...taskConfigs };
   const settings: RunSettings = {
     runDir: options['run-dir'],
     resultsDir: options['results-dir'],
@@ -139,6 +146,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     stages: options.stages === undefined ? undefined : parseChoiceList(options.stages, STAGE_NAMES, '--stages', { order: 'allowed' }),
     concurrency: positiveInt(options.concurrency ?? availableParallelism(), '--concurrency'),
     batchSize: options['batch-size'] === undefined ? undefined : batchSize(options['batch-size']),
+    ...(backend.settings ? { backendSettings: backend.settings } : {}),
     json: options.json ?? false,
     verbose: options.verbose ?? false,
   };
@@ -159,6 +167,31 @@ function backendChoice(name: string | undefined): string | undefined {
     throw new UsageError(`--backend: unknown backend "${name}"`, { hint: `use one of ${BACKEND_NAMES.join(', ')}` });
   }
   return name === DEFAULT_BACKEND ? undefined : name;
+}
+
+/**
+ * The chosen backend's own flags (BackendKind.options) read into its config part (hashed) and settings (not);
+ * another backend's flag is refused, and so are tasks the backend cannot run.
+ */
+function backendFlags(options: RawRunOptions, common: CommonRunConfig): { config?: Record<string, unknown>; settings?: Record<string, unknown> } {
+  const chosen = backendNamed(common.backend);
+  const own = new Set(Object.keys(chosen.options ?? {}));
+  for (const other of BACKEND_REGISTRY) {
+    for (const flag of Object.keys(other.options ?? {})) {
+      if (!own.has(flag) && options[flag] !== undefined) {
+        throw new UsageError(`--${flag} applies to --backend ${other.name} only`, { hint: `add --backend ${other.name}, or leave --${flag} out` });
+      }
+    }
+  }
+  const refused = common.tasks.filter((task) => chosen.unsupportedTasks?.includes(task));
+  if (refused.length > 0) {
+    const allowed = TASK_NAMES.filter((task) => !chosen.unsupportedTasks?.includes(task));
+    throw new UsageError(`--backend ${chosen.name} cannot run --tasks ${refused.join(',')}`, { hint: `use --tasks ${allowed.join(',')}` });
+  }
+  return {
+    ...(chosen.configFrom ? { config: chosen.configFrom(options as Flags) } : {}),
+    ...(chosen.settingsFrom ? { settings: chosen.settingsFrom(options as Flags) } : {}),
+  };
 }
 
 function definedOnly(raw: RawRunOptions): Partial<RawRunOptions> {

@@ -16,13 +16,18 @@ export class EngineSession {
   constructor(
     private readonly run: RunDirectory,
     private readonly config: RunConfig,
-    private readonly options: { signal?: AbortSignal; verbose: boolean },
+    private readonly options: { signal?: AbortSignal; verbose: boolean; backendSettings?: Readonly<Record<string, unknown>> | undefined },
   ) {}
 
   async get(): Promise<ModelBackend> {
     if (this.engine?.alive) return this.engine;
     log.info('engine: starting');
-    const engine = await backendNamed(this.config.backend).start({ signal: this.options.signal, verbose: this.options.verbose });
+    const engine = await backendNamed(this.config.backend).start({
+      signal: this.options.signal,
+      verbose: this.options.verbose,
+      config: this.config.backendConfig,
+      settings: this.options.backendSettings,
+    });
     this.engine = engine;
     const loadParams: LoadParams = {
       model: this.config.model,
@@ -59,7 +64,8 @@ export class EngineSession {
       engine: engineFacts,
       hardware: { ...this.run.manifest.hardware, device: info.device },
     });
-    log.info(`engine: ready on ${info.device.name} (${model.n_params.toLocaleString('en-US')} parameters, ${model.dtype})`);
+    const size = model.n_params === null ? 'parameters not reported' : `${model.n_params.toLocaleString('en-US')} parameters`;
+    log.info(`engine: ready on ${info.device.name} (${size}, ${model.dtype})`);
     return engine;
   }
 

@@ -17,6 +17,9 @@ export interface CommonRunConfig {
   /** --backend: the model backend (src/backends/registry.ts); undefined: the default, our engine, so runs made
    * before the option existed keep their identity. */
   backend?: string | undefined;
+  /** The backend's own part of the config (its BackendKind.configFrom: --backend openai's base URL, --chat,
+   * --tokenizer); absent for a backend without one, so engine runs keep their identity. */
+  backendConfig?: Record<string, unknown> | undefined;
 }
 
 /** Everything that decides a run's results: the common part, and each registered task's part under its name. */
@@ -33,6 +36,8 @@ export interface RunSettings {
   concurrency: number;
   /** --batch-size: rows per scoring request and samples decoded together; undefined: each stage's default. */
   batchSize: number | undefined;
+  /** The backend's own settings (its BackendKind.settingsFrom: timeouts, retries, concurrency, the key's variable). */
+  backendSettings?: Record<string, unknown> | undefined;
   json: boolean;
   verbose: boolean;
 }

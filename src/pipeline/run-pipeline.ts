@@ -51,7 +51,7 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
       generate_samples_per_batch: settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
     },
   });
-  const engine = new EngineSession(store, config, { signal, verbose: settings.verbose });
+  const engine = new EngineSession(store, config, { signal, verbose: settings.verbose, backendSettings: settings.backendSettings });
   const shared = new Map<string, Promise<unknown>>();
   const context: RunContext = {
     store,

@@ -4,6 +4,8 @@
  * these types are their TypeScript reading, kept equal by engine-schemas.test.ts where they name choices.
  */
 
+import type { RemoteModelFacts, RemoteServerFacts } from '../openai/remote-facts.js';
+
 export const ENGINE_PROTOCOL_VERSION = 1;
 
 export type EngineErrorType = 'bad_request' | 'not_found' | 'unsupported' | 'oom' | 'not_loaded' | 'internal';
@@ -83,22 +85,26 @@ export interface LoadParams {
 
 export interface LoadResult {
   model_id: string;
-  source: 'preset' | 'local' | 'hub';
+  /** `remote`: a model served by another program (--backend openai), whose facts below are what its server says. */
+  source: 'preset' | 'local' | 'hub' | 'remote';
   architecture: string;
   revision: string | null;
   weights_sha256: string | null;
-  n_params: number;
-  vocab_size: number;
-  max_position_embeddings: number;
+  /** null: not known (a remote server does not say). */
+  n_params: number | null;
+  vocab_size: number | null;
+  /** A remote server's max_model_len; null when it does not say. */
+  max_position_embeddings: number | null;
   sliding_window: number | null;
   bos_token_id: number | null;
   eos_token_id: number | null;
-  quant: QuantMode;
-  attn: AttentionBackend;
+  /** `remote`: the server chose (--quant and --attn do not reach it). */
+  quant: QuantMode | 'remote';
+  attn: AttentionBackend | 'remote';
   device: string;
   dtype: string;
   load_seconds: number;
-  weight_bytes: number;
+  weight_bytes: number | null;
   backend?: string;
   /** Whether the batch-invariant mode ran (the answer to LoadParams.deterministic). */
   deterministic?: boolean;
@@ -106,6 +112,8 @@ export interface LoadResult {
   fast_paths?: FastPaths;
   seed?: number | null;
   compute_dtype?: 'bf16' | 'fp16' | 'fp32' | null;
+  /** Where a remote model is served and what its server reported (source `remote` only). */
+  remote?: RemoteModelFacts;
 }
 
 export interface ScoreRowInput {
@@ -207,10 +215,13 @@ export interface BenchResult {
 export interface EngineInfo {
   engine_version: string;
   protocol: number;
-  python: string;
-  torch: string;
+  /** null for a remote server (its software is in `server`). */
+  python: string | null;
+  torch: string | null;
   transformers?: string;
   triton?: string | null;
   device: { type: string; name: string; capability?: string | null; total_gib?: number | null; driver?: string | null };
   model: LoadResult | null;
+  /** A remote backend's server: its base URL (no credentials) and the software it names (--backend openai). */
+  server?: RemoteServerFacts;
 }
