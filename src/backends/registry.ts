@@ -1,11 +1,12 @@
 import type { BackendKind } from './backend-kind.js';
 import { engineBackend } from './engine/engine-backend.js';
+import { openAiBackend } from './openai/openai-backend.js';
 
 /**
  * The only list of model backends. A backend is a folder under src/backends/ implementing ModelBackend
  * (model-backend.ts) plus one line here; `--backend` accepts these names.
  */
-export const BACKEND_REGISTRY: readonly BackendKind[] = [engineBackend];
+export const BACKEND_REGISTRY: readonly BackendKind[] = [engineBackend, openAiBackend];
 
 /** The backend a run uses when --backend is not given (and the one runs made before the option existed used). */
 export const DEFAULT_BACKEND = engineBackend.name;
