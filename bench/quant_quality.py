@@ -1,5 +1,5 @@
 """KL of next-token distributions against bf16 (and fp32), per quant mode, on a random StarCoder2-shaped stack
-(quality.random_stack_kl): hidden 3072, ffn 12288, 4 layers, vocab 49152, every linear through build_linear.
+(devtools.quality.random_stack_kl): hidden 3072, ffn 12288, 4 layers, vocab 49152, every linear through build_linear.
 Prefill path: 64 rows x 8 positions in one call (M = 512 > small_m_max); decode path: 16 rows x 1 position
 (M = 16, the small-M kernels). On CPU the reference paths run (same math, fp32 activations).
 
@@ -15,7 +15,7 @@ import sys
 import torch
 from records import write_json_atomic
 
-from evalpipe_engine.quality import StackShape, random_stack_kl
+from evalpipe_engine.devtools.quality import StackShape, random_stack_kl
 from evalpipe_engine.quant import QuantOptions
 
 SCHEMA_VERSION = 1

@@ -1,4 +1,5 @@
-"""KV-cache decoding for the native StarCoder2 whose step has static shapes and device-side positions, so that on
+"""KV-cache decoding for every native model (models/), whose step has static shapes and device-side positions, so
+that on
 CUDA each step is one CUDA graph replay (whole-model decode is otherwise launch-bound: hundreds of small kernels
 per token).
 
@@ -16,20 +17,21 @@ masked SDPA instead.
     logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
     dec.keep([0, 2])                     # finished samples leave; n shrinks
 
-- Prefill: the prompts go once through `model.hidden_states(packed, kv_out=...)` (the packed varlen path and
-  its attention kernels); each prompt's rotated keys and values are copied into its samples' rows of the cache.
-  Every row has its own length (a device tensor): rows of different prompts sit at different positions.
+- Prefill: the prompts go once through the model's forward with a packed PrefillContext whose `kv_out` collects
+  each layer's rotated keys and values (the packed varlen path and its attention kernels); each prompt's keys and
+  values are copied into its samples' rows of the cache. Every row has its own length (a device tensor): rows of
+  different prompts sit at different positions.
 - Cache: per layer k and v [rows, Hkv, capacity, D] in the activation dtype, allocated (zeroed) once. `capacity`
   counts prompt and generated positions (default prompt + 256, capped at the model's max_position_embeddings);
   a step past it, or past the model's maximum, raises ModelError before touching the device.
-- Step (`_body`): static token buffer -> embedding -> LayerNorm; per layer the qkv linear, then on CUDA one Triton
-  launch that rotates the queries in place and writes each row's rotated key and value at its position in the
-  cache (kernels/rope.py rope_kv_append_; on CPU `apply_rope_inplace` and two index writes with device indices),
-  attention through kernels/decode_attention.py (the per-row lengths are a device tensor: the launch is the same
-  at every step), o-proj, the residual add fused with the next LayerNorm (`model._add_norm`, as in prefill),
-  `model._mlp`, the same fused add + LayerNorm (the next layer's, or the final norm), `model._head`; and the
-  device positions are incremented in the step itself, so a graph replay advances them. Padding rows (see below)
-  may run past the capacity: their positions are clamped, their values never read.
+- Step (`_body`): the model's own forward (the one the prefill runs: models/base.py) over the static token
+  buffer with a DecodeContext, then `model.compute_logits`. Only the attention layer reads the context
+  (layers/attention.py): on CUDA one Triton launch rotates the queries in place and writes each row's rotated key
+  and value at its position in the cache (kernels/rope.py rope_kv_append_; on CPU `apply_rope_inplace` and two
+  index writes with device indices), then attention through kernels/decode_attention.py (the per-row lengths are
+  a device tensor: the launch is the same at every step). The device positions are incremented in the step
+  itself, so a graph replay advances them. Padding rows (see below) may run past the capacity: their positions
+  are clamped, their values never read. decoding.py imports no model: the import cycle with model.py is gone.
 - CUDA graphs: the first step for a batch size runs eagerly on a side stream (the warm-up: Triton compiles and
   autotunes there, never during capture), then the step is captured in a `torch.cuda.CUDAGraph` on a private
   memory pool; later steps copy the tokens into the static buffer, replay, and return a clone of the static
@@ -49,15 +51,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
+from .errors import ModelError
 from .fast_paths import GRAPHS_ENV, KERNEL_ENV, env_switch
 from .invariant import decode_phase
-from .model import ModelError, NativeStarcoder2
-from .rope import apply_rope_inplace
+from .layers.attention import masked_decode_attention, per_row_decode_attention  # noqa: F401 (kept import path)
+from .layers.context import DecodeContext
+
+if TYPE_CHECKING:
+    from .models.base import NativeCausalLM
 
 log = logging.getLogger(__name__)
 
@@ -83,49 +88,6 @@ def batch_bucket(n: int, rows: int) -> int:
     return min(b, rows)
 
 
-def masked_decode_attention(
-    q: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    length: torch.Tensor,
-    window: int | None,
-    key_positions: torch.Tensor,
-) -> torch.Tensor:
-    """The decode kernel's function in PyTorch with static shapes (the CPU path): SDPA of q [n, Hq, D] over the
-    whole cache [n, Hkv, C, D] with positions outside [length - window, length) masked out; `length` holds one
-    element or one per row. The cache must hold finite values everywhere (the decoder zero-fills it)."""
-    ends = length.view(-1, 1)
-    allowed = key_positions.view(1, -1) < ends
-    if window is not None:
-        allowed = allowed & (key_positions.view(1, -1) >= ends - window)
-    mask = allowed[:, None, None, :]
-    # GQA without expanding the cache: the `group` query heads that share a KV head become that head's query
-    # positions (query head h reads KV head h // group), so SDPA sees [n, Hkv, group, D] against [n, Hkv, C, D]
-    # and any of its kernels that takes a mask can run (enable_gqa would push CUDA to the math backend, which
-    # materialises the repeated cache).
-    n, hq, d = q.shape
-    hkv = k_cache.shape[1]
-    o = F.scaled_dot_product_attention(q.reshape(n, hkv, hq // hkv, d), k_cache, v_cache, attn_mask=mask)
-    return o.reshape(n, hq, d)
-
-
-def per_row_decode_attention(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: list[int], window: int | None
-) -> torch.Tensor:
-    """The deterministic mode's CPU decode attention: each row attends over exactly its own positions
-    [length - window, length), one SDPA call per row, so its result depends on nothing but the row (a masked SDPA
-    over the whole cache sums over a capacity that the other prompts of the batch decide)."""
-    n, hq, d = q.shape
-    hkv = k_cache.shape[1]
-    out = torch.empty_like(q)
-    for r in range(n):
-        end = lengths[r]
-        lo = 0 if window is None else max(0, end - window)
-        qr = q[r].reshape(hkv, hq // hkv, d)
-        out[r] = F.scaled_dot_product_attention(qr, k_cache[r, :, lo:end], v_cache[r, :, lo:end]).reshape(hq, d)
-    return out
-
-
 class StaticDecoder:
     """Incremental decoding of samples of one or more prompts with a static cache and (on CUDA) one graph
     replay per step. A `backend.Decoder` (`first_logits`, `step`, `keep`, `can_drop_rows`), plus `n`, `length`
@@ -135,7 +97,7 @@ class StaticDecoder:
 
     def __init__(
         self,
-        model: NativeStarcoder2,
+        model: NativeCausalLM,
         prompt: torch.Tensor | Sequence[torch.Tensor],
         n: int | Sequence[int],
         capacity: int | None = None,
@@ -153,12 +115,13 @@ class StaticDecoder:
         self.device = model.device
         self._rows = rows  # rows allocated; the live samples are rows [0, n)
         with torch.inference_mode():
-            packed = model._pack(prompts)
             kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-            hidden = model.hidden_states(packed, kv_out=kv)
+            packed = model.pack(prompts, kv_out=kv)
+            hidden = model.forward(packed.ids, packed)
+            packed.kv_out = None
             bounds = packed.bounds
             last = torch.tensor([b - 1 for b in bounds[1:]], device=self.device)
-            per_prompt = model._head(hidden[last]).float()
+            per_prompt = model.compute_logits(hidden[last]).float()
             del hidden
             repeat = torch.tensor(counts, device=self.device)
             self.first_logits = per_prompt.repeat_interleave(repeat, dim=0, output_size=rows).contiguous()
@@ -315,49 +278,24 @@ class StaticDecoder:
         return logits
 
     def _body(self, rows: int) -> torch.Tensor:
-        """One decode step for cache rows [0, rows): static shapes, every position on the device. Returns the
-        float32 logits [rows, vocab]; advances the device position."""
-        model, cfg = self.model, self.model.cfg
-        hq, hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        shape, eps = (cfg.hidden_size,), cfg.norm_epsilon
+        """One decode step for cache rows [0, rows): the model's own forward (the one prefill runs) over one token
+        per row, its attention reading this step's DecodeContext; static shapes, every position on the device.
+        Returns the float32 logits [rows, vocab]; advances the device positions."""
+        model = self.model
         # padding rows (past the live ones) may have run past the capacity: clamp, their values are never read
         pos = self._lens[:rows].clamp(max=self.capacity - 1)
-        length = (pos + 1).to(torch.int32)
-        row_ids = self._row_ids[:rows]
-        x = F.embedding(self._tokens[:rows], model.embed)
-        layers = list(model.layers)
-        h = F.layer_norm(x, shape, layers[0].ln1_w, layers[0].ln1_b, eps)
-        for i, layer in enumerate(layers):
-            qkv = layer.qkv(h).view(rows, hq + 2 * hkv, d)
-            kc, vc = self._k[i][:rows], self._v[i][:rows]
-            if self._fused_rope:
-                from .kernels.rope import rope_kv_append_
-
-                rope_kv_append_(qkv, pos, model.rope.cos, model.rope.sin, kc, vc, hq)
-            else:
-                apply_rope_inplace(qkv, pos, model.rope, hq + hkv)
-                kc[row_ids, :, pos] = qkv[:, hq : hq + hkv]
-                vc[row_ids, :, pos] = qkv[:, hq + hkv :]
-            a = self._attend(qkv[:, :hq], kc, vc, length)
-            # residual add + next LayerNorm: one fused kernel on CUDA, as in the prefill (model._add_norm)
-            h = model._add_norm(x, layer.o(a.reshape(rows, hq * d)), layer.ln2_w, layer.ln2_b)
-            y = model._mlp(layer, h)
-            if i + 1 < len(layers):
-                h = model._add_norm(x, y, layers[i + 1].ln1_w, layers[i + 1].ln1_b)
-            else:
-                h = model._add_norm(x, y, model.norm_w, model.norm_b)
-        logits = model._head(h).float()
+        ctx = DecodeContext(
+            positions=pos,
+            lengths=(pos + 1).to(torch.int32),
+            row_ids=self._row_ids[:rows],
+            k_cache=[k[:rows] for k in self._k],
+            v_cache=[v[:rows] for v in self._v],
+            key_positions=self._key_positions,
+            use_kernel=self._kernel,
+            fused_rope=self._fused_rope,
+            deterministic=model.deterministic,
+        )
+        h = model.forward(self._tokens[:rows], ctx)
+        logits = model.compute_logits(h).float()
         self._lens[:rows] += 1
         return logits
-
-    def _attend(self, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        deterministic = self.model.deterministic
-        if self._kernel:
-            from .kernels.decode_attention import DETERMINISTIC_SPLITS, decode_attention
-
-            # the fast path picks the KV splits from the batch size; the deterministic mode fixes them
-            splits = DETERMINISTIC_SPLITS if deterministic else None
-            return decode_attention(q, kc, vc, length, self._window, num_splits=splits)
-        if deterministic and not q.is_cuda:
-            return per_row_decode_attention(q, kc, vc, length.tolist(), self._window)
-        return masked_decode_attention(q, kc, vc, length, self._window, self._key_positions)

@@ -49,3 +49,9 @@ class OutOfMemory(EngineError):
 
 class InternalError(EngineError):
     error_type = "internal"
+
+
+class ModelError(EngineError):
+    """A model the native engine cannot build or run as asked (`bad_request` unless `error_type` says else)."""
+
+    error_type = "bad_request"

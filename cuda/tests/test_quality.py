@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from evalpipe_engine.quality import StackShape, logit_deltas, next_token_kl, random_stack_kl
+from evalpipe_engine.devtools.quality import StackShape, logit_deltas, next_token_kl, random_stack_kl
 
 
 def test_kl_is_zero_for_equal_and_matches_the_definition() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .quant import QuantOptions, activation_dtype, build_linear, check_mode
+from ..quant import QuantOptions, activation_dtype, build_linear, check_mode
 
 
 def next_token_kl(ref_logits: torch.Tensor, test_logits: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from .invariant import invariant_rows
+from ..invariant import invariant_linear, invariant_rows
 
 DEFAULT_CHUNK_ROWS = 2048
 
@@ -47,7 +47,7 @@ def target_logprobs_chunked(
     for a in range(0, hidden.shape[0], rows):
         b = min(a + rows, hidden.shape[0])
         if fused:  # one Triton pass over the chunk's logits in their own dtype (kernels/logsumexp.py)
-            from .kernels.logsumexp import lse_target
+            from ..kernels.logsumexp import lse_target
 
             lse_target(head(hidden[a:b]), targets[a:b], out=out[a:b])
             continue
@@ -57,3 +57,18 @@ def target_logprobs_chunked(
         out[a:b] = tgt - lse
         del logits
     return out
+
+
+class LMHead:
+    """The output projection: hidden [M, H] -> logits [M, vocab] in the activation dtype, dense (never quantized).
+    `weight` is the embedding matrix itself for tied embeddings. In the deterministic mode the product runs on
+    batch-invariant fixed shapes (invariant.py)."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight
+        self.deterministic = False
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        if self.deterministic:
+            return invariant_linear(h, self.weight, None)
+        return torch.nn.functional.linear(h, self.weight)
