@@ -28,3 +28,4 @@ kill $SERVER; wait $SERVER || true
 python3 bench/serving_baseline.py --model /tmp/starcoder2-3b-random --humaneval .carry/HumanEval.jsonl.gz \
   --prompts 64 --max-new-tokens "$MAX_TOKENS" > "$OUT/serving-baseline.json" 2>> "$OUT/serving.log"
 cat "$OUT/serving-baseline.json"
+python3 bench/serving_record.py "$OUT" > "$OUT/serving-record.json"

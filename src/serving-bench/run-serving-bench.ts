@@ -13,7 +13,8 @@ export interface ServingBenchOptions extends ServingRequestShape {
   concurrencies: number[];
   /** Requests per level; default: max(32, 4 × concurrency). */
   requests?: number;
-  prompts: string[];
+  /** The prompts, loaded once the server has answered (so a wrong URL is told before a data set is fetched). */
+  loadPrompts: () => Promise<string[]>;
   promptSource: string;
   signal?: AbortSignal;
   onLevel?: (level: ServingLevel) => void;
@@ -42,11 +43,13 @@ export function requestsAt(concurrency: number, requests?: number): number {
  * counted. Works against any OpenAI-compatible endpoint, ours (`evalpipe engine serve --http`) included.
  */
 export async function runServingBench(options: ServingBenchOptions): Promise<{ header: ServingHeader; levels: ServingLevel[] }> {
-  // Every request in flight listens on the one cancel signal: up to the highest concurrency at once.
-  if (options.signal) setMaxListeners(Math.max(10, 2 * Math.max(...options.concurrencies) + 10), options.signal);
+  // Every request in flight listens on the one cancel signal (the client adds more than one listener each): no
+  // bound, as each request removes its own when it ends.
+  if (options.signal) setMaxListeners(0, options.signal);
   const card = await describeServer(options);
+  const prompts = await options.loadPrompts();
   const client = new OpenAI({ baseURL: options.baseUrl, apiKey: options.apiKey || 'none', maxRetries: 0, timeout: options.timeoutMs });
-  const warm = await timeOneRequest(client, options, options.prompts[0]!, options.signal);
+  const warm = await timeOneRequest(client, options, prompts[0]!, options.signal);
   if (!warm.ok) {
     throw new EvalpipeError('serving_bench', `the warm-up request to ${options.baseUrl} failed: ${warm.error}`, {
       hint: options.ignoreEos ? 'a server that does not know ignore_eos may refuse it: try --no-ignore-eos' : 'check --base-url, --model and the API key',
@@ -54,7 +57,7 @@ export async function runServingBench(options: ServingBenchOptions): Promise<{ h
   }
   const levels: ServingLevel[] = [];
   for (const concurrency of options.concurrencies) {
-    const { timings, durationS } = await runLevel(client, options, options.prompts, {
+    const { timings, durationS } = await runLevel(client, options, prompts, {
       concurrency,
       requests: requestsAt(concurrency, options.requests),
       signal: options.signal,
@@ -74,7 +77,7 @@ export async function runServingBench(options: ServingBenchOptions): Promise<{ h
       ignore_eos: options.ignoreEos,
       temperature: options.temperature,
       prompts: options.promptSource,
-      n_prompts: options.prompts.length,
+      n_prompts: prompts.length,
     },
     client: {
       evalpipe: packageVersion(),
