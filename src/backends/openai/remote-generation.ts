@@ -85,15 +85,16 @@ async function generateRequest(
     for (let start = 0; start < missing.length; start += cap) chunks.push(missing.slice(start, start + cap));
     await Promise.all(
       chunks.map(async (chunk) => {
-        let asked = 0;
+        let sent = { n: 0, stops: 0, seed: false, streamUsage: false };
         try {
           await model.runner.run(
             `generate ${request.key}`,
             async (attempt) => {
               // Only the samples of this chunk still missing, at most the cap known now.
               const ask = chunk.filter((index) => !emitted.has(index)).slice(0, model.quirks.maxN ?? chunk.length);
-              asked = ask.length;
               if (ask.length === 0) return;
+              const { quirks } = model;
+              sent = { n: ask.length, stops: model.chat ? 0 : sentStops(quirks, params.stop).length, seed: quirks.sendSeed, streamUsage: quirks.streamUsage };
               await streamSamples(model, params, request, ask, maxTokens, attempt, once);
             },
             {
@@ -107,7 +108,7 @@ async function generateRequest(
                   }
                   return false;
                 }
-                return model.quirks.adaptGenerate(failure, asked, model.chat ? 0 : params.stop.length);
+                return model.quirks.adaptGenerate(failure, sent);
               },
             },
           );
@@ -138,7 +139,7 @@ async function streamSamples(
 ): Promise<void> {
   const { quirks } = model;
   const stops = model.chat ? [] : params.stop;
-  const sentStops = quirks.stopLimit === undefined ? stops : stops.slice(0, quirks.stopLimit);
+  const sentStopList = sentStops(quirks, stops);
   const common = {
     model: model.model,
     n: ask.length,
@@ -146,7 +147,7 @@ async function streamSamples(
     top_p: params.top_p,
     max_tokens: maxTokens,
     stream: true as const,
-    ...(sentStops.length > 0 ? { stop: sentStops } : {}),
+    ...(sentStopList.length > 0 ? { stop: [...sentStopList] } : {}),
     ...(quirks.sendSeed ? { seed: requestSeed(params.seed, request.key, ask[0]!) } : {}),
     ...(quirks.streamUsage ? { stream_options: { include_usage: true } } : {}),
   };
@@ -245,6 +246,11 @@ function toSample(
 export function requestSeed(seed: number, key: string, firstIndex: number): number {
   const digest = createHash('sha256').update(`${seed}\0${key}\0${firstIndex}`).digest();
   return digest.readUInt32LE(0) & 0x7fffffff;
+}
+
+/** The stop strings a request carries: all, or as many as the server takes (they are applied on our side too). */
+function sentStops(quirks: ServerQuirks, stops: readonly string[]): readonly string[] {
+  return quirks.stopLimit === undefined ? stops : stops.slice(0, quirks.stopLimit);
 }
 
 function range(n: number): number[] {

@@ -134,12 +134,14 @@ interface EchoChoice {
 
 /** Each prompt token's log-probability given the tokens before it (index 0 has none and is never read). */
 async function promptLogprobs(model: ScoringModel, prompt: number[], signal: AbortSignal | undefined): Promise<number[]> {
+  let sent: number = model.quirks.scoreMaxTokens;
   try {
     return await model.runner.run(
       'score',
       async (attempt) => {
+        sent = model.quirks.scoreMaxTokens;
         const reply = await model.connection.client.completions.create(
-          { model: model.model, prompt, echo: true, logprobs: 1, max_tokens: model.quirks.scoreMaxTokens, temperature: 0 },
+          { model: model.model, prompt, echo: true, logprobs: 1, max_tokens: sent, temperature: 0 },
           { signal: attempt.signal, maxRetries: 0 },
         );
         const choice = reply.choices?.[0] as EchoChoice | undefined;
@@ -155,7 +157,7 @@ async function promptLogprobs(model: ScoringModel, prompt: number[], signal: Abo
         }
         return values as number[];
       },
-      { signal, adapt: (failure) => !contextRefusal(failure) && model.quirks.adaptScore(failure) },
+      { signal, adapt: (failure) => !contextRefusal(failure) && model.quirks.adaptScore(failure, sent) },
     );
   } catch (error) {
     if (!(error instanceof RequestRefused)) throw error;

@@ -18,27 +18,29 @@ export class ServerQuirks {
 
   /**
    * A refusal of a generate request that names a parameter we can do without: adjust and return true (send again),
-   * or false (the refusal stands). `asked` is how many samples the refused request asked for.
+   * or false (the refusal stands). `sent` is what the refused request carried (requests run concurrently: another
+   * one may have learned the same already, which still means: send again).
    */
-  adaptGenerate(failure: Failure, asked: number, stops: number): boolean {
+  adaptGenerate(failure: Failure, sent: { n: number; stops: number; seed: boolean; streamUsage: boolean }): boolean {
     if (!isParameterRefusal(failure)) return false;
     const text = failure.body ?? failure.message;
-    if (/stream_options|include_usage/i.test(text) && this.streamUsage) {
+    if (/stream_options|include_usage/i.test(text) && sent.streamUsage) {
       this.streamUsage = false;
       return true;
     }
-    if (/\bseed\b/i.test(text) && this.sendSeed) {
+    if (/\bseed\b/i.test(text) && sent.seed) {
       this.sendSeed = false;
       return true;
     }
-    if (/\bstop\b/i.test(text) && stops > 0 && this.stopLimit !== 0) {
-      this.stopLimit = this.stopLimit === undefined && stops > 4 ? 4 : 0;
+    if (/\bstop\b/i.test(text) && sent.stops > 0) {
+      const fewer = sent.stops > 4 ? 4 : 0;
+      this.stopLimit = Math.min(this.stopLimit ?? fewer, fewer);
       return true;
     }
-    if (asked > 1 && /\bn\b|\bchoices?\b|best_of/i.test(text)) {
+    if (sent.n > 1 && /\bn\b|\bchoices?\b|best_of/i.test(text)) {
       const stated = /\b(?:at most|maximum(?: of)?|<=|less than or equal to|up to|max(?:imum)?:?)\s*(\d+)/i.exec(text);
-      const cap = stated ? Number(stated[1]) : Math.floor(asked / 2);
-      const next = Math.max(1, Math.min(cap, asked - 1));
+      const cap = stated ? Number(stated[1]) : Math.floor(sent.n / 2);
+      const next = Math.max(1, Math.min(cap, sent.n - 1));
       this.maxN = Math.min(this.maxN ?? next, next);
       return true;
     }
@@ -50,9 +52,9 @@ export class ServerQuirks {
     if (returned >= 1) this.maxN = Math.min(this.maxN ?? returned, returned);
   }
 
-  /** A refusal of a scoring request with max_tokens 0: use 1 from now on. */
-  adaptScore(failure: Failure): boolean {
-    if (!isParameterRefusal(failure) || this.scoreMaxTokens !== 0) return false;
+  /** A refusal of a scoring request sent with max_tokens 0: use 1 from now on (and send this one again). */
+  adaptScore(failure: Failure, sentMaxTokens: number): boolean {
+    if (!isParameterRefusal(failure) || sentMaxTokens !== 0) return false;
     this.scoreMaxTokens = 1;
     return true;
   }
