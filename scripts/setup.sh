@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# isolated-vm (the JS/TS sandbox of multipl-e-js/-ts) compiles from source with node-gyp on npm ci: it needs a C++
+# compiler, make and python3 (Debian: build-essential python3).
+if ! command -v g++ >/dev/null || ! command -v make >/dev/null || ! command -v python3 >/dev/null; then
+  log "installing the C++ toolchain isolated-vm builds with (build-essential python3)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq build-essential python3 >&2
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing Node dependencies (npm ci)"
   npm ci --no-audit --no-fund >&2
