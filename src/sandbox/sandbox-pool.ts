@@ -79,6 +79,8 @@ type Spare = Promise<SandboxContainer | Error>;
 export interface ExecuteOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Bytes of stdout/stderr kept for this program [default: the pool's limit]. */
+  maxOutputBytes?: number;
   isolated?: IsolatedProgram;
 }
 
@@ -250,7 +252,7 @@ export class SandboxPool {
             program,
             timeoutMs: options.timeoutMs ?? this.limits.timeoutMs,
             memoryMb: this.limits.memoryMb,
-            maxOutputBytes: this.limits.maxOutputBytes,
+            maxOutputBytes: options.maxOutputBytes ?? this.limits.maxOutputBytes,
             isolated: options.isolated,
           },
           options.signal,

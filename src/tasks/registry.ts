@@ -1,5 +1,9 @@
 import { humanevalTask } from './humaneval/task.js';
+import { humanevalPlusTask } from './humaneval-plus/task.js';
 import { latencyTask } from './latency/task.js';
+import { multiplEJsTask } from './multipl-e-js/task.js';
+import { multiplETsTask } from './multipl-e-ts/task.js';
+import { mbppPlusTask } from './mbpp-plus/task.js';
 import { perplexityTask } from './perplexity/task.js';
 
 /**
@@ -7,7 +11,7 @@ import { perplexityTask } from './perplexity/task.js';
  * config, the pipeline's stages and the sections of results.json all come from this list (docs/adding-a-task.md).
  * Order matters: it is the order of the stages (and of --stages' names).
  */
-export const TASK_REGISTRY = [perplexityTask, humanevalTask, latencyTask] as const;
+export const TASK_REGISTRY = [perplexityTask, humanevalTask, humanevalPlusTask, mbppPlusTask, latencyTask, multiplEJsTask, multiplETsTask] as const;
 
 export type RegisteredTask = (typeof TASK_REGISTRY)[number];
 export type TaskName = RegisteredTask['name'];

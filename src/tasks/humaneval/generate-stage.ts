@@ -4,6 +4,7 @@ import { log } from '../../util/log.js';
 import { Progress } from '../../util/progress.js';
 import type { HumanEvalConfig } from './config.js';
 import { GENERATION_RECORDS, generationKey, type GenerationRecord } from './records.js';
+import type { RecordKind } from '../../pipeline/store/record-kind.js';
 import type { RunDirectory } from '../../pipeline/store/run-directory.js';
 
 export interface PromptProblem {
@@ -61,20 +62,25 @@ export async function runGenerateStage(options: {
   run: RunDirectory;
   engine: () => Promise<ModelBackend>;
   problems: PromptProblem[];
-  config: HumanEvalConfig;
+  config: Pick<HumanEvalConfig, 'n' | 'temperature' | 'topP' | 'maxNewTokens' | 'stop' | 'stripPrompt'>;
   seed: number;
   /** Samples per request and per decode batch (--batch-size). */
   batchSamples: number;
   signal?: AbortSignal;
+  /** The record file the samples go to: humaneval's records/generate.jsonl by default; another task that generates
+   * completions the same way (humaneval-plus, mbpp-plus) passes its own stage's kind. */
+  records?: RecordKind<GenerationRecord>;
+  /** The progress line's label [default: generate]. */
+  label?: string;
 }): Promise<void> {
   const { config } = options;
-  const records = await options.run.records(GENERATION_RECORDS);
+  const records = await options.run.records(options.records ?? GENERATION_RECORDS);
   const total = options.problems.length * config.n;
   const missing = (problem: PromptProblem) => missingSamples(problem.task_id, config.n, (key) => records.has(key)).length > 0;
   const todo = problemGroups(options.problems, config.n, options.batchSamples).filter((group) => group.some(missing));
   if (todo.length === 0) return;
   const engine = await options.engine();
-  const progress = new Progress('generate', total, 'samples', process.stderr, records.size);
+  const progress = new Progress(options.label ?? 'generate', total, 'samples', process.stderr, records.size);
   const allSamples = Array.from({ length: config.n }, (_, index) => index);
   const breaker = new UnitFailureBreaker('generate');
 
