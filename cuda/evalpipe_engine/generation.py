@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -190,6 +190,8 @@ def _find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
 def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
     check_params("generate", params)
     settings = parse_settings(params)
+    if params.get("add_bos") is None and loaded.generate_add_bos:  # the Llama family's tokenizer rule (loading.py)
+        settings = replace(settings, add_bos=True)
     requests = _requests(params, settings)
     facts = loaded.facts
     if settings.add_bos and facts.bos_token_id is None:

@@ -1,7 +1,8 @@
 """Resolve a model reference (preset, local directory, hub id), validate the checkpoint, pick a backend, load.
 
 `load_model(params)` is what the `load` op calls; `select_backend(...)` is the one place that decides which
-implementation serves a model (today: HF transformers for everything).
+implementation serves a model (the native engine for StarCoder2, Llama, Qwen2 and Mistral; HF transformers for the
+others).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from tokenizers import Tokenizer
 
 from .backend import CausalLMBackend, ModelFacts
-from .errors import BadRequest, NotFound, Unsupported
+from .errors import BadRequest, EngineError, NotFound, Unsupported
 from .fast_paths import FastPaths
 from .presets import PRESET_PREFIX, PRESETS, parse_preset, write_preset_dir
 from .quant.modes import QuantError, check_mode
@@ -75,6 +76,18 @@ class LoadedModel:
     fast_paths: FastPaths = field(
         default_factory=FastPaths
     )  # the fast-path switches as resolved at load (fast_paths.py)
+    # BOS/EOS as used (loading.special_tokens); empty for a LoadedModel built by hand (tests): the earlier rule
+    special_tokens: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score_add_bos(self) -> bool:
+        """The score op's add_bos default."""
+        return bool(self.special_tokens.get("score_add_bos", self.facts.bos_token_id is not None))
+
+    @property
+    def generate_add_bos(self) -> bool:
+        """The generate op's add_bos default."""
+        return bool(self.special_tokens.get("generate_add_bos", False))
 
     def describe(self) -> dict[str, Any]:
         """The `load` op's result (also `info.model`)."""
@@ -102,6 +115,7 @@ class LoadedModel:
             "weight_bytes": f.weight_bytes,
             "deterministic": self.deterministic,
             "fast_paths": self.fast_paths.to_json(),
+            **({"special_tokens": dict(self.special_tokens)} if self.special_tokens else {}),
         }
 
 
@@ -323,31 +337,83 @@ BackendBuilder = Callable[..., CausalLMBackend]
 """builder(model_dir, config, quant, attn, device, architecture, *, compute_dtype) -> backend"""
 
 
-def _is_starcoder2(config: dict[str, Any]) -> bool:
-    archs = config.get("architectures") or []
-    return config.get("model_type") == "starcoder2" or "Starcoder2ForCausalLM" in archs
-
-
 def select_backend(
     config: dict[str, Any], quant: str, attn: str, device: torch.device, backend: str = "auto"
 ) -> BackendBuilder:
-    """Which implementation serves this model: our native StarCoder2 (model.py: every quant mode, eager/sdpa/flash)
-    for StarCoder2 checkpoints, HF transformers for every other architecture (it raises `unsupported` for the modes
-    it lacks). `backend` "hf" forces HF transformers (the parity reference); "native" insists on the native model."""
+    """Which implementation serves this model: the native engine (models/: StarCoder2, Llama, Qwen2, Mistral; every
+    quant mode, eager/sdpa/flash) for the architectures it implements, HF transformers for every other one (one log
+    line says so; it raises `unsupported` for the modes it lacks). `backend` "hf" forces HF transformers (the
+    parity reference); "native" insists on the native engine. A native architecture whose config holds a field the
+    native engine does not implement (an unknown RoPE scaling, attention biases other than Qwen2's) is refused with
+    the field named, never run wrong."""
     from .hf_backend import build_hf_backend
+    from .models import NATIVE_ARCHITECTURES, build_native_backend, native_architecture, native_config
 
     if backend == "hf":
         return build_hf_backend
-    if _is_starcoder2(config):
-        from .model import build_native_backend
-
+    if native_architecture(config) is not None:
+        try:
+            native_config(config)  # the refusal naming an unsupported field, before any weight is read
+        except EngineError as exc:
+            if exc.error_type == "unsupported":
+                raise
+            # anything else (a size missing, ...) the builder reports with the checkpoint's path
         return build_native_backend
+    name = architecture_of(config)
     if backend == "native":
         raise Unsupported(
-            f"the native engine implements StarCoder2 only, not {config.get('model_type')!r}",
+            f"the native engine implements {', '.join(NATIVE_ARCHITECTURES)}, not {name}",
             hint="use backend auto or hf for other architectures",
         )
+    log.info("%s is not an architecture of the native engine: loading it with HF transformers", name)
     return build_hf_backend
+
+
+# The Llama family's tokenizers say whether a text starts with BOS (add_bos_token: Llama, DeepSeek-Coder, CodeLlama
+# and Mistral true, Qwen2 false); StarCoder2 and the HF-backend architectures keep the engine's earlier rule.
+BOS_FOLLOWS_TOKENIZER: tuple[str, ...] = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _ids(value: Any) -> list[int]:
+    items = value if isinstance(value, list) else [value]
+    return [int(v) for v in items if isinstance(v, int) and not isinstance(v, bool)]
+
+
+def special_tokens(directory: Path, config: dict[str, Any], architecture: str) -> dict[str, Any]:
+    """BOS/EOS as the engine uses them, stated in the load result: `eos_token_ids` (config.json's eos_token_id,
+    int or list, then generation_config.json's), `add_bos_token` (tokenizer_config.json's, or null),
+    `score_add_bos` / `generate_add_bos` (the score and generate ops' add_bos default) and `rule` (where they came
+    from)."""
+    eos = _ids(config.get("eos_token_id"))
+    for e in _ids(_read_json(directory / "generation_config.json").get("eos_token_id")):
+        if e not in eos:
+            eos.append(e)
+    bos = config.get("bos_token_id")
+    has_bos = isinstance(bos, int) and not isinstance(bos, bool)
+    flag = _read_json(directory / "tokenizer_config.json").get("add_bos_token")
+    add_bos_token = flag if isinstance(flag, bool) else None
+    if architecture in BOS_FOLLOWS_TOKENIZER and add_bos_token is not None:
+        score_bos = generate_bos = add_bos_token and has_bos
+        rule = "tokenizer_config.json add_bos_token (the Llama family's rule)"
+    else:
+        score_bos, generate_bos = has_bos, False
+        rule = "BOS before scored texts when the model has one; prompts as given"
+    return {
+        "bos_token_id": bos if has_bos else None,
+        "eos_token_ids": eos,
+        "add_bos_token": add_bos_token,
+        "score_add_bos": score_bos,
+        "generate_add_bos": generate_bos,
+        "rule": rule,
+    }
 
 
 def load_model(params: dict[str, Any]) -> LoadedModel:
@@ -387,8 +453,8 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         raise NotFound(f"cannot load the checkpoint in {directory}: {exc}", hint="re-download the checkpoint") from exc
     deterministic_on = _set_deterministic(backend, deterministic, device)
     backend.set_fast_paths(fast_paths)
-    eos = config.get("eos_token_id")
-    eos_ids = tuple(int(e) for e in (eos if isinstance(eos, list) else [eos]) if isinstance(e, int))
+    tokens = special_tokens(directory, config, architecture)
+    eos_ids = tuple(tokens["eos_token_ids"])
     provenance = Provenance(
         source=source,
         model_id=model_id,
@@ -409,6 +475,7 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         load_seconds=time.perf_counter() - started,
         deterministic=deterministic_on,
         fast_paths=fast_paths,
+        special_tokens=tokens,
     )
 
 

@@ -1,4 +1,7 @@
-"""Built-in models for smoke runs and tests: `preset:tiny-starcoder2`.
+"""Built-in models for smoke runs and tests: `preset:tiny-starcoder2`, and the Llama family's `preset:tiny-llama`
+(linear RoPE scaling, untied), `preset:tiny-qwen2` (q/k/v biases, tied embeddings, a vocabulary padded past the
+tokenizer, no BOS in its tokenizer) and `preset:tiny-mistral` (sliding window 64), each with its family's special
+tokens on the same offline tokenizer.
 
 A tiny StarCoder2 (hidden 64, 2 layers, 4 heads / 2 KV heads, sliding window 64 so windows are exercised, tied
 embeddings) with random weights drawn from `torch.Generator().manual_seed(seed)`, and a byte-level BPE tokenizer
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -20,7 +24,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 PRESET_PREFIX = "preset:"
 TINY_STARCODER2 = "tiny-starcoder2"
-PRESETS: tuple[str, ...] = (TINY_STARCODER2,)
+PRESETS: tuple[str, ...] = (TINY_STARCODER2, "tiny-llama", "tiny-qwen2", "tiny-mistral")
 
 EOS_TOKEN = "<|endoftext|>"
 FILE_SEP_TOKEN = "<file_sep>"
@@ -92,16 +96,16 @@ def parse_preset(model: str) -> str | None:
     return model[len(PRESET_PREFIX) :] if model.startswith(PRESET_PREFIX) else None
 
 
-def build_tokenizer() -> Tokenizer:
-    """Byte-level BPE: special tokens <|endoftext|> (id 0) and <file_sep> (id 1), all 256 bytes, then merges
-    learned from the built-in text up to VOCAB_SIZE entries. Works offline; deterministic."""
+def build_tokenizer(special_tokens: tuple[str, ...] = SPECIAL_TOKENS) -> Tokenizer:
+    """Byte-level BPE: the special tokens (StarCoder2's: <|endoftext|> id 0, <file_sep> id 1), all 256 bytes, then
+    merges learned from the built-in text up to VOCAB_SIZE entries. Works offline; deterministic."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
         min_frequency=2,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -176,6 +180,10 @@ def write_preset_dir(path: str | Path, seed: int = 0, name: str = TINY_STARCODER
         raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
+    if name != TINY_STARCODER2:
+        _write_llama_family(out, seed, name)
+        (out / "evalpipe_preset.json").write_text(json.dumps({"preset": name, "seed": seed}) + "\n")
+        return out
     tok = build_tokenizer()
     config = tiny_starcoder2_config_dict(tok.get_vocab_size())
     weights = tiny_starcoder2_weights(config, seed)
@@ -197,3 +205,109 @@ def write_preset_dir(path: str | Path, seed: int = 0, name: str = TINY_STARCODER
     (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")
     (out / "evalpipe_preset.json").write_text(json.dumps({"preset": name, "seed": seed}) + "\n")
     return out
+
+
+# ---------------------------------------------------------------------------------------- the Llama family
+
+TINY_LLAMA = "tiny-llama"
+TINY_QWEN2 = "tiny-qwen2"
+TINY_MISTRAL = "tiny-mistral"
+
+# Each family's special tokens (ids 0.. in this order), BOS/EOS ids and the tokenizer's add_bos_token, as their
+# published tokenizers have them: Llama and Mistral <unk> <s> </s> with BOS added; Qwen2 <|endoftext|> (its
+# config's BOS and EOS) and no BOS in its tokenizer.
+_LLAMA_FAMILY: dict[str, dict[str, Any]] = {
+    TINY_LLAMA: {
+        "architecture": "LlamaForCausalLM", "model_type": "llama", "specials": ("<unk>", "<s>", "</s>"),
+        "bos": 1, "eos": 2, "bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True,
+        "extra": {"rope_theta": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 2.0},
+                  "tie_word_embeddings": False, "rms_norm_eps": 1e-5},
+    },
+    TINY_QWEN2: {
+        "architecture": "Qwen2ForCausalLM", "model_type": "qwen2",
+        "specials": ("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
+        "bos": 0, "eos": 0, "bos_token": None, "eos_token": "<|endoftext|>", "add_bos_token": False,
+        "extra": {"rope_theta": 1000000.0, "tie_word_embeddings": True, "rms_norm_eps": 1e-6,
+                  "use_sliding_window": False, "sliding_window": None, "max_window_layers": 2},
+        "pad_vocab_to": 64,
+    },
+    TINY_MISTRAL: {
+        "architecture": "MistralForCausalLM", "model_type": "mistral", "specials": ("<unk>", "<s>", "</s>"),
+        "bos": 1, "eos": 2, "bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True,
+        "extra": {"rope_theta": 1000000.0, "tie_word_embeddings": False, "rms_norm_eps": 1e-5,
+                  "sliding_window": SLIDING_WINDOW},
+    },
+}  # fmt: skip
+
+
+def tiny_llama_family_config_dict(name: str, tokenizer_size: int) -> dict[str, Any]:
+    spec = _LLAMA_FAMILY[name]
+    pad = int(spec.get("pad_vocab_to", 1))
+    vocab = -(-tokenizer_size // pad) * pad if pad > 1 else tokenizer_size
+    if pad > 1 and vocab == tokenizer_size:
+        vocab += pad  # always some padding rows, as Qwen2's 151936 > its 151665 tokens
+    return {
+        "architectures": [spec["architecture"]],
+        "model_type": spec["model_type"],
+        "vocab_size": vocab,
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "hidden_act": "silu",
+        "max_position_embeddings": MAX_POSITIONS,
+        "initializer_range": 0.02,
+        "bos_token_id": spec["bos"],
+        "eos_token_id": spec["eos"],
+        "attention_dropout": 0.0,
+        "use_cache": True,
+        "torch_dtype": "float32",
+        **spec["extra"],
+    }
+
+
+def tiny_llama_family_weights(config_dict: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
+    """As tiny_starcoder2_weights: drawn in sorted-name order from one generator, RMSNorm weights 1 + N(0, 0.1),
+    biases N(0, 0.02), embeddings N(0, 0.5), other matrices N(0, 0.1)."""
+    from .models.llama import LlamaConfig
+
+    cfg = LlamaConfig.from_dict(config_dict, source="preset")
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name, shape in sorted(cfg.expected_shapes().items()):
+        noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+        if "norm" in name:
+            tensor = 1.0 + 0.1 * noise
+        elif name.endswith(".bias"):
+            tensor = 0.02 * noise
+        elif "embed_tokens" in name:
+            tensor = 0.5 * noise
+        else:
+            tensor = 0.1 * noise
+        out[name] = tensor.contiguous()
+    return out
+
+
+def _write_llama_family(out: Path, seed: int, name: str) -> None:
+    spec = _LLAMA_FAMILY[name]
+    tok = build_tokenizer(spec["specials"])
+    config = tiny_llama_family_config_dict(name, tok.get_vocab_size())
+    weights = tiny_llama_family_weights(config, seed)
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tok.save(str(out / "tokenizer.json"))
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": spec["bos_token"],
+        "eos_token": spec["eos_token"],
+        "unk_token": spec["specials"][0] if spec["specials"][0] == "<unk>" else None,
+        "pad_token": None,
+        "additional_special_tokens": [t for t in spec["specials"] if t not in (spec["bos_token"], spec["eos_token"])],
+        "add_bos_token": spec["add_bos_token"],
+        "add_eos_token": False,
+        "model_max_length": MAX_POSITIONS,
+        "clean_up_tokenization_spaces": False,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")

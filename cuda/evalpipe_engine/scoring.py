@@ -127,7 +127,8 @@ def score(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, 
                 "windowing lm-eval always scores the first token after the prefix token; add_bos false contradicts it",
                 hint="leave add_bos out with windowing lm-eval",
             )
-    add_bos = bool(params.get("add_bos", facts.bos_token_id is not None))
+    # default: loading.special_tokens' rule (the Llama family follows its tokenizer's add_bos_token)
+    add_bos = loaded.score_add_bos if params.get("add_bos") is None else bool(params["add_bos"])
     if add_bos and facts.bos_token_id is None:
         raise BadRequest("add_bos is true but the model has no bos_token_id", hint="pass add_bos: false")
     # lm-eval's prefix_token_id for HF models: the tokenizer's BOS, else its EOS (StarCoder2: <|endoftext|> both).

@@ -88,7 +88,8 @@ def test_engine_loads_a_llama_in_every_mode(preset_dir: Path, tmp_path: Path) ->
     shutil.copy(preset_dir / "tokenizer.json", tmp_path / "llama" / "tokenizer.json")
     seqs = [torch.randint(0, vocab, (60,), generator=torch.Generator().manual_seed(3))]  # > 32 rows: W8A8
     loaded = {
-        mode: load_model({"model": str(tmp_path / "llama"), "quant": mode, "device": "cpu"})
+        # backend hf: the HF-backend quantization under test (a Llama runs natively by default now)
+        mode: load_model({"model": str(tmp_path / "llama"), "quant": mode, "device": "cpu", "backend": "hf"})
         for mode in ["fp32", *MODES]
     }
     reference = loaded["fp32"].backend.target_logprobs(seqs)[0]

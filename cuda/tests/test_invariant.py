@@ -143,7 +143,8 @@ def test_deterministic_on_hf_transformers_is_a_clear_error(preset_dir: Path, tmp
     )  # fmt: skip
     LlamaForCausalLM(cfg).save_pretrained(tmp_path / "llama")
     shutil.copy(preset_dir / "tokenizer.json", tmp_path / "llama" / "tokenizer.json")
-    params: dict[str, Any] = {"model": str(tmp_path / "llama"), "device": "cpu", "quant": "fp32"}
+    # Llama runs natively by default now; backend hf asks for HF transformers' own Llama
+    params: dict[str, Any] = {"model": str(tmp_path / "llama"), "device": "cpu", "quant": "fp32", "backend": "hf"}
     assert load_model(params).deterministic is False  # not asked for: off, and the load result says so
     with pytest.raises(Unsupported, match="cannot guarantee batch-invariant results"):
         load_model({**params, "deterministic": True})

@@ -84,13 +84,13 @@ def test_resolution_of_model_references(preset_dir: Path, monkeypatch: pytest.Mo
     assert "preset:tiny-starcoder2" in (info.value.hint or "")
 
 
-def test_select_backend_native_for_starcoder2_hf_otherwise(preset_dir: Path) -> None:
+def test_select_backend_native_for_starcoder2_hf_for_others(preset_dir: Path) -> None:
     import torch
 
     from evalpipe_engine.model import build_native_backend
 
     assert select_backend({"model_type": "starcoder2"}, "bf16", "sdpa", torch.device("cpu")) is build_native_backend
-    assert select_backend({"model_type": "llama"}, "bf16", "sdpa", torch.device("cpu")) is build_hf_backend
+    assert select_backend({"model_type": "gpt2"}, "bf16", "sdpa", torch.device("cpu")) is build_hf_backend
 
 
 def test_load_params_are_checked() -> None:

@@ -158,32 +158,25 @@ def test_load_errors_are_typed_and_name_the_problem(engine: EngineProcess, prese
 
 def test_non_starcoder2_architecture_loads_through_hf(engine: EngineProcess, preset_dir: Path, tmp_path: Path) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     vocab = json.loads((preset_dir / "config.json").read_text())["vocab_size"]
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-        bos_token_id=0,
-        eos_token_id=0,
+    # GPT-2: an architecture the native engine does not implement (Llama, Qwen2 and Mistral now run natively)
+    config = GPT2Config(
+        vocab_size=vocab, n_embd=32, n_layer=1, n_head=2, n_positions=256, bos_token_id=0, eos_token_id=0
     )
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
-    shutil.copy(preset_dir / "tokenizer.json", tmp_path / "llama" / "tokenizer.json")
-    result, _ = engine.ok("load", {"model": str(tmp_path / "llama")})
-    assert result["architecture"] == "LlamaForCausalLM" and result["max_position_embeddings"] == 256
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    shutil.copy(preset_dir / "tokenizer.json", tmp_path / "gpt2" / "tokenizer.json")
+    result, _ = engine.ok("load", {"model": str(tmp_path / "gpt2")})
+    assert result["architecture"] == "GPT2LMHeadModel" and result["max_position_embeddings"] == 256
     assert result["backend"] == "HfBackend"
     scored, _ = engine.ok("score", {"rows": [{"index": 0, "text": PY_PROMPT}]})
     assert scored["rows"][0]["nll_sum"] > 0
     generated, _ = engine.ok("generate", {"requests": [{"key": "k", "prompt": PY_PROMPT}], "max_new_tokens": 5})
     assert generated == {"count": 1}
-    err = engine.error("load", {"model": str(tmp_path / "llama"), "backend": "native"})
-    assert err["type"] == "unsupported" and "llama" in err["message"] and "hf" in err["hint"]
+    err = engine.error("load", {"model": str(tmp_path / "gpt2"), "backend": "native"})
+    assert err["type"] == "unsupported" and "GPT2LMHeadModel" in err["message"] and "hf" in err["hint"]
     engine.ok("load", {"model": PRESET})
 
 
