@@ -45,6 +45,9 @@ Emit = Callable[[str, dict[str, Any]], None]
 # on_token(key, sample_index, token, logits): a token a sample drew (an EOS too), with the float32 logits row
 # ([vocab]) it was drawn from, before the sample's stop checks. It may raise to abandon the whole call.
 TokenHook = Callable[[str, int, int, torch.Tensor], None]
+# on_step(): called once per decode step after the step's on_token calls (and partials), before the next forward
+# pass; the HTTP server hands each request its step's tokens at once. It may raise to abandon the whole call.
+StepHook = Callable[[], None]
 
 
 class RecomputeDecoder:
@@ -254,6 +257,7 @@ def decode_prompts(
     emit: Emit,
     on_token: TokenHook | None = None,
     ignore_eos: bool = False,
+    on_step: StepHook | None = None,
 ) -> int:
     """Decode the samples of prompts given as token ids (each non-empty and shorter than the model's positions;
     keys unique), emitting one `partial` per finished sample as the generate op does. Returns the samples emitted.
@@ -302,6 +306,7 @@ def decode_prompts(
             emit,
             loaded.deterministic,
             on_token,
+            on_step,
         )
     return count
 
@@ -355,6 +360,7 @@ def _decode_group(
     emit: Emit,
     deterministic: bool,
     on_token: TokenHook | None = None,
+    on_step: StepHook | None = None,
 ) -> int:
     """Decode every sample of the group's units in one batch until each stops; emit each as it finishes."""
     rows = [(unit, sample) for unit in group for sample in unit.samples]  # row r of the first batch
@@ -402,6 +408,8 @@ def _decode_group(
             else:
                 still.append(row)
                 fed.append(token)
+        if on_step is not None:
+            on_step()
         if not still:
             return count
         if len(still) != len(active):

@@ -288,6 +288,57 @@ def test_streaming_reassembles_to_the_plain_response(server: Server) -> None:
     assert len([c for c in chunks if c["choices"][0]["text"]]) > 3
 
 
+def test_a_streamed_request_sends_one_chunk_per_drawn_token(server: Server) -> None:
+    # As vLLM streams: k drawn tokens give k chunks (text "" where no text is final yet), then the closing chunk.
+    for k in (1, 7, 33):
+        body = {"prompt": PROMPTS[0], "max_tokens": k, "ignore_eos": True, "temperature": 0}
+        plain = completion(server, **body)
+        _, _, chunks = server.request("POST", "/v1/completions", {**body, "stream": True})
+        assert len(chunks) == k + 1
+        assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * k + ["length"]
+        assert "".join(c["choices"][0]["text"] for c in chunks) == plain["choices"][0]["text"]
+    # With EOS: one chunk per drawn token, the EOS's included (it is counted in usage as well).
+    body = {"prompt": PROMPTS[1], "max_tokens": 400, "temperature": 1000, "n": 3, "seed": 1}
+    plain = completion(server, **body)
+    _, _, chunks = server.request(
+        "POST", "/v1/completions", {**body, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    assert chunks[-1]["usage"] == plain["usage"]
+    per_choice = [[c for c in chunks[:-1] if c["choices"][0]["index"] == i] for i in range(3)]
+    assert sum(len(c) - 1 for c in per_choice) == plain["usage"]["completion_tokens"]
+    for i, mine in enumerate(per_choice):
+        assert "".join(c["choices"][0]["text"] for c in mine) == plain["choices"][i]["text"]
+
+
+def test_the_worker_admits_jobs_oldest_first_within_max_batch_rows() -> None:
+    # No timing involved: jobs are queued before the worker thread exists, and next_batch is called directly.
+    from evalpipe_engine.generation import PromptSamples
+    from evalpipe_engine.http_server.jobs import Job
+    from evalpipe_engine.http_server.worker import EngineWorker
+
+    def job(rows: int) -> Job:
+        made = Job(0.0, 1.0, ())
+        made.samples.append(PromptSamples("0", [1, 2], list(range(rows)), 4, 0))
+        return made
+
+    worker = EngineWorker(None, max_batch_rows=4, batch_wait_s=0.0)  # type: ignore[arg-type]
+    jobs = [job(r) for r in (1, 2, 3, 1, 6, 1, 1)]
+    jobs[5].cancelled.set()
+    for j in jobs:
+        worker.submit(j)
+    batches = []
+    while True:
+        batch = worker.next_batch(0.0)
+        batches.append([jobs.index(j) for j in batch])
+        if batches[-1][-1] == 6:
+            break
+    # 0+1 fit (3 rows), 2 does not: it stays first and goes next with 3 (4 rows); 4 exceeds the limit alone and goes
+    # alone; 5 was cancelled; 6 last. Every job goes in arrival order, none overtaken by a later one.
+    assert batches == [[0, 1], [2, 3], [4], [6]]
+    worker.stop(0.0)
+    assert worker.next_batch(0.0) == []
+
+
 def test_concurrent_requests_all_succeed_with_the_sequential_answers(server: Server) -> None:
     bodies = [{"prompt": PROMPTS[i % 3], "max_tokens": 16 + i, "temperature": 0} for i in range(8)]
     sequential = [completion(server, **b)["choices"][0]["text"] for b in bodies]

@@ -35,8 +35,8 @@ export interface BenchCallOptions extends BackendCallOptions {
 
 /**
  * A model the pipeline can score, sample and time: the one contract its stages talk to. The engine client
- * (EngineProcess, our own engine as a child process) implements it, and a remote backend (an OpenAI-compatible
- * endpoint) is to implement it next. Every method's params and result are those of the engine op of the same name
+ * (EngineProcess, our own engine as a child process) implements it, and so does OpenAiBackend (a model served by an
+ * OpenAI-compatible server, src/backends/openai/). Every method's params and result are those of the engine op of the same name
  * (docs/engine-protocol.md, schemas/engine/<op>.json); errors are EvalpipeErrors (EngineRequestError for a typed
  * refusal, whose `type` says which: bad_request, not_found, unsupported, oom, not_loaded, internal;
  * EngineProcessError when the backend died or stopped answering).

@@ -1,8 +1,8 @@
 """POST /v1/chat/completions: the messages through the model's chat template (chat.py), then decoded as a completion
 of that prompt (its key "0" for the seeds, as a one-prompt completion request).
 
-Streaming sends, per choice, a first chunk with the assistant role, then content deltas as /v1/completions sends
-text, then a last chunk with the finish_reason.
+Streaming sends, per choice, a first chunk with the assistant role, then a content delta per drawn token as
+/v1/completions sends text (its content "" while no text is final), then a last chunk with the finish_reason.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .api_errors import bad_value
-from .completions import Reply, finish_reason, stop_reason
+from .completions import Chunk, Reply, finish_reason, stop_reason
 from .context import ServerContext
 from .flow import Flow
 from .jobs import SampleFinished, TokenDrawn
@@ -36,7 +36,7 @@ def chat_completions(ctx: ServerContext, body: dict[str, Any]) -> tuple[Reply, F
 
 
 def _response(flow: Flow, head: dict[str, Any]) -> dict[str, Any]:
-    for event in flow.events():
+    for event in (event for batch in flow.events() for event in batch):
         if isinstance(event, TokenDrawn):
             for choice in flow.showing(event.key, event.sample_index):
                 choice.tokens.append(event.token)
@@ -56,7 +56,7 @@ def _response(flow: Flow, head: dict[str, Any]) -> dict[str, Any]:
     return {**head, "object": "chat.completion", "choices": choices, "usage": flow.usage()}
 
 
-def _chunks(flow: Flow, params: ChatParams, head: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _chunks(flow: Flow, params: ChatParams, head: dict[str, Any]) -> Iterator[list[Chunk]]:
     chunk_head = {**head, "object": "chat.completion.chunk"}
 
     def chunk(index: int, delta: dict[str, Any], reason: str | None = None, stop: str | None = None) -> dict[str, Any]:
@@ -64,24 +64,25 @@ def _chunks(flow: Flow, params: ChatParams, head: dict[str, Any]) -> Iterator[di
         return {**chunk_head, "choices": [part]}
 
     try:
-        for choice in flow.choices:
-            yield chunk(choice.index, {"role": "assistant", "content": ""})
-        for event in flow.events():
-            if isinstance(event, TokenDrawn):
-                for choice in flow.showing(event.key, event.sample_index):
-                    choice.tokens.append(event.token)
-                    assert choice.stream is not None
-                    text = choice.stream.add(event.token.token)
-                    if text:
-                        yield chunk(choice.index, {"content": text})
-            elif isinstance(event, SampleFinished):
-                for choice in flow.showing(event.key, event.sample_index):
-                    choice.finished = event
-                    assert choice.stream is not None
-                    rest = choice.stream.finish(event.completion)
-                    delta = {"content": rest} if rest else {}
-                    yield chunk(choice.index, delta, finish_reason(choice), stop_reason(choice))
+        yield [chunk(choice.index, {"role": "assistant", "content": ""}) for choice in flow.choices]
+        for batch in flow.events():
+            out: list[Chunk] = []
+            for event in batch:
+                if isinstance(event, TokenDrawn):
+                    for choice in flow.showing(event.key, event.sample_index):
+                        choice.tokens.append(event.token)
+                        assert choice.stream is not None
+                        out.append(chunk(choice.index, {"content": choice.stream.add(event.token.token)}))
+                elif isinstance(event, SampleFinished):
+                    for choice in flow.showing(event.key, event.sample_index):
+                        choice.finished = event
+                        assert choice.stream is not None
+                        rest = choice.stream.finish(event.completion)
+                        delta = {"content": rest} if rest else {}
+                        out.append(chunk(choice.index, delta, finish_reason(choice), stop_reason(choice)))
+            if out:
+                yield out
         if params.include_usage:
-            yield {**chunk_head, "choices": [], "usage": flow.usage()}
+            yield [{**chunk_head, "choices": [], "usage": flow.usage()}]
     finally:
         flow.cancel()

@@ -1,8 +1,9 @@
 """POST /v1/completions: the response object, or (stream: true) the chunks of the event stream.
 
 Without streaming the choices come back whole once every sample is done. With streaming each drawn token yields
-a chunk with the text that became final (text_stream.py; "" while held back, and such chunks are sent only when
-they carry logprobs) and each finished sample a last chunk with its finish_reason; with echo the prompt comes first,
+a chunk with the text that became final (text_stream.py; "" while held back: still one chunk per token, as vLLM
+sends them, so time to first token and inter-token gaps are measured per token) and each finished sample a last
+chunk with its finish_reason; with echo the prompt comes first,
 in a chunk of its own per choice (with its logprobs once they are scored). `usage` follows in a chunk of its own
 when stream_options.include_usage is set.
 
@@ -12,6 +13,7 @@ echo with max_tokens 0); stop_reason names the stop string (null otherwise), as 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +25,19 @@ from .jobs import PromptsScored, SampleFinished, TokenDrawn
 from .logprobs_json import TokenNames, legacy_logprobs
 from .request_params import CompletionParams, parse_completion
 
-Reply = dict[str, Any] | Iterator[dict[str, Any]]
+# A streamed reply yields lists of chunks (one list: what one batch of engine events made, written at once); a chunk
+# is an object, or the bytes of its whole `data: ...\n\n` event (the per-token chunks, encoded around a constant head).
+Chunk = dict[str, Any] | bytes
+Reply = dict[str, Any] | Iterator[list[Chunk]]
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def event_head(head: dict[str, Any]) -> bytes:
+    """`data: {...head...,"choices":[` of a chunk with this head: encoded once per request."""
+    return b"data: " + _dumps({**head, "choices": []})[:-2]
 
 
 def finish_reason(choice: Choice) -> str:
@@ -59,7 +73,7 @@ def completions(ctx: ServerContext, body: dict[str, Any]) -> tuple[Reply, Flow]:
 
 
 def _response(flow: Flow, params: CompletionParams, head: dict[str, Any], names: TokenNames) -> dict[str, Any]:
-    for event in flow.events():
+    for event in (event for batch in flow.events() for event in batch):
         if isinstance(event, PromptsScored):
             flow.scored = event.prompts
         elif isinstance(event, TokenDrawn):
@@ -87,9 +101,10 @@ def _response(flow: Flow, params: CompletionParams, head: dict[str, Any], names:
     return {**head, "choices": choices, "usage": flow.usage()}
 
 
-def _chunks(flow: Flow, params: CompletionParams, head: dict[str, Any], names: TokenNames) -> Iterator[dict[str, Any]]:
+def _chunks(flow: Flow, params: CompletionParams, head: dict[str, Any], names: TokenNames) -> Iterator[list[Chunk]]:
     offsets = {choice.index: 0 for choice in flow.choices}
     with_logprobs = params.logprobs is not None
+    prefix = event_head(head)
 
     def part(choice: Choice, text: str, entries: list[Any], done: bool = False) -> dict[str, Any]:
         logprobs = None
@@ -103,32 +118,47 @@ def _chunks(flow: Flow, params: CompletionParams, head: dict[str, Any], names: T
             "stop_reason": stop_reason(choice) if done else None,
         }
 
-    def echoes() -> Iterator[dict[str, Any]]:
+    def token_event(choice: Choice, text: str) -> bytes:  # as _dumps({**head, "choices": [part(choice, text, [])]})
+        return b'%s{"index":%d,"text":%s,%s' % (prefix, choice.index, _dumps(text), _TOKEN_TAIL)
+
+    def echoes() -> list[Chunk]:
+        out: list[Chunk] = []
         for choice in flow.choices:
             prompt = flow.scored[choice.prompt] if flow.scored is not None else []
             text = flow.prompts[choice.prompt].text
-            yield {**head, "choices": [part(choice, text, prompt, done=choice.budget == 0)]}
+            out.append({**head, "choices": [part(choice, text, prompt, done=choice.budget == 0)]})
+        return out
 
     try:
         if params.echo and not with_logprobs:
-            yield from echoes()
-        for event in flow.events():
-            if isinstance(event, PromptsScored):
-                flow.scored = event.prompts
-                yield from echoes()
-            elif isinstance(event, TokenDrawn):
-                for choice in flow.showing(event.key, event.sample_index):
-                    choice.tokens.append(event.token)
-                    assert choice.stream is not None
-                    text = choice.stream.add(event.token.token)
-                    if text or with_logprobs:
-                        yield {**head, "choices": [part(choice, text, [event.token])]}
-            elif isinstance(event, SampleFinished):
-                for choice in flow.showing(event.key, event.sample_index):
-                    choice.finished = event
-                    assert choice.stream is not None
-                    yield {**head, "choices": [part(choice, choice.stream.finish(event.completion), [], done=True)]}
+            yield echoes()
+        for batch in flow.events():
+            out: list[Chunk] = []
+            for event in batch:
+                if isinstance(event, TokenDrawn):
+                    for choice in flow.showing(event.key, event.sample_index):
+                        choice.tokens.append(event.token)
+                        assert choice.stream is not None
+                        text = choice.stream.add(event.token.token)
+                        if with_logprobs:
+                            out.append({**head, "choices": [part(choice, text, [event.token])]})
+                        else:
+                            out.append(token_event(choice, text))
+                elif isinstance(event, SampleFinished):
+                    for choice in flow.showing(event.key, event.sample_index):
+                        choice.finished = event
+                        assert choice.stream is not None
+                        rest = choice.stream.finish(event.completion)
+                        out.append({**head, "choices": [part(choice, rest, [], done=True)]})
+                elif isinstance(event, PromptsScored):
+                    flow.scored = event.prompts
+                    out.extend(echoes())
+            if out:
+                yield out
         if params.include_usage:
-            yield {**head, "choices": [], "usage": flow.usage()}
+            yield [{**head, "choices": [], "usage": flow.usage()}]
     finally:
         flow.cancel()  # a no-op once the job is done; stops nothing else (the worker skips cancelled jobs)
+
+
+_TOKEN_TAIL = b'"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n'

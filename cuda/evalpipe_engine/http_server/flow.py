@@ -87,7 +87,12 @@ class Flow:
             for i, p in enumerate(prompts)
         ]
         self.job = Job(
-            sampling.temperature, sampling.group[1], sampling.stop, logprobs_k=logprobs, ignore_eos=sampling.ignore_eos
+            sampling.temperature,
+            sampling.group[1],
+            sampling.stop,
+            logprobs_k=logprobs,
+            ignore_eos=sampling.ignore_eos,
+            per_token=streaming or logprobs is not None,
         )
         if echo and logprobs is not None:
             self.job.score = [p.ids for p in prompts]
@@ -127,7 +132,7 @@ class Flow:
 
     @property
     def completion_tokens(self) -> int:
-        return sum(len(c.tokens) for c in self.choices)
+        return sum(len(c.tokens) if c.finished is None else c.finished.n_tokens for c in self.choices)
 
     def usage(self) -> dict[str, int]:
         prompt, completion = self.prompt_tokens, self.completion_tokens
@@ -136,21 +141,31 @@ class Flow:
     def cancel(self) -> None:
         self.job.cancelled.set()
 
-    def events(self) -> Iterator[JobEvent]:
-        """Submit the job and yield its events up to its end; a failure raises its ApiError."""
+    def events(self) -> Iterator[list[JobEvent]]:
+        """Submit the job and yield its events, in lists of everything that has arrived, up to its end; a failure
+        raises its ApiError."""
         if not self.job.samples and not self.job.score:
-            yield JobDone()  # echo of prompts without logprobs: nothing for the engine to do
+            yield [JobDone()]  # echo of prompts without logprobs: nothing for the engine to do
             return
         self.ctx.worker.submit(self.job)
+        events = self.job.events
         while True:
             try:
-                event = self.job.events.get(timeout=EVENT_POLL_S)
+                batch = events.get(timeout=EVENT_POLL_S)
             except queue.Empty:
                 if not self.ctx.worker.alive:
                     raise ApiError(503, "the engine worker has stopped", error_type=SERVER_ERROR) from None
                 continue
-            if isinstance(event, JobFailed):
-                raise event.error
-            yield event
-            if isinstance(event, JobDone):
+            while True:  # everything else already waiting, handled at once
+                try:
+                    batch = batch + events.get_nowait()
+                except queue.Empty:
+                    break
+            for at, event in enumerate(batch):
+                if isinstance(event, JobFailed):
+                    if at:
+                        yield batch[:at]
+                    raise event.error
+            yield batch
+            if isinstance(batch[-1], JobDone):
                 return

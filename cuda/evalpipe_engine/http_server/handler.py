@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from ..errors import EngineError
 from .api_errors import AUTHENTICATION, SERVER_ERROR, ApiError, bad_value, from_engine_error
 from .chat_completions import chat_completions
-from .completions import Reply, completions
+from .completions import Chunk, Reply, completions
 from .context import SOFTWARE, ServerContext
 from .flow import Flow
 from .tokenization import detokenize, tokenize
@@ -256,8 +256,9 @@ class Handler(BaseHTTPRequestHandler):
             return 200, f" prompt_tokens={flow.prompt_tokens} completion_tokens={flow.completion_tokens}"
         return self._stream(reply, flow)
 
-    def _stream(self, chunks: Iterator[dict[str, Any]], flow: Flow) -> tuple[int, str]:
-        """An event stream. An error before the first chunk is a plain JSON error; after it, an error chunk."""
+    def _stream(self, chunks: Iterator[list[Chunk]], flow: Flow) -> tuple[int, str]:
+        """An event stream. An error before the first chunk is a plain JSON error; after it, an error chunk. Each
+        list of chunks (what one batch of engine events made) goes out in one write."""
         try:
             first = next(chunks, None)
         except Exception as exc:
@@ -270,18 +271,17 @@ class Handler(BaseHTTPRequestHandler):
         note = ""
         try:
             if first is not None:
-                self._write_chunk(b"data: " + _dumps(first) + b"\n\n")
+                self._write_events(first)
                 try:
-                    for chunk in chunks:
-                        self._write_chunk(b"data: " + _dumps(chunk) + b"\n\n")
+                    for batch in chunks:
+                        self._write_events(batch)
                 except OSError:
                     raise
                 except Exception as exc:
                     error = _as_api_error(exc)
                     self._write_chunk(b"data: " + _dumps(error.to_json()) + b"\n\n")
                     note = f" (failed in the stream: {error.status} {error.message})"
-            self._write_chunk(b"data: [DONE]\n\n")
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
             self.wfile.flush()
         except OSError:
             flow.cancel()
@@ -289,6 +289,10 @@ class Handler(BaseHTTPRequestHandler):
             raise
         return 200, f"{note} prompt_tokens={flow.prompt_tokens} completion_tokens={flow.completion_tokens} stream"
 
+    def _write_events(self, batch: list[Chunk]) -> None:
+        if batch:
+            self._write_chunk(b"".join(c if isinstance(c, bytes) else b"data: " + _dumps(c) + b"\n\n" for c in batch))
+
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode("ascii") + data + b"\r\n")
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()

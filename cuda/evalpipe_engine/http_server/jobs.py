@@ -2,8 +2,10 @@
 
 A job holds one HTTP request's engine work: prompts to score (echo with logprobs) and prompts to sample. The
 worker answers with events in order: `PromptsScored` once (when there were prompts to score), `TokenDrawn` for
-every token a sample draws, `SampleFinished` per sample, then `JobDone`; or `JobFailed` at any point, after which
-nothing more comes.
+every token a sample draws (only to jobs with `per_token`: streamed, or with logprobs; the others learn the count
+from `SampleFinished`), `SampleFinished` per sample, then `JobDone`; or `JobFailed` at any point, after which
+nothing more comes. The queue carries lists of events: a decode step's events of the job come in one list (one put
+per job per step, not per token), and the request thread handles everything waiting at once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class SampleFinished:
     completion: str
     finish_reason: str  # the generate op's: stop, eos, length
     stop_sequence: str | None
+    n_tokens: int = 0  # tokens drawn, the EOS included (what usage counts)
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,16 @@ class Job:
     samples: list[PromptSamples] = field(default_factory=list)
     logprobs_k: int | None = None  # per drawn token: None, or its logprob and k alternatives
     number: int = field(default_factory=lambda: next(_numbers))
-    events: queue.Queue[JobEvent] = field(default_factory=queue.Queue)
+    events: queue.Queue[list[JobEvent]] = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)  # the client went away
     failed: bool = False
     ignore_eos: bool = False  # EOS does not end a sample (vLLM's ignore_eos)
+    per_token: bool = False  # wants a TokenDrawn per drawn token (streaming or logprobs)
+
+    @property
+    def rows(self) -> int:
+        """Decode rows this job takes (its samples)."""
+        return sum(len(p.indices) for p in self.samples)
 
     @property
     def group(self) -> tuple[float, float, tuple[str, ...], bool]:
@@ -78,4 +87,4 @@ class Job:
     def fail(self, error: ApiError) -> None:
         if not self.failed:
             self.failed = True
-            self.events.put(JobFailed(error))
+            self.events.put([JobFailed(error)])

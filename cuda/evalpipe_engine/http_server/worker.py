@@ -1,25 +1,29 @@
 """The one thread that owns the model. Request threads submit jobs; the worker batches what has arrived and runs it.
 
-Batching: the worker takes the first waiting job, then everything else already waiting (jobs that arrived while
-the previous batch ran), then waits up to `batch_wait_s` for more. Of that batch it scores every prompt that wants
-prompt logprobs together (token_logprobs.prompt_logprobs, grouped under the score op's token budget), then decodes
-the samples of all jobs with equal (temperature, top_p, stop) in one `generation.decode_prompts` call, which puts
-up to `max_batch_rows` samples of consecutive prompts in one decode batch (the generate op's batching). Budgets and
-seeds are per prompt, so requests with other max_tokens or seeds still share a batch.
+Batching: jobs wait in one FIFO queue. When a batch ends the worker takes the oldest waiting job, then the next
+oldest ones in arrival order (those that arrived while the previous batch ran), then waits up to `batch_wait_s` for
+more, as long as the batch's samples stay within `max_batch_rows` (a job with more samples than that goes alone); the
+first job that does not fit stays first in the queue for the next batch, so no job is overtaken by a later one.
+Of that batch it scores every prompt that wants prompt logprobs together (token_logprobs.prompt_logprobs, grouped
+under the score op's token budget), then decodes the samples of all jobs with equal (temperature, top_p, stop) in
+one `generation.decode_prompts` call, which puts up to `max_batch_rows` samples of consecutive prompts in one decode
+batch (the generate op's batching). Budgets and seeds are per prompt, so requests with other max_tokens or seeds
+still share a batch. Drawn tokens reach a job once per decode step (the `on_step` hook), in one list, and only jobs
+that stream or want logprobs get them at all.
 
 A failure fails the jobs of the call that failed (they shared its batch) and the worker goes on. `stop()` refuses
 new jobs, fails waiting ones, and lets the running batch finish until a grace period ends; after that the next
-drawn token abandons it and its jobs fail with 503.
+decode step abandons it and its jobs fail with 503.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import queue
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +32,7 @@ import torch
 from ..errors import EngineError
 from ..generation import PromptSamples, decode_prompts
 from .api_errors import SERVER_ERROR, ApiError, from_engine_error
-from .jobs import Job, JobDone, PromptsScored, SampleFinished, TokenDrawn
+from .jobs import Job, JobDone, JobEvent, PromptsScored, SampleFinished, TokenDrawn
 from .token_logprobs import TokenLogprob, prompt_logprobs, prompt_top_logprobs, top_of
 
 if TYPE_CHECKING:
@@ -52,10 +56,11 @@ class EngineWorker:
         self._loaded = loaded
         self._max_batch_rows = max_batch_rows
         self._batch_wait_s = batch_wait_s
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._waiting: deque[Job] = deque()  # FIFO: the oldest job first
         self._closing = threading.Event()
         self._abandon_at: float | None = None
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
 
     def start(self) -> None:
@@ -69,7 +74,8 @@ class EngineWorker:
         with self._lock:
             if self._closing.is_set():
                 raise _shutting_down()
-            self._queue.put(job)
+            self._waiting.append(job)
+            self._arrived.notify()
 
     def stop(self, grace_s: float) -> None:
         """Refuse new jobs; the running batch may finish within grace_s, then it is abandoned."""
@@ -78,7 +84,7 @@ class EngineWorker:
                 return
             self._closing.set()
             self._abandon_at = time.monotonic() + grace_s
-            self._queue.put(None)
+            self._arrived.notify()
 
     def join(self, timeout_s: float) -> bool:
         self._thread.join(timeout_s)
@@ -87,11 +93,9 @@ class EngineWorker:
     # -- the loop --------------------------------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            batch = self.next_batch(self._batch_wait_s)
+            if not batch:  # closing
                 break
-            batch = [first]
-            stopping = self._collect(batch)
             if self._closing.is_set():
                 for job in batch:
                     job.fail(_shutting_down())
@@ -102,28 +106,44 @@ class EngineWorker:
                 traceback.print_exc()
                 for job in batch:
                     job.fail(ApiError(500, f"internal error: {type(exc).__name__}: {exc}", error_type=SERVER_ERROR))
-            if stopping:
-                break
-        while True:  # fail whatever is still waiting
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if job is not None:
-                job.fail(_shutting_down())
+        with self._lock:  # fail whatever is still waiting
+            left = list(self._waiting)
+            self._waiting.clear()
+        for job in left:
+            job.fail(_shutting_down())
 
-    def _collect(self, batch: list[Job]) -> bool:
-        """Add waiting jobs, then those arriving within the wait; True when the stop sentinel came."""
-        deadline = time.monotonic() + self._batch_wait_s
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                return False
-            if job is None:
-                return True
-            batch.append(job)
+    def next_batch(self, wait_s: float) -> list[Job]:
+        """The next batch: the oldest waiting job (waiting for one), then the following ones in arrival order while
+        their samples fit in max_batch_rows, waiting up to wait_s for more; [] once stopping. Cancelled jobs are
+        dropped on the way."""
+        batch: list[Job] = []
+        rows = 0
+        deadline: float | None = None
+        with self._arrived:
+            while True:
+                if self._closing.is_set():
+                    return batch
+                while self._waiting:
+                    job = self._waiting[0]
+                    if job.cancelled.is_set():
+                        self._waiting.popleft()
+                        continue
+                    if batch and rows + job.rows > self._max_batch_rows:
+                        return batch  # it stays first in line for the next batch
+                    self._waiting.popleft()
+                    batch.append(job)
+                    rows += job.rows
+                if batch and rows >= self._max_batch_rows:
+                    return batch
+                if not batch:
+                    self._arrived.wait()
+                    continue
+                if deadline is None:
+                    deadline = time.monotonic() + wait_s
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return batch
+                self._arrived.wait(remaining)
 
     def _run_batch(self, batch: list[Job]) -> None:
         jobs = [job for job in batch if not job.cancelled.is_set()]
@@ -144,7 +164,7 @@ class EngineWorker:
             self._guarded(members, lambda members=members: self._generate(members))
         for job in jobs:
             if not job.failed:
-                job.events.put(JobDone())
+                job.events.put([JobDone()])
 
     def _guarded(self, jobs: list[Job], work: Callable[[], None]) -> None:
         try:
@@ -196,7 +216,7 @@ class EngineWorker:
                     entries.append(TokenLogprob(ids[t], lps[t - 1], top[t - 1][: job.score_top_k] if top else ()))
                 scored.append(entries)
                 at += 1
-            job.events.put(PromptsScored(scored))
+            job.events.put([PromptsScored(scored)])
 
     def _generate(self, jobs: list[Job]) -> None:
         owners: dict[str, tuple[Job, str]] = {}
@@ -207,23 +227,45 @@ class EngineWorker:
                 owners[key] = (job, p.key)
                 prompts.append(replace(p, key=key, seed_key=p.key if p.seed_key is None else p.seed_key))
 
-        def on_token(key: str, sample_index: int, token: int, logits: torch.Tensor) -> None:
+        pending: dict[int, tuple[Job, list[JobEvent]]] = {}  # this step's events per job
+        per_token = any(job.per_token for job in jobs)
+
+        def flush() -> None:
+            for job, events in pending.values():
+                job.events.put(events)
+            pending.clear()
+
+        def on_step() -> None:
+            if pending:
+                flush()
             if self._abandon_at is not None and time.monotonic() > self._abandon_at:
                 raise _Abandoned
+
+        def on_token(key: str, sample_index: int, token: int, logits: torch.Tensor) -> None:
             job, own = owners[key]
+            if not job.per_token:
+                return
             k = job.logprobs_k
             drawn = TokenLogprob(token, None) if k is None else top_of(logits, token, k)
-            job.events.put(TokenDrawn(own, sample_index, drawn))
+            held = pending.get(job.number)
+            if held is None:
+                pending[job.number] = (job, [TokenDrawn(own, sample_index, drawn)])
+            else:
+                held[1].append(TokenDrawn(own, sample_index, drawn))
 
         def emit(event: str, data: dict[str, Any]) -> None:
             if event != "partial":
                 return
             job, own = owners[data["key"]]
-            job.events.put(
-                SampleFinished(
-                    own, data["sample_index"], data["completion"], data["finish_reason"], data["stop_sequence"]
-                )
+            drawn = int(data["n_new_tokens"]) + (1 if data["finish_reason"] == "eos" else 0)
+            finished = SampleFinished(
+                own, data["sample_index"], data["completion"], data["finish_reason"], data["stop_sequence"], drawn
             )
+            held = pending.get(job.number)  # after the sample's last token, in the same list
+            if held is None:
+                pending[job.number] = (job, [finished])
+            else:
+                held[1].append(finished)
 
         first = jobs[0]
         decode_prompts(
@@ -234,6 +276,8 @@ class EngineWorker:
             stop=first.stop,
             max_batch_rows=self._max_batch_rows,
             emit=emit,
-            on_token=on_token,
+            on_token=on_token if per_token else None,
             ignore_eos=first.ignore_eos,
+            on_step=on_step,
         )
+        flush()
