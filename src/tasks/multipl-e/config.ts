@@ -1,0 +1,62 @@
+import { flagNumber, flagString, positiveInt, positiveNumber, type Flags } from '../../util/option-values.js';
+import { humanEvalConfigFrom } from '../humaneval/config.js';
+
+export type MultiplELanguage = 'js' | 'ts';
+
+/**
+ * MultiPL-E's stop tokens for JavaScript and TypeScript (the data set's `stop_tokens` of humaneval-js and
+ * humaneval-ts), plus `<file_sep>` as the bigcode harness adds; EOS is added by the engine.
+ */
+export const MULTIPL_E_STOP_SEQUENCES = ['\nfunction ', '\n/*', '\n//', '\nconsole.log', '<file_sep>'];
+
+export interface MultiplEConfig {
+  language: MultiplELanguage;
+  source: string | undefined;
+  limit: number | undefined;
+  n: number;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  stop: string[];
+  stripPrompt: boolean;
+  /** Wall-clock limit per candidate in its isolate, seconds. */
+  timeoutS: number;
+  /** The isolate's memoryLimit, MiB. */
+  memoryMb: number;
+}
+
+/** The flags of one language's task: the data set file, and the isolate's limits. Sampling (--n, --temperature,
+ * --top-p, --max-new-tokens, --limit, --strip-prompt) is shared with humaneval's flags. */
+export function multiplEOptions(language: MultiplELanguage) {
+  return {
+    [`multipl-e-${language}`]: {
+      type: 'string',
+      describe: `MultiPL-E humaneval-${language} .jsonl (the data set's fields) [default: hub nuprl/MultiPL-E, config humaneval-${language}]`,
+    },
+    [`${language}-timeout`]: {
+      type: 'number',
+      describe: `Seconds each ${language === 'js' ? 'JavaScript' : 'TypeScript'} candidate may run in its isolate [default: 5]`,
+    },
+    [`${language}-memory-mb`]: {
+      type: 'number',
+      describe: `Heap limit of each ${language === 'js' ? 'JavaScript' : 'TypeScript'} candidate's isolate in MiB [default: 256]`,
+    },
+  } as const;
+}
+
+export function multiplEConfigFrom(language: MultiplELanguage, flags: Flags): MultiplEConfig {
+  const sampling = humanEvalConfigFrom({ ...flags, stop: undefined });
+  return {
+    language,
+    source: flagString(flags, `multipl-e-${language}`),
+    limit: sampling.limit,
+    n: sampling.n,
+    temperature: sampling.temperature,
+    topP: sampling.topP,
+    maxNewTokens: sampling.maxNewTokens,
+    stop: MULTIPL_E_STOP_SEQUENCES,
+    stripPrompt: sampling.stripPrompt,
+    timeoutS: positiveNumber(flagNumber(flags, `${language}-timeout`) ?? 5, `--${language}-timeout`),
+    memoryMb: positiveInt(flagNumber(flags, `${language}-memory-mb`) ?? 256, `--${language}-memory-mb`),
+  };
+}
