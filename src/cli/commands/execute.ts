@@ -13,6 +13,7 @@ import { isolationFields } from '../../tasks/humaneval/execute-stage.js';
 import { summariseIsolation } from '../../tasks/humaneval/isolation-summary.js';
 import { UsageError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
+import { PLUS_TASKS, executePlusSamples, type PlusTaskName } from '../../tasks/evalplus/execute-samples.js';
 
 export const EXECUTE_SCHEMA_VERSION = 1;
 
@@ -34,6 +35,11 @@ interface ExecuteFlags {
   'max-output-bytes': number;
   verdicts?: string;
   json: boolean;
+  task: string;
+  'humaneval-plus'?: string;
+  'mbpp-plus'?: string;
+  'min-time-limit'?: number;
+  'gt-time-limit-factor'?: number;
 }
 
 /** The samples file: the positional FILE or --samples (one of them, or both naming the same file). */
@@ -65,10 +71,40 @@ export const command: CommandModule = {
           .option('max-output-bytes', { type: 'number', default: DEFAULT_LIMITS.maxOutputBytes, describe: 'stdout/stderr bytes kept per candidate' })
           .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
           .option('verdicts', VERDICTS_OPTION)
+          .option('task', { type: 'string', choices: ['humaneval', ...PLUS_TASKS], default: 'humaneval', describe: 'Which task the samples answer' })
+          .option('humaneval-plus', { type: 'string', describe: '--task humaneval-plus: HumanEval+ file [default: hub evalplus/humanevalplus]' })
+          .option('mbpp-plus', { type: 'string', describe: '--task mbpp-plus: MBPP+ file [default: hub evalplus/mbppplus]' })
+          .option('min-time-limit', { type: 'number', describe: 'humaneval-plus/mbpp-plus: least seconds per test [default: 1]' })
+          .option('gt-time-limit-factor', { type: 'number', describe: "humaneval-plus/mbpp-plus: a test's limit × the canonical solution's time [default: 4]" })
           .example('$0 execute samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
       async (argv) => {
         const flags = argv as unknown as ExecuteFlags;
         flags.samples = samplesFile(flags);
+        if (flags.task !== 'humaneval') {
+          if (flags.verdicts !== undefined) throw new UsageError(`--verdicts applies to --task humaneval only`, { hint: 'leave out --verdicts' });
+          const task = flags.task as PlusTaskName;
+          await withInterrupt(async (signal) => {
+            const { summary } = await executePlusSamples({
+              task,
+              samplesPath: flags.samples,
+              source: task === 'humaneval-plus' ? flags['humaneval-plus'] : flags['mbpp-plus'],
+              baseSource: flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL,
+              output: flags.output,
+              memoryMb: flags['memory-mb'],
+              concurrency: flags.concurrency,
+              minTimeLimitS: flags['min-time-limit'],
+              gtTimeLimitFactor: flags['gt-time-limit-factor'],
+              hub: hubOptionsFromEnv(process.env),
+              signal,
+            });
+            process.stdout.write(
+              flags.json
+                ? `${JSON.stringify(summary)}\n`
+                : `base ${JSON.stringify(summary.base)}  plus ${JSON.stringify(summary.plus)}\nwrote ${summary.output}\n`,
+            );
+          });
+          return;
+        }
         const verdicts = parseVerdictMode(flags.verdicts);
         await withInterrupt(async (signal) => {
           const { samples, sha256 } = await readHumanEvalSamples(flags.samples, { signal });
