@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildRunConfig } from './run-options.js';
 import { configHash } from '../pipeline/run-config.js';
-import { STAGE_NAMES } from '../pipeline/stages.js';
+import { STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
 import { TASK_NAMES } from '../tasks/registry.js';
 import { UsageError } from '../util/errors.js';
 
@@ -10,6 +10,12 @@ describe('buildRunConfig', () => {
     const { config } = buildRunConfig({ preset: 'smoke', rows: 3 });
     expect(config).toMatchObject({ model: 'preset:tiny-starcoder2', device: 'cpu', quant: 'fp32', tasks: ['perplexity'] });
     expect(config.perplexity).toMatchObject({ dataset: 'builtin:smoke', rows: 3, addBos: true });
+  });
+
+  it('a list flag given twice reads as one comma list (yargs hands it over as an array)', () => {
+    const { config } = buildRunConfig({ tasks: ['perplexity', 'humaneval'] as unknown as string });
+    expect(config.tasks).toEqual(['perplexity', 'humaneval']);
+    expect(() => buildRunConfig({ tasks: ['perplexity', 'perplexity'] as unknown as string })).toThrow(/--tasks names perplexity twice/);
   });
 
   it('one defaults table: CPU fp32 + sdpa, GPU bf16 + flash; --device auto on a machine without a GPU is the CPU', () => {
@@ -58,6 +64,15 @@ describe('buildRunConfig', () => {
     const named = buildRunConfig({ preset: 'smoke', backend: 'engine' }).config;
     expect(configHash(named)).toBe(configHash(plain));
     expect(Object.keys(plain)).toEqual(expect.arrayContaining([...TASK_NAMES]));
-    expect(STAGE_NAMES).toEqual(['perplexity', 'generate', 'execute', 'latency', 'score', 'report']);
+    // The study's tasks keep their stage names (older run directories and scripts name them); other tasks add theirs.
+    expect(stagesForTasks(['perplexity', 'humaneval', 'latency']).map((stage) => stage.name)).toEqual([
+      'perplexity',
+      'generate',
+      'execute',
+      'latency',
+      'score',
+      'report',
+    ]);
+    expect(STAGE_NAMES).toEqual(expect.arrayContaining(['perplexity', 'generate', 'execute', 'latency', 'score', 'report']));
   });
 });

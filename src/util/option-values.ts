@@ -65,10 +65,16 @@ export function parseIntList(text: string, flag: string): number[] {
  * items trimmed, none empty, each one of `allowed`, none twice. `order: 'allowed'` returns them in `allowed`'s
  * order (where the order must not change a run's identity), else as given.
  */
-export function parseChoiceList<T extends string>(text: string, allowed: readonly T[], flag: string, options: { order?: 'given' | 'allowed' } = {}): T[] {
+export function parseChoiceList<T extends string>(
+  text: string | readonly string[],
+  allowed: readonly T[],
+  flag: string,
+  options: { order?: 'given' | 'allowed' } = {},
+): T[] {
   const hint = `use a comma list of ${allowed.join(', ')}`;
-  const items = text
-    .split(',')
+  // A flag given twice (`--tasks a --tasks b`) reaches here as a list: its values read as one comma list.
+  const items = (typeof text === 'string' ? [text] : text)
+    .flatMap((part) => String(part).split(','))
     .map((item) => item.trim())
     .filter((item) => item !== '');
   if (items.length === 0) throw new UsageError(`${flag} is empty`, { hint });

@@ -83,7 +83,7 @@ describe('evalpipe engine serve --http', () => {
     it('answers the openai client with the native engine greedy text', async () => {
       const samples: GeneratedSample[] = [];
       await native.generate(
-        { requests: PROMPTS.map((prompt, i) => ({ key: String(i), prompt })), max_new_tokens: 24, temperature: 0, stop: STOP },
+        { requests: PROMPTS.map((prompt, i) => ({ key: String(i), prompt })), n: 1, top_p: 1, seed: 0, max_new_tokens: 24, temperature: 0, stop: STOP },
         { onSample: (sample) => samples.push(sample) },
       );
       for (const [i, prompt] of PROMPTS.entries()) {
