@@ -71,16 +71,28 @@ def our_ppl(model: NativeLlama, ids: torch.Tensor) -> float:
     return float(torch.exp(-torch.cat(lps).double().mean()))
 
 
+STEADY: dict[str, float] = {}
+
+
 def greedy(model: NativeLlama, prompts: list[torch.Tensor], counts: list[int], new: int) -> tuple[float, int]:
-    """Seconds for prefill + `new` greedy steps of all rows (every row runs to the end), and the rows."""
+    """Seconds for prefill + `new` greedy steps of all rows (every row runs to the end), and the rows. The steps
+    after the first two (the eager warm-up step and the graph capture) are also timed alone: STEADY[rows] is their
+    seconds per step."""
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     dec = model.open_batch_decoder(prompts, counts, capacity=max(len(p) for p in prompts) + new + 1)
     tok = dec.first_logits.argmax(-1)
-    for _ in range(new - 1):
+    t_steady = t0
+    for i in range(new - 1):
+        if i == 2:
+            torch.cuda.synchronize()
+            t_steady = time.perf_counter()
         tok = dec.step(tok).argmax(-1)
     torch.cuda.synchronize()
-    return time.perf_counter() - t0, sum(counts)
+    end = time.perf_counter()
+    if new > 4:
+        STEADY[str(sum(counts))] = (end - t_steady) / (new - 3)
+    return end - t0, sum(counts)
 
 
 def main() -> int:
@@ -184,6 +196,9 @@ def main() -> int:
     weight_bytes = ours.facts.weight_bytes
     gen["batch1_hbm_limit_tokens_per_s"] = record["ceilings"]["d2d_copy_gbs"] * 1e9 / weight_bytes
     log(f"ours batch 1: {64 / s1:.1f} tokens/s (HBM limit {gen['batch1_hbm_limit_tokens_per_s']:.0f})")
+    gen["ours_steady_step_seconds_by_rows"] = dict(STEADY)
+    gen["ours_batch1_steady_tokens_per_s"] = 1 / STEADY["1"]
+    log(f"steady step seconds by rows: {STEADY}")
     record["generation"] = gen
     write_json_atomic(args.out, record)
     if not args.skip_hf_generate:

@@ -398,3 +398,26 @@ def test_gpu_bf16_matches_hf_and_graphs_match_eager(family: str, monkeypatch: py
         assert torch.isfinite(lp).all()
         dec = q.open_decoder(prompt, 2)
         assert torch.isfinite(dec.step(torch.tensor([1, 2], device="cuda"))).all()
+
+
+def test_the_engine_process_serves_a_qwen2_preset(engine: Any) -> None:
+    """Through the protocol (every line checked against schemas/engine): load names the native backend and the
+    special tokens, score and generate run."""
+    result, _ = engine.ok("load", {"model": "preset:tiny-qwen2"})
+    assert result["backend"] == "NativeLlama" and result["architecture"] == "Qwen2ForCausalLM"
+    assert result["special_tokens"]["score_add_bos"] is False
+    scored, _ = engine.ok("score", {"rows": [{"index": 0, "text": "def f(x):\n    return x\n"}]})
+    assert scored["add_bos"] is False and scored["rows"][0]["nll_sum"] > 0
+    generated, events = engine.ok("generate", {"requests": [{"key": "k", "prompt": "def f("}], "max_new_tokens": 4})
+    assert generated == {"count": 1} and len(events) == 1
+
+
+def test_decoding_imports_no_model() -> None:
+    """The import cycle is gone: decoding.py reaches the model only through the object it is given."""
+    import ast
+
+    import evalpipe_engine.decoding as decoding
+
+    tree = ast.parse(Path(decoding.__file__).read_text())
+    runtime = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert not [n.module for n in runtime if n.module and n.module.split(".")[0] in ("model", "models")]
