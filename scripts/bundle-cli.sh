@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .carry
 npx esbuild test/support/cli-entry.ts --bundle --platform=node --target=node20 --format=esm \
-  --outfile=.carry/evalpipe.mjs --log-level=error --loader:.node=empty \
+  --outfile=.carry/evalpipe.mjs --log-level=error --loader:.node=empty --external:isolated-vm \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; import { fileURLToPath as __fileURLToPath } from 'node:url'; import { dirname as __pathDirname } from 'node:path'; const require = __createRequire(import.meta.url); const __filename = __fileURLToPath(import.meta.url); const __dirname = __pathDirname(__filename);"
 if [ ! -f .carry/node.xz ] || [ "$(command -v node)" -nt .carry/node.xz ]; then
   xz -T2 -6 -c "$(command -v node)" > .carry/node.xz

@@ -1,4 +1,12 @@
-import ivm from 'isolated-vm';
+import { createRequire } from 'node:module';
+import type ivm from 'isolated-vm';
+
+let loadedIvm: typeof ivm | undefined;
+/** isolated-vm, loaded on first use: a native addon, so a CLI that never runs JS (the GPU machine's bundle) starts without it. */
+function ivmModule(): typeof ivm {
+  loadedIvm ??= createRequire(import.meta.url)('isolated-vm') as typeof ivm;
+  return loadedIvm;
+}
 import type { ExecutionStatus } from '../execution-result.js';
 import { ISOLATE_RUNTIME } from './isolate-runtime.js';
 
@@ -80,9 +88,9 @@ export async function runJavaScript(source: string, limits: JsLimits = DEFAULT_J
     stderrBytes: stderr.bytes,
   });
   try {
-    isolate = new ivm.Isolate({ memoryLimit: Math.max(8, limits.memoryMb) });
+    isolate = new (ivmModule().Isolate)({ memoryLimit: Math.max(8, limits.memoryMb) });
     const context = await isolate.createContext();
-    await context.global.set('$evalpipeWrite', new ivm.Callback((fd: number, text: string) => (fd === 2 ? stderr : stdout).write(String(text))));
+    await context.global.set('$evalpipeWrite', new (ivmModule().Callback)((fd: number, text: string) => (fd === 2 ? stderr : stdout).write(String(text))));
     await context.eval(ISOLATE_RUNTIME, { timeout: limits.timeoutMs });
     const run: ivm.Reference<(source: string) => string> = await context.global.get('$evalpipeRun', { reference: true });
     const owned = isolate;
