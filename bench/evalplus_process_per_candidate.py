@@ -28,7 +28,14 @@ def run_spawn(job, workdir, index, flags=()):
     with open(path, "w") as handle:
         handle.write(job["program"])
     try:
-        done = subprocess.run([sys.executable, *flags, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=job["timeout_s"], cwd=workdir)
+        done = subprocess.run(
+            [sys.executable, *flags, path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=job["timeout_s"],
+            cwd=workdir,
+        )
         return done.returncode == 0
     except subprocess.TimeoutExpired:
         return False
@@ -62,13 +69,28 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
     jobs = json.load(sys.stdin)
-    run = {"spawn": run_spawn, "spawn-nosite": lambda job, workdir, index: run_spawn(job, workdir, index, ("-S",)), "fork": run_fork}[args.mode]
+    run = {
+        "spawn": run_spawn,
+        "spawn-nosite": lambda job, workdir, index: run_spawn(job, workdir, index, ("-S",)),
+        "fork": run_fork,
+    }[args.mode]
     with tempfile.TemporaryDirectory() as workdir:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.workers) as pool:
             passed = sum(pool.map(lambda pair: run(pair[1], workdir, pair[0]), enumerate(jobs)))
         seconds = time.perf_counter() - started
-    print(json.dumps({"mode": args.mode, "workers": args.workers, "programs": len(jobs), "seconds": seconds, "executions_per_second": len(jobs) / seconds, "passed": passed}))
+    print(
+        json.dumps(
+            {
+                "mode": args.mode,
+                "workers": args.workers,
+                "programs": len(jobs),
+                "seconds": seconds,
+                "executions_per_second": len(jobs) / seconds,
+                "passed": passed,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
