@@ -7,6 +7,7 @@ import { loadHumanEval, type HumanEvalProblem } from '../../tasks/humaneval/data
 import { probeDocker, requireSandbox, testHumanEvalPath } from '../../../test/support/docker.js';
 import { isolationCheats } from '../../tasks/humaneval/known-wrong.js';
 import { cliInProcess } from '../../../test/support/cli-in-process.js';
+import { REPO_ROOT, runCli } from '../../../test/support/spawn-cli.js';
 
 const docker = await probeDocker();
 
@@ -141,5 +142,101 @@ describe('evalpipe execute', () => {
     const result = await cli(['execute', '--samples', path, '--humaneval', humaneval, '--verdicts', 'strict']);
     expect(result.code).toBe(2); // every bad value exits 2
     expect(result.stderr).toBe('evalpipe: --verdicts must be one of default, isolated, got "strict" — pass --verdicts default or --verdicts isolated\n');
+  });
+});
+
+describe('evalpipe execute --task multipl-e-js|multipl-e-ts (the real CLI in its own process, isolated-vm)', () => {
+  const fixtures = join(REPO_ROOT, 'test', 'fixtures', 'multipl-e');
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'evalpipe-execute-mpe-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  interface MultiplERecord {
+    task: string;
+    statuses: Record<string, number>;
+    pass_at_k: Record<string, number>;
+    isolate: { runtime: string; limits: { timeout_ms: number; memory_mb: number } };
+    problems: { task_id: string; n: number; c: number }[];
+    samples: {
+      line: number;
+      task_id: string;
+      sample_index: number;
+      passed: boolean;
+      status: string;
+      multipl_e_status: string;
+      exception_type: string | null;
+    }[];
+  }
+
+  it('JavaScript completions: each verdict (pass, wrong answer, infinite loop) and pass@k, in the result JSON', async () => {
+    const output = join(dir, 'js-results.json');
+    const args = ['execute', '--task', 'multipl-e-js', '--samples', join(fixtures, 'samples-js.jsonl')];
+    const result = await runCli([...args, '--multipl-e-js', join(fixtures, 'humaneval-js.jsonl'), '--timeout', '2', '-o', output, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout) as { pass_at_k: Record<string, number>; statuses: Record<string, number>; problems: number };
+    // add_two 1 of 2, reverse_words 1 of 1, evens 1 of 2
+    expect(summary).toMatchObject({ problems: 3, statuses: { passed: 3, failed: 1, timeout: 1 } });
+    expect(summary.pass_at_k['pass@1']).toBeCloseTo((0.5 + 1 + 0.5) / 3, 10);
+    const record = JSON.parse(await readFile(output, 'utf8')) as MultiplERecord;
+    expect(record).toMatchObject({ task: 'multipl-e-js', isolate: { runtime: 'isolated-vm', limits: { timeout_ms: 2000, memory_mb: 256 } } });
+    expect(
+      record.samples.map((sample) => [sample.line, sample.task_id, sample.sample_index, sample.status, sample.multipl_e_status, sample.exception_type]),
+    ).toEqual([
+      [1, 'Fixture_0_add_two', 0, 'passed', 'OK', null],
+      [2, 'Fixture_0_add_two', 1, 'failed', 'AssertionError', 'AssertionError'],
+      [3, 'Fixture_1_reverse_words', 0, 'passed', 'OK', null],
+      [4, 'Fixture_2_evens', 0, 'passed', 'OK', null],
+      [5, 'Fixture_2_evens', 1, 'timeout', 'Timeout', null],
+    ]);
+    expect(record.problems.map((problem) => [problem.task_id, problem.n, problem.c])).toEqual([
+      ['Fixture_0_add_two', 2, 1],
+      ['Fixture_1_reverse_words', 1, 1],
+      ['Fixture_2_evens', 2, 1],
+    ]);
+    const text = await runCli([...args, '--multipl-e-js', join(fixtures, 'humaneval-js.jsonl'), '--timeout', '2', '-o', output]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toBe(`pass@1 0.6667\n5 samples over 3 problems: passed 3, failed 1, timeout 1\nwrote ${output}\n`);
+  });
+
+  it('TypeScript completions: a type error fails the candidate as tsc does, unrun', async () => {
+    const output = join(dir, 'ts-results.json');
+    const result = await runCli([
+      'execute',
+      '--task',
+      'multipl-e-ts',
+      '--samples',
+      join(fixtures, 'samples-ts.jsonl'),
+      '--multipl-e-ts',
+      join(fixtures, 'humaneval-ts.jsonl'),
+      '-o',
+      output,
+      '--json',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ problems: 2, statuses: { passed: 2, failed: 1 }, pass_at_k: { 'pass@1': 0.75 } });
+    const record = JSON.parse(await readFile(output, 'utf8')) as MultiplERecord;
+    expect(record.samples[1]).toMatchObject({ status: 'failed', exception_type: 'TypeScriptError', multipl_e_status: 'SyntaxError', passed: false });
+  });
+
+  it('a sample naming no problem of the file, and a bad limit: one clear line each, exit 1/2', async () => {
+    const path = join(dir, 'unknown.jsonl');
+    await writeFile(path, `${JSON.stringify({ task_id: 'HumanEval_0_has_close_elements', completion: '' })}\n`);
+    const unknown = await runCli(['execute', '--task', 'multipl-e-js', '--samples', path, '--multipl-e-js', join(fixtures, 'humaneval-js.jsonl')]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(
+      `evalpipe: ${path} line 1 names task_id "HumanEval_0_has_close_elements", which is not a humaneval-js problem — task_id is the problem's "name", e.g. Fixture_0_add_two, Fixture_1_reverse_words\n`,
+    );
+    const wrongLanguage = await runCli(['execute', '--task', 'multipl-e-ts', '--samples', path, '--multipl-e-ts', join(fixtures, 'humaneval-js.jsonl')]);
+    expect(wrongLanguage.code).toBe(1);
+    expect(wrongLanguage.stderr).toMatch(
+      /^evalpipe: .*humaneval-js\.jsonl row 0 \(Fixture_0_add_two\) is language "js", not "ts" — pass the humaneval-ts rows to --multipl-e-ts\n$/,
+    );
+    const badMemory = await runCli(['execute', '--task', 'multipl-e-js', '--samples', path, '--memory-mb', '0.5']);
+    expect(badMemory.code).toBe(2);
+    expect(badMemory.stderr).toBe('evalpipe: --memory-mb must be a positive whole number, got 0.5 — e.g. --memory-mb 1\n');
   });
 });

@@ -13,7 +13,10 @@ import { isolationFields } from '../../tasks/humaneval/execute-stage.js';
 import { summariseIsolation } from '../../tasks/humaneval/isolation-summary.js';
 import { UsageError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
+import { positiveInt } from '../../util/option-values.js';
 import { PLUS_TASKS, executePlusSamples, type PlusTaskName } from '../../tasks/evalplus/execute-samples.js';
+import { MULTIPL_E_TASKS, executeMultiplESamples, type MultiplETaskName } from '../../tasks/multipl-e/execute-samples.js';
+import { MULTIPL_E_DEFAULT_MEMORY_MB, MULTIPL_E_DEFAULT_TIMEOUT_S, MULTIPL_E_OUTPUT_BYTES } from '../../tasks/multipl-e/config.js';
 
 export const EXECUTE_SCHEMA_VERSION = 1;
 
@@ -24,15 +27,25 @@ export function humanEvalResultString(execution: SampleExecution): string {
   return `failed: ${execution.exceptionType ?? execution.status}${execution.message ? `: ${execution.message}` : ''}`;
 }
 
+/** The text form of a MultiPL-E execute summary: pass@k, then the statuses, then where the record went. */
+function multiplESummaryText(summary: Record<string, unknown>): string {
+  const passAtK = Object.entries(summary.pass_at_k as Record<string, number>).map(([k, value]) => `${k} ${value.toFixed(4)}`);
+  const statuses = Object.entries(summary.statuses as Record<string, number>).map(([status, count]) => `${status} ${count}`);
+  const subset = summary.subset as { problems: number; of: number; is_subset: boolean };
+  return `${passAtK.join('  ') || 'no pass@k (no scored samples)'}\n${String(summary.samples)} samples over ${subset.problems}${
+    subset.is_subset ? ` of ${subset.of}` : ''
+  } problems: ${statuses.join(', ')}\nwrote ${String(summary.output)}`;
+}
+
 interface ExecuteFlags {
   file?: string;
   samples: string;
   humaneval?: string;
   output?: string;
-  timeout: number;
-  'memory-mb': number;
+  timeout?: number;
+  'memory-mb'?: number;
   concurrency?: number;
-  'max-output-bytes': number;
+  'max-output-bytes'?: number;
   verdicts?: string;
   json: boolean;
   task: string;
@@ -40,6 +53,8 @@ interface ExecuteFlags {
   'mbpp-plus'?: string;
   'min-time-limit'?: number;
   'gt-time-limit-factor'?: number;
+  'multipl-e-js'?: string;
+  'multipl-e-ts'?: string;
 }
 
 /** The samples file: the positional FILE or --samples (one of them, or both naming the same file). */
@@ -66,22 +81,60 @@ export const command: CommandModule = {
           })
           .option('humaneval', { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz [default: $EVALPIPE_HUMANEVAL, else the hub openai/openai_humaneval]' })
           .option('output', { alias: 'o', type: 'string', describe: 'Result JSON [default: <samples>_results.json]' })
-          .option('timeout', { type: 'number', default: DEFAULT_LIMITS.timeoutMs / 1000, describe: 'Seconds per candidate' })
-          .option('memory-mb', { type: 'number', default: DEFAULT_LIMITS.memoryMb, describe: 'Memory limit per candidate (MiB)' })
-          .option('max-output-bytes', { type: 'number', default: DEFAULT_LIMITS.maxOutputBytes, describe: 'stdout/stderr bytes kept per candidate' })
-          .option('concurrency', { type: 'number', describe: 'Containers at once [default: CPU cores]' })
+          .option('timeout', {
+            type: 'number',
+            describe: `Seconds per candidate [default: ${DEFAULT_LIMITS.timeoutMs / 1000}; multipl-e-*: ${MULTIPL_E_DEFAULT_TIMEOUT_S}]`,
+          })
+          .option('memory-mb', {
+            type: 'number',
+            describe: `Memory limit per candidate (MiB) [default: ${DEFAULT_LIMITS.memoryMb}; multipl-e-*: the isolate's memoryLimit, ${MULTIPL_E_DEFAULT_MEMORY_MB}]`,
+          })
+          .option('max-output-bytes', {
+            type: 'number',
+            describe: `stdout/stderr bytes kept per candidate [default: ${DEFAULT_LIMITS.maxOutputBytes}; multipl-e-*: ${MULTIPL_E_OUTPUT_BYTES}]`,
+          })
+          .option('concurrency', { type: 'number', describe: 'Containers (multipl-e-*: isolates) at once [default: CPU cores]' })
           .option('verdicts', VERDICTS_OPTION)
-          .option('task', { type: 'string', choices: ['humaneval', ...PLUS_TASKS], default: 'humaneval', describe: 'Which task the samples answer' })
+          .option('task', {
+            type: 'string',
+            choices: ['humaneval', ...PLUS_TASKS, ...MULTIPL_E_TASKS],
+            default: 'humaneval',
+            describe: 'Which task the samples answer',
+          })
           .option('humaneval-plus', { type: 'string', describe: '--task humaneval-plus: HumanEval+ file [default: hub evalplus/humanevalplus]' })
           .option('mbpp-plus', { type: 'string', describe: '--task mbpp-plus: MBPP+ file [default: hub evalplus/mbppplus]' })
           .option('min-time-limit', { type: 'number', describe: 'humaneval-plus/mbpp-plus: least seconds per test [default: 1]' })
           .option('gt-time-limit-factor', { type: 'number', describe: "humaneval-plus/mbpp-plus: a test's limit × the canonical solution's time [default: 4]" })
-          .example('$0 execute samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool'),
+          .option('multipl-e-js', { type: 'string', describe: '--task multipl-e-js: humaneval-js file [default: hub nuprl/MultiPL-E, config humaneval-js]' })
+          .option('multipl-e-ts', { type: 'string', describe: '--task multipl-e-ts: humaneval-ts file [default: hub nuprl/MultiPL-E, config humaneval-ts]' })
+          .example('$0 execute samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool')
+          .example('$0 execute --task multipl-e-ts --samples ts.jsonl', 'TypeScript completions (task_id = the problem name), tsc then an isolate each'),
       async (argv) => {
         const flags = argv as unknown as ExecuteFlags;
         flags.samples = samplesFile(flags);
+        if (flags.task !== 'humaneval' && flags.verdicts !== undefined) {
+          throw new UsageError(`--verdicts applies to --task humaneval only`, { hint: 'leave out --verdicts' });
+        }
+        if ((MULTIPL_E_TASKS as readonly string[]).includes(flags.task)) {
+          const task = flags.task as MultiplETaskName;
+          await withInterrupt(async (signal) => {
+            const { summary } = await executeMultiplESamples({
+              task,
+              samplesPath: flags.samples,
+              source: task === 'multipl-e-js' ? flags['multipl-e-js'] : flags['multipl-e-ts'],
+              output: flags.output,
+              timeoutS: checkTimeoutSeconds(flags.timeout ?? MULTIPL_E_DEFAULT_TIMEOUT_S),
+              memoryMb: positiveInt(flags['memory-mb'] ?? MULTIPL_E_DEFAULT_MEMORY_MB, '--memory-mb'),
+              maxOutputBytes: positiveInt(flags['max-output-bytes'] ?? MULTIPL_E_OUTPUT_BYTES, '--max-output-bytes'),
+              concurrency: flags.concurrency === undefined ? undefined : positiveInt(flags.concurrency, '--concurrency'),
+              hub: hubOptionsFromEnv(process.env),
+              signal,
+            });
+            process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : `${multiplESummaryText(summary)}\n`);
+          });
+          return;
+        }
         if (flags.task !== 'humaneval') {
-          if (flags.verdicts !== undefined) throw new UsageError(`--verdicts applies to --task humaneval only`, { hint: 'leave out --verdicts' });
           const task = flags.task as PlusTaskName;
           await withInterrupt(async (signal) => {
             const { summary } = await executePlusSamples({
@@ -90,7 +143,7 @@ export const command: CommandModule = {
               source: task === 'humaneval-plus' ? flags['humaneval-plus'] : flags['mbpp-plus'],
               baseSource: flags.humaneval ?? process.env.EVALPIPE_HUMANEVAL,
               output: flags.output,
-              memoryMb: flags['memory-mb'],
+              memoryMb: flags['memory-mb'] ?? DEFAULT_LIMITS.memoryMb,
               concurrency: flags.concurrency,
               minTimeLimitS: flags['min-time-limit'],
               gtTimeLimitFactor: flags['gt-time-limit-factor'],
@@ -113,9 +166,9 @@ export const command: CommandModule = {
           checkSamplesAgainstProblems(humaneval.problems, candidates);
           const pool = await SandboxPool.open({
             concurrency: flags.concurrency,
-            timeoutMs: checkTimeoutSeconds(flags.timeout) * 1000,
-            memoryMb: flags['memory-mb'],
-            maxOutputBytes: flags['max-output-bytes'],
+            timeoutMs: checkTimeoutSeconds(flags.timeout ?? DEFAULT_LIMITS.timeoutMs / 1000) * 1000,
+            memoryMb: flags['memory-mb'] ?? DEFAULT_LIMITS.memoryMb,
+            maxOutputBytes: flags['max-output-bytes'] ?? DEFAULT_LIMITS.maxOutputBytes,
             verdicts,
             signal,
           });

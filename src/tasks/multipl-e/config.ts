@@ -9,6 +9,12 @@ export type MultiplELanguage = 'js' | 'ts';
  */
 export const MULTIPL_E_STOP_SEQUENCES = ['\nfunction ', '\n/*', '\n//', '\nconsole.log', '<file_sep>'];
 
+/** A candidate's isolate limits unless --js-timeout/--ts-timeout, --js-memory-mb/--ts-memory-mb (run) or --timeout,
+ * --memory-mb (execute) say otherwise; output bytes kept per stream. */
+export const MULTIPL_E_DEFAULT_TIMEOUT_S = 5;
+export const MULTIPL_E_DEFAULT_MEMORY_MB = 256;
+export const MULTIPL_E_OUTPUT_BYTES = 16 * 1024;
+
 export interface MultiplEConfig {
   language: MultiplELanguage;
   source: string | undefined;
@@ -35,11 +41,11 @@ export function multiplEOptions(language: MultiplELanguage) {
     },
     [`${language}-timeout`]: {
       type: 'number',
-      describe: `Seconds each ${language === 'js' ? 'JavaScript' : 'TypeScript'} candidate may run in its isolate [default: 5]`,
+      describe: `Seconds each ${language === 'js' ? 'JavaScript' : 'TypeScript'} candidate may run in its isolate [default: ${MULTIPL_E_DEFAULT_TIMEOUT_S}]`,
     },
     [`${language}-memory-mb`]: {
       type: 'number',
-      describe: `Heap limit of each ${language === 'js' ? 'JavaScript' : 'TypeScript'} candidate's isolate in MiB [default: 256]`,
+      describe: `Heap limit of each ${language === 'js' ? 'JavaScript' : 'TypeScript'} candidate's isolate in MiB [default: ${MULTIPL_E_DEFAULT_MEMORY_MB}]`,
     },
   } as const;
 }
@@ -56,7 +62,7 @@ export function multiplEConfigFrom(language: MultiplELanguage, flags: Flags): Mu
     maxNewTokens: sampling.maxNewTokens,
     stop: MULTIPL_E_STOP_SEQUENCES,
     stripPrompt: sampling.stripPrompt,
-    timeoutS: positiveNumber(flagNumber(flags, `${language}-timeout`) ?? 5, `--${language}-timeout`),
-    memoryMb: positiveInt(flagNumber(flags, `${language}-memory-mb`) ?? 256, `--${language}-memory-mb`),
+    timeoutS: positiveNumber(flagNumber(flags, `${language}-timeout`) ?? MULTIPL_E_DEFAULT_TIMEOUT_S, `--${language}-timeout`),
+    memoryMb: positiveInt(flagNumber(flags, `${language}-memory-mb`) ?? MULTIPL_E_DEFAULT_MEMORY_MB, `--${language}-memory-mb`),
   };
 }

@@ -6,7 +6,7 @@ import { unrunRecord } from '../humaneval/execute-stage.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES, runGenerateStage } from '../humaneval/generate-stage.js';
 import { executionKey, generationKey, type ExecutionRecord } from '../humaneval/records.js';
 import { humanEvalResults, type HumanEvalResults } from '../humaneval/results.js';
-import type { MultiplEConfig, MultiplELanguage } from './config.js';
+import { MULTIPL_E_OUTPUT_BYTES, type MultiplEConfig, type MultiplELanguage } from './config.js';
 import { loadMultiplE, multiplEProgram, type MultiplEProblem } from './dataset.js';
 import { runCandidates } from './execute-candidates.js';
 import { multiplEExecutionRecords, multiplEGenerationRecords, multiplEStageNames } from './records.js';
@@ -111,7 +111,7 @@ export function multiplEParts(parts: MultiplETaskParts) {
         }
       }
       await runCandidates(language, runnable, {
-        limits: { timeoutMs: config.timeoutS * 1000, memoryMb: config.memoryMb, maxOutputBytes: 16 * 1024 },
+        limits: { timeoutMs: config.timeoutS * 1000, memoryMb: config.memoryMb, maxOutputBytes: MULTIPL_E_OUTPUT_BYTES },
         concurrency: context.settings.concurrency,
         signal: context.signal,
         onResult: async ({ generation }, result) => {
