@@ -3,7 +3,8 @@ import type { Argv } from 'yargs';
 import { ATTENTION_BACKENDS, QUANT_MODES, type DeviceChoice } from '../backends/engine/protocol.js';
 import { BACKEND_NAMES, BACKEND_REGISTRY, DEFAULT_BACKEND, backendNamed } from '../backends/registry.js';
 import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-config.js';
-import { STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
+import { SCORING_STAGES, STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
+import { parseShard, SHARDABLE_TASKS, type Shard } from '../pipeline/shard.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs } from '../tasks/registry.js';
@@ -45,6 +46,7 @@ export interface RawRunOptions {
   json?: boolean;
   verbose?: boolean;
   backend?: string;
+  shard?: string;
   /** A task's own flags (src/tasks/<task>/config.ts). */
   [flag: string]: unknown;
 }
@@ -108,6 +110,11 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
       type: 'number',
       describe: `Rows per scoring request and samples decoded together; not part of the run's identity (changing it resumes the same run) [default: ${DEFAULT_SCORE_BATCH_ROWS} rows, ${DEFAULT_GENERATE_BATCH_SAMPLES} samples]`,
     })
+    .option('shard', {
+      type: 'string',
+      describe:
+        "i/N: this machine's fixed share of every task's units (by a hash of each unit's key), into its own run directory; the work stages only: `evalpipe merge` joins the N shards and scores them",
+    })
     .option('deterministic', {
       type: 'boolean',
       describe:
@@ -147,6 +154,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     concurrency: positiveInt(options.concurrency ?? availableParallelism(), '--concurrency'),
     batchSize: options['batch-size'] === undefined ? undefined : batchSize(options['batch-size']),
     ...(backend.settings ? { backendSettings: backend.settings } : {}),
+    ...(options.shard === undefined ? {} : { shard: shardFlag(String(options.shard), config, options.stages) }),
     json: options.json ?? false,
     verbose: options.verbose ?? false,
   };
@@ -159,6 +167,24 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     }
   }
   return { config, settings };
+}
+
+/** --shard i/N: parsed, refused for tasks that cannot be shared out and for the scoring stages (merge scores). */
+function shardFlag(text: string, config: RunConfig, stages: string | undefined): Shard {
+  const shard = parseShard(text);
+  const whole = config.tasks.filter((task) => !SHARDABLE_TASKS.includes(task));
+  if (whole.length > 0) {
+    throw new UsageError(`--shard cannot share out --tasks ${whole.join(',')} yet`, {
+      hint: `run them on one machine without --shard; these tasks can be sharded: ${SHARDABLE_TASKS.join(', ')}`,
+    });
+  }
+  const scoring = (stages ?? '').split(',').filter((stage) => SCORING_STAGES.includes(stage.trim()));
+  if (scoring.length > 0) {
+    throw new UsageError(`--shard runs the work stages only, not --stages ${scoring.join(',')}: a shard's figures would cover part of the units`, {
+      hint: 'run the shards without those stages, then `evalpipe merge DIR... --out DIR` scores the whole',
+    });
+  }
+  return shard;
 }
 
 /** --backend: a registered name; the default is left out of the config, so older runs keep their hash. */

@@ -1,6 +1,7 @@
 import type { AttentionBackend, DeviceChoice, QuantMode } from '../backends/engine/protocol.js';
 import { TASK_NAMES, type TaskConfigs, type TaskName } from '../tasks/registry.js';
 import { canonicalJson, sha256Hex } from '../util/canonical-json.js';
+import type { Shard } from './shard.js';
 
 /** The part of the config every run has, whatever its tasks. The whole config's hash names the run and guards resume. */
 export interface CommonRunConfig {
@@ -38,6 +39,8 @@ export interface RunSettings {
   batchSize: number | undefined;
   /** The backend's own settings (its BackendKind.settingsFrom: timeouts, retries, concurrency, the key's variable). */
   backendSettings?: Record<string, unknown> | undefined;
+  /** --shard i/N: only this share of every task's units, into its own run directory (src/pipeline/shard.ts). */
+  shard?: Shard | undefined;
   json: boolean;
   verbose: boolean;
 }

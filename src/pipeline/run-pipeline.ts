@@ -8,15 +8,17 @@ import { pathExists } from '../util/path-exists.js';
 import { EngineSession } from './engine-session.js';
 import { defaultRunId, type RunConfig, type RunSettings } from './run-config.js';
 import type { RunContext } from './stage.js';
-import { stagesForTasks } from './stages.js';
+import { SCORING_STAGES, stagesForTasks } from './stages.js';
+import { shardDirectorySuffix, shardLabel } from './shard.js';
+import { claimShard } from './shard-claim.js';
 import { readResults, type RunResults } from './store/results.js';
 import { RunDirectory } from './store/run-directory.js';
 import { runDirectoryError } from './store/file-system-error.js';
 import { acquireRunLock } from './store/run-lock.js';
 
 /** Where a run lives: --run-dir, else <--results-dir or ./results>/<run-id> (named by the config hash). */
-export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir' | 'resultsDir'>): string {
-  return resolve(settings.runDir ?? join(settings.resultsDir ?? join(process.cwd(), 'results'), defaultRunId(config)));
+export function runDirectoryFor(config: RunConfig, settings: Pick<RunSettings, 'runDir' | 'resultsDir' | 'shard'>): string {
+  return resolve(settings.runDir ?? join(settings.resultsDir ?? join(process.cwd(), 'results'), defaultRunId(config) + shardDirectorySuffix(settings.shard)));
 }
 
 /**
@@ -31,7 +33,7 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
   const runDir = runDirectoryFor(config, settings);
   const existedBefore = await pathExists(runDir);
   let releaseLock: () => Promise<void>;
-  let store: RunDirectory;
+  let store: RunDirectory | undefined;
   try {
     releaseLock = await acquireRunLock(runDir);
   } catch (error) {
@@ -39,7 +41,9 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
   }
   try {
     store = await RunDirectory.open(runDir, config, { fresh: settings.fresh, runId: defaultRunId(config) });
+    await claimShard(store, settings.shard, config);
   } catch (error) {
+    await store?.close();
     await releaseLock();
     if (!existedBefore) await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
     throw runDirectoryError(runDir, error);
@@ -65,7 +69,10 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
       return shared.get(key) as Promise<T>;
     },
   };
-  const selected = stagesForTasks(config.tasks).filter((stage) => settings.stages === undefined || settings.stages.includes(stage.name));
+  // A shard does its share of the work stages only: its figures would cover part of the units (`merge` scores).
+  const selected = stagesForTasks(config.tasks)
+    .filter((stage) => settings.stages === undefined || settings.stages.includes(stage.name))
+    .filter((stage) => settings.shard === undefined || !SCORING_STAGES.includes(stage.name));
   const ordered = [...selected.filter((stage) => stage.needsEngine), ...selected.filter((stage) => !stage.needsEngine)];
   let failed = false;
   try {
@@ -74,6 +81,8 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
       if (!stage.needsEngine) await engine.close();
       if ((await stage.pending(context)) > 0) await stage.run(context);
     }
+    if (settings.shard)
+      log.info(`shard ${shardLabel(settings.shard)} done in ${runDir}: \`evalpipe merge\` the ${settings.shard.count} shards' directories to score them`);
     return selected.some((stage) => stage.name === 'score') ? await readResults(store.path) : undefined;
   } catch (error) {
     failed = true;

@@ -14,3 +14,6 @@ export function stagesForTasks(tasks: readonly TaskName[]): Stage[] {
   const own = new Set(TASK_REGISTRY.filter((task) => tasks.includes(task.name)).flatMap((task) => task.stages));
   return PIPELINE_STAGES.filter((stage) => own.has(stage) || stage === scoreStage || stage === reportStage);
 }
+
+/** The stages that read every unit's records (a shard runs none of them; `merge` runs them on the whole). */
+export const SCORING_STAGES: readonly string[] = [scoreStage.name, reportStage.name];

@@ -15,6 +15,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./leaderboard.js'),
     import('./publish.js'),
     import('./export.js'),
+    import('./merge.js'),
   ]);
   return modules.map((module) => module.command);
 }

@@ -27,4 +27,16 @@ export interface Manifest {
   batching?: { perplexity_rows_per_request: number; generate_samples_per_batch: number };
   /** The sandbox the execute stage ran in (the image tag names its recipe hash); a resume must use the same. */
   sandbox?: { image: string; image_id: string; recipe_sha: string };
+  /** --shard i/N: which share of the units this run directory holds (src/pipeline/shard.ts); absent when unsharded. */
+  shard?: ShardManifest;
+  /** A run directory written by `evalpipe merge`: the shards it was merged from, in shard order. */
+  merged_from?: { shard: string; dir: string; host_cpu: string; device: string | null }[];
+}
+
+/** The manifest's `shard`: the share, how units are assigned, and the task versions the shard's work was done with. */
+export interface ShardManifest {
+  index: number;
+  count: number;
+  scheme: string;
+  task_versions: Record<string, number>;
 }

@@ -1,4 +1,5 @@
 import type { Options } from 'yargs';
+import { shardUnits } from '../../pipeline/shard.js';
 import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
 import type { DatasetProvenance } from '../../datasets/load.js';
 import type { RunData } from '../../pipeline/store/run-reader.js';
@@ -84,7 +85,8 @@ export function plusTaskParts<Name extends string>(spec: PlusTaskSpec<Name>) {
       const config = configOf(context);
       const set = await spec.load(config, { ...context.hub, signal: context.signal });
       for (const [dataset, provenance] of Object.entries(set.provenance)) await context.store.recordDataset(dataset, provenance);
-      return config.limit === undefined ? set.problems : set.problems.slice(0, config.limit);
+      const problems = config.limit === undefined ? set.problems : set.problems.slice(0, config.limit);
+      return shardUnits(context.settings.shard, name, problems, (problem) => problem.task_id); // --shard i/N: this machine's share
     });
   const samplesInRun = (run: RunData): number | null => {
     const { limit, n } = (run.manifest.config as unknown as Record<string, PlusConfig>)[name]!;

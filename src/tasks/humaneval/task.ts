@@ -1,4 +1,5 @@
 import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
+import { shardUnits } from '../../pipeline/shard.js';
 import type { RunData } from '../../pipeline/store/run-reader.js';
 import { log } from '../../util/log.js';
 import { defineTask } from '../task.js';
@@ -21,7 +22,9 @@ function humanEvalProblems(context: RunContext): Promise<HumanEvalProblem[]> {
     const { humaneval } = context.config;
     const set = await loadHumanEval(humaneval.source, { signal: context.signal, ...context.hub });
     await context.store.recordDataset(HUMANEVAL_DATASET, set.provenance);
-    return humaneval.limit === undefined ? set.problems : set.problems.slice(0, humaneval.limit);
+    const problems = humaneval.limit === undefined ? set.problems : set.problems.slice(0, humaneval.limit);
+    // --shard i/N: this machine's share of the problems (each problem's n samples, generated and executed, stay together)
+    return shardUnits(context.settings.shard, 'humaneval', problems, (problem) => problem.task_id);
   });
 }
 

@@ -1,4 +1,5 @@
 import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
+import { inShard } from '../../pipeline/shard.js';
 import { defineTask } from '../task.js';
 import { LATENCY_OPTIONS, latencyConfigFrom } from './config.js';
 import { LATENCY_RECORDS, latencyKey, type LatencyCell } from './records.js';
@@ -19,6 +20,8 @@ const latencyStage: Stage = {
   name: 'latency',
   needsEngine: true,
   async pending(context) {
+    // --shard i/N: the matrix is one unit, measured whole on one machine, so every cell comes from the same card
+    if (!inShard(context.settings.shard, 'latency', 'matrix')) return 0;
     const records = await context.store.records(LATENCY_RECORDS);
     return cellKeys(context).filter((key) => !records.has(key)).length;
   },

@@ -1,4 +1,5 @@
 import { loadTextRows } from '../../datasets/load.js';
+import { shardUnits } from '../../pipeline/shard.js';
 import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
 import { log } from '../../util/log.js';
 import { defineTask } from '../task.js';
@@ -26,7 +27,8 @@ function perplexityTexts(context: RunContext): Promise<TextRow[]> {
         `perplexity: ${perplexity.dataset} has ${loaded.texts.length} rows, fewer than the ${perplexity.rows} asked for (--rows): all ${loaded.texts.length} are scored`,
       );
     }
-    return loaded.texts;
+    // --shard i/N: this machine's share of the rows (by row index); the manifest keeps the whole data set's facts
+    return shardUnits(context.settings.shard, 'perplexity', loaded.texts, (row) => String(row.index));
   });
 }
 
