@@ -66,7 +66,7 @@ export class OpenAiBackend implements ModelBackend {
     const apiKey = options.apiKey === '' ? undefined : options.apiKey;
     this.redactor = new Redactor([apiKey]);
     const timeoutMs = options.settings.requestTimeoutS * 1000;
-    this.connection = new ServerConnection(options.config.base_url, apiKey, this.redactor, timeoutMs);
+    this.connection = new ServerConnection(options.config.base_url, apiKey, this.redactor, timeoutMs, options.settings.replicas);
     const runnerOptions: RunnerOptions = {
       timeoutMs,
       maxRetries: options.settings.maxRetries,
@@ -141,6 +141,7 @@ export class OpenAiBackend implements ModelBackend {
         served_models: served,
         tokenizer: tokenizer?.kind ?? null,
         bos_source: bos?.source ?? null,
+        ...(this.options.settings.replicas ? { replicas: this.options.settings.replicas } : {}),
       };
       const result: LoadResult = {
         model_id: entry.id,
@@ -168,7 +169,7 @@ export class OpenAiBackend implements ModelBackend {
       await this.loaded?.tokenizer?.close();
       this.loaded = { result, maxModelLen, bosTokenId: bos?.id ?? null, tokenizer };
       log.info(
-        `openai: ${entry.id} at ${this.options.config.base_url}${maxModelLen ? `, ${maxModelLen} positions` : ''}; perplexity tokens from ${tokenizer ? (tokenizer.kind === 'server' ? "the server's /tokenize" : `--tokenizer ${this.options.config.tokenizer}`) : 'nowhere (no /tokenize, no --tokenizer)'}${bos ? `, BOS id ${bos.id}` : ''}`,
+        `openai: ${entry.id} at ${this.options.config.base_url}${this.options.settings.replicas ? ` and ${this.options.settings.replicas.length - 1} more replicas` : ''}${maxModelLen ? `, ${maxModelLen} positions` : ''}; perplexity tokens from ${tokenizer ? (tokenizer.kind === 'server' ? "the server's /tokenize" : `--tokenizer ${this.options.config.tokenizer}`) : 'nowhere (no /tokenize, no --tokenizer)'}${bos ? `, BOS id ${bos.id}` : ''}`,
       );
       return result;
     });
@@ -216,6 +217,14 @@ export class OpenAiBackend implements ModelBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const router = this.connection.router;
+    if (router)
+      log.info(
+        `openai: requests per replica: ${router
+          .stats()
+          .map((replica) => `${replica.base_url} ${replica.requests} (${replica.failures} failed)`)
+          .join(', ')}`,
+      );
     await this.loaded?.tokenizer?.close();
   }
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../../util/errors.js';
-import { flagBoolean, flagNumber, flagString, nonNegativeInt, positiveInt, positiveNumber, type Flags } from '../../util/option-values.js';
+import { flagBoolean, flagNumber, flagString, flagStrings, nonNegativeInt, positiveInt, positiveNumber, type Flags } from '../../util/option-values.js';
 
 /** The variable the API key is read from when --api-key-env is not given (the openai clients' own default). */
 export const DEFAULT_API_KEY_ENV = 'OPENAI_API_KEY';
@@ -12,7 +12,8 @@ export const DEFAULT_BACKEND_CONCURRENCY = 8;
 export const OPENAI_OPTIONS = {
   'base-url': {
     type: 'string',
-    describe: "--backend openai: the server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (required; part of the run's identity)",
+    describe:
+      "--backend openai: the server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (required; the first is part of the run's identity); several (repeated or a comma list): replicas of one model, each request to the one with the fewest outstanding, a failing one's requests sent to the others",
   },
   'api-key-env': {
     type: 'string',
@@ -38,7 +39,7 @@ export const OPENAI_OPTIONS = {
   },
   'backend-concurrency': {
     type: 'number',
-    describe: `--backend openai: requests in flight at once (--concurrency is the sandbox's) [default: ${DEFAULT_BACKEND_CONCURRENCY}]`,
+    describe: `--backend openai: requests in flight at once, over all replicas (--concurrency is the sandbox's) [default: ${DEFAULT_BACKEND_CONCURRENCY} per --base-url]`,
   },
 } as const;
 
@@ -57,16 +58,23 @@ export interface OpenAiSettings {
   requestTimeoutS: number;
   maxRetries: number;
   concurrency: number;
+  /** Every --base-url, the first (config.base_url) included, when several were given: replicas of one model. */
+  replicas?: string[];
 }
 
-export function openAiConfigFrom(flags: Flags): OpenAiConfig {
-  const given = flagString(flags, 'base-url');
-  if (given === undefined || given.trim() === '') {
+/** Every --base-url (repeated flags and comma lists), normalized, each once, in the order given. */
+export function baseUrlsFrom(flags: Flags): string[] {
+  const given = (flagStrings(flags, 'base-url') ?? []).flatMap((value) => value.split(',')).filter((value) => value.trim() !== '');
+  if (given.length === 0) {
     throw new UsageError('--backend openai needs --base-url: the server to evaluate', {
       hint: 'e.g. --base-url http://127.0.0.1:8000/v1 (vLLM, SGLang, TGI, llama.cpp server) or --base-url https://api.openai.com/v1',
     });
   }
-  const config: OpenAiConfig = { base_url: normalizeBaseUrl(given) };
+  return [...new Set(given.map(normalizeBaseUrl))];
+}
+
+export function openAiConfigFrom(flags: Flags): OpenAiConfig {
+  const config: OpenAiConfig = { base_url: baseUrlsFrom(flags)[0]! };
   if (flagBoolean(flags, 'chat')) config.chat = true;
   const tokenizer = flagString(flags, 'tokenizer');
   if (tokenizer !== undefined) {
@@ -84,11 +92,13 @@ export function openAiSettingsFrom(flags: Flags): OpenAiSettings {
       hint: `e.g. --api-key-env ${DEFAULT_API_KEY_ENV} (the name of the variable, not the key itself)`,
     });
   }
+  const replicas = flags['base-url'] === undefined ? [] : baseUrlsFrom(flags);
   return {
+    ...(replicas.length > 1 ? { replicas } : {}),
     apiKeyEnv,
     requestTimeoutS: positiveNumber(flagNumber(flags, 'request-timeout') ?? DEFAULT_REQUEST_TIMEOUT_S, '--request-timeout'),
     maxRetries: nonNegativeInt(flagNumber(flags, 'max-retries') ?? DEFAULT_MAX_RETRIES, '--max-retries'),
-    concurrency: positiveInt(flagNumber(flags, 'backend-concurrency') ?? DEFAULT_BACKEND_CONCURRENCY, '--backend-concurrency'),
+    concurrency: positiveInt(flagNumber(flags, 'backend-concurrency') ?? DEFAULT_BACKEND_CONCURRENCY * Math.max(1, replicas.length), '--backend-concurrency'),
   };
 }
 

@@ -30,4 +30,6 @@ export interface RemoteModelFacts extends RemoteServerFacts {
   tokenizer: 'server' | 'local' | null;
   /** How the BOS id (bos_token_id) was learned, or null when it was not. */
   bos_source: 'tokenizer' | 'server-tokenizer-info' | 'server-special-tokens' | 'server-endoftext' | null;
+  /** Every --base-url when several replicas served the run (base_url first); requests went to the least loaded. */
+  replicas?: string[];
 }

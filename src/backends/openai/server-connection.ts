@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import type { Redactor } from './redact.js';
+import { ReplicaRouter } from './replica-router.js';
 
 /** Response headers that name the server's software or version: what the manifest records about the server. */
 const SOFTWARE_HEADER = /^(server|x-powered-by|openai-version|x-[a-z0-9-]*(version|server|engine|software)[a-z0-9-]*)$/;
@@ -16,13 +17,18 @@ export class ServerConnection {
   readonly rootUrl: string;
   private readonly errorBodies = new WeakMap<object, string>();
   private readonly softwareHeaders = new Map<string, string>();
+  /** Spreads requests over the replicas (replica-router.ts); undefined with one server. */
+  readonly router: ReplicaRouter | undefined;
 
   constructor(
     readonly baseUrl: string,
     apiKey: string | undefined,
     private readonly redactor: Redactor,
     timeoutMs: number,
+    /** Every replica's base URL (baseUrl first) when several serve the model: requests are spread over them. */
+    replicas: readonly string[] = [],
   ) {
+    this.router = replicas.length > 1 ? new ReplicaRouter(replicas) : undefined;
     this.rootUrl = baseUrl.replace(/\/v1$/, '');
     this.client = new OpenAI({
       baseURL: baseUrl,
@@ -49,7 +55,7 @@ export class ServerConnection {
   }
 
   private async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    const response = await fetch(input, init);
+    const response = await (this.router ? this.router.fetch(input, init) : fetch(input, init));
     response.headers.forEach((value, name) => {
       const key = name.toLowerCase();
       if (SOFTWARE_HEADER.test(key)) this.softwareHeaders.set(key, this.redactor.redact(value).slice(0, 200));
