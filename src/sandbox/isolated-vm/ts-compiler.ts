@@ -82,7 +82,7 @@ export function compileTypeScript(source: string): TsCompilation {
   const syntactic = program.getSyntacticDiagnostics(file);
   all.push(...syntactic);
   if (syntactic.length === 0) all.push(...program.getSemanticDiagnostics(file));
-  const emitted = program.emit();
+  const emitted = program.emit(file);
   all.push(...emitted.diagnostics);
   const diagnostics = all.map((diagnostic) => {
     const text = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
