@@ -83,7 +83,7 @@ describe('runJavaScript: escapes and resource bombs are contained and classified
     expect(result.status).toBe('passed');
   });
 
-  it('one candidate cannot leave state for the next (a fresh isolate each)', async () => {
+  it('one candidate cannot leave state for the next (a fresh context each)', async () => {
     expect((await runJavaScript('globalThis.leak = 42; Array.prototype.includes = () => true;', LIMITS)).status).toBe('passed');
     const next = await runJavaScript(`${ASSERT}assert.strictEqual(typeof globalThis.leak, 'undefined'); assert.strictEqual([1].includes(2), false);`, LIMITS);
     expect(next.status).toBe('passed');

@@ -61,21 +61,70 @@ const MESSAGE_CHARS = 2000;
 const HOST_GRACE_MS = 2000;
 
 /**
+ * Isolates between candidates, by memory limit. Each runs one candidate at a time, each candidate in a fresh
+ * context of its own (a new global object and set of builtins: nothing of one candidate's globals or prototypes
+ * reaches the next), so a memory bomb or a timeout takes down only its own isolate, which is then disposed rather
+ * than reused. An isolate goes back here only after a candidate that passed or failed normally, while its heap
+ * holds less than a quarter of its limit, and for at most MAX_RUNS_PER_ISOLATE candidates.
+ */
+const idleIsolates = new Map<number, ivm.Isolate[]>();
+const runsOf = new WeakMap<ivm.Isolate, number>();
+const MAX_RUNS_PER_ISOLATE = 1000;
+/** Idle isolates kept per memory limit: more than the cores would only hold memory. */
+const MAX_IDLE_ISOLATES = 16;
+
+function takeIsolate(memoryMb: number): ivm.Isolate {
+  const idle = idleIsolates.get(memoryMb);
+  while (idle && idle.length > 0) {
+    const isolate = idle.pop()!;
+    if (!isolate.isDisposed) return isolate;
+  }
+  const isolate = new (ivmModule().Isolate)({ memoryLimit: memoryMb });
+  runsOf.set(isolate, 0);
+  return isolate;
+}
+
+function returnIsolate(isolate: ivm.Isolate, memoryMb: number): void {
+  const runs = (runsOf.get(isolate) ?? 0) + 1;
+  runsOf.set(isolate, runs);
+  const idle = idleIsolates.get(memoryMb) ?? [];
+  idleIsolates.set(memoryMb, idle);
+  let heap: ivm.HeapStatistics | undefined;
+  try {
+    heap = isolate.getHeapStatisticsSync();
+  } catch {
+    heap = undefined;
+  }
+  const used = heap ? heap.used_heap_size + heap.externally_allocated_size : Number.POSITIVE_INFINITY;
+  if (isolate.isDisposed || runs >= MAX_RUNS_PER_ISOLATE || used > (memoryMb * 2 ** 20) / 4 || idle.length >= MAX_IDLE_ISOLATES) {
+    if (!isolate.isDisposed) isolate.dispose();
+    return;
+  }
+  idle.push(isolate);
+}
+
+/** One hop into the isolate: the output callback in, our runtime set up, the candidate run, its verdict back as JSON. */
+export const RUN_CLOSURE = `globalThis.$evalpipeWrite = $0;\n${ISOLATE_RUNTIME}\nreturn globalThis.$evalpipeRun($1);`;
+
+/**
  * Run one JavaScript program as Node runs a CommonJS file (in the module wrapper, `require('assert')` available),
- * in a fresh isolated-vm isolate of its own: a new V8 heap with `memoryLimit`, no Node APIs at all (no process,
- * require beyond assert, file system, network, timers, Buffer), nothing of the host's globals; console output
- * captured. A fresh isolate per candidate rather than a fresh context in a pooled one: a context shares its
- * isolate's heap, so one candidate's memory bomb would dispose the isolate under the others and its garbage would
- * count against the next; an isolate costs about a millisecond more, which the throughput benchmark shows we can
- * afford. Never throws for anything the program does: its outcome is the status.
+ * in a fresh context of an isolated-vm isolate (a V8 heap with `memoryLimit`, running one candidate at a time): no
+ * Node APIs at all (no process, require beyond assert, file system, network, timers, Buffer), nothing of the
+ * host's globals; console output captured. The isolate is reused for later candidates only after a normal pass or
+ * fail with little of its heap in use (see idleIsolates); after a timeout, an oom or an error it is disposed. Never
+ * throws for anything the program does: its outcome is the status.
  */
 export async function runJavaScript(source: string, limits: JsLimits = DEFAULT_JS_LIMITS): Promise<JsExecution> {
   const stdout = new Captured(limits.maxOutputBytes);
   const stderr = new Captured(limits.maxOutputBytes);
   const started = performance.now();
+  const memoryMb = Math.max(8, limits.memoryMb);
   let isolate: ivm.Isolate | undefined;
+  let context: ivm.Context | undefined;
+  let reusable = false;
   let hostTimer: NodeJS.Timeout | undefined;
   let hostTimedOut = false;
+  let candidateRunning = false;
   const result = (status: ExecutionStatus, exceptionType: string | null, message: string | null): JsExecution => ({
     status,
     passed: status === 'passed',
@@ -88,11 +137,9 @@ export async function runJavaScript(source: string, limits: JsLimits = DEFAULT_J
     stderrBytes: stderr.bytes,
   });
   try {
-    isolate = new (ivmModule().Isolate)({ memoryLimit: Math.max(8, limits.memoryMb) });
-    const context = await isolate.createContext();
-    await context.global.set('$evalpipeWrite', new (ivmModule().Callback)((fd: number, text: string) => (fd === 2 ? stderr : stdout).write(String(text))));
-    await context.eval(ISOLATE_RUNTIME, { timeout: limits.timeoutMs });
-    const run: ivm.Reference<(source: string) => string> = await context.global.get('$evalpipeRun', { reference: true });
+    isolate = takeIsolate(memoryMb);
+    context = await isolate.createContext();
+    const write = new (ivmModule().Callback)((fd: number, text: string) => (fd === 2 ? stderr : stdout).write(String(text)));
     const owned = isolate;
     const hostLimit = new Promise<never>((_, reject) => {
       hostTimer = setTimeout(() => {
@@ -101,19 +148,31 @@ export async function runJavaScript(source: string, limits: JsLimits = DEFAULT_J
         reject(new Error('host wall-clock limit'));
       }, limits.timeoutMs + HOST_GRACE_MS);
     });
-    const verdictJson = await Promise.race([run.apply(undefined, [source], { timeout: limits.timeoutMs, result: { copy: true } }), hostLimit]);
+    candidateRunning = true;
+    const verdictJson = await Promise.race([context.evalClosure(RUN_CLOSURE, [write, source], { timeout: limits.timeoutMs, result: { copy: true } }), hostLimit]);
     const verdict = JSON.parse(String(verdictJson)) as { ok: boolean; type?: string; message?: string };
-    if (verdict.ok) return result('passed', null, null);
+    if (verdict.ok) {
+      reusable = true;
+      return result('passed', null, null);
+    }
     if (verdict.type === 'RangeError' && /Array buffer allocation failed/.test(verdict.message ?? ''))
       return result('oom', 'RangeError', verdict.message ?? null);
+    reusable = true;
     return result('failed', verdict.type ?? 'Error', verdict.message ?? '');
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (hostTimedOut || /timed out/i.test(message)) return result('timeout', null, `ran past ${limits.timeoutMs} ms`);
     if (isolate?.isDisposed || /memory limit|disposed/i.test(message)) return result('oom', null, `exceeded the isolate's ${limits.memoryMb} MiB memory limit`);
+    // isolated-vm throws a promise rejection nothing handled out of the call, as the rejected value: Node exits 1
+    // on it (an unhandled rejection is an uncaught error since Node 15), so the candidate failed with that error
+    if (candidateRunning) return result('failed', error instanceof Error ? error.name : typeof error, `unhandled promise rejection: ${message}`);
     return result('sandbox_error', error instanceof Error ? error.name : null, message);
   } finally {
     if (hostTimer) clearTimeout(hostTimer);
-    if (isolate && !isolate.isDisposed) isolate.dispose();
+    if (context && !isolate?.isDisposed) context.release();
+    if (isolate) {
+      if (reusable) returnIsolate(isolate, memoryMb);
+      else if (!isolate.isDisposed) isolate.dispose();
+    }
   }
 }

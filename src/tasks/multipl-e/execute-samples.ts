@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { HubOptions } from '../../datasets/hub-options.js';
 import type { JsLimits } from '../../sandbox/isolated-vm/js-executor.js';
+import { multiplEStatusOf } from '../../sandbox/isolated-vm/multipl-e-status.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { DataError } from '../../util/errors.js';
 import { Progress } from '../../util/progress.js';
@@ -26,16 +27,6 @@ export interface MultiplEExecuteOptions {
   concurrency?: number;
   hub: HubOptions;
   signal?: AbortSignal;
-}
-
-/** MultiPL-E's own status words for a verdict (evaluation/src/eval_ts.py / eval_javascript.py), beside ours. */
-function multiplEStatus(status: string, exceptionType: string | null): string {
-  if (status === 'passed') return 'OK';
-  if (status === 'timeout') return 'Timeout';
-  if (exceptionType === 'TypeScriptError') return 'SyntaxError'; // tsc refused it: MultiPL-E's name for that
-  if (exceptionType === 'AssertionError') return 'AssertionError';
-  if (exceptionType === 'SyntaxError' || exceptionType === 'ReferenceError') return exceptionType;
-  return 'Exception';
 }
 
 /**
@@ -108,7 +99,7 @@ export async function executeMultiplESamples(options: MultiplEExecuteOptions): P
       completion: samples[index]!.completion,
       passed: execution.passed,
       status: execution.status,
-      multipl_e_status: multiplEStatus(execution.status, execution.exceptionType),
+      multipl_e_status: multiplEStatusOf(execution),
       exception_type: execution.exceptionType,
       message: execution.message,
       duration_ms: execution.durationMs,
