@@ -6,7 +6,9 @@ two. A family (models/starcoder2.py, models/llama.py) supplies its config, its l
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ from ..layers.head import LMHead, chunk_rows_for, target_logprobs_chunked
 from ..quant.common import QuantLinearBase
 from ..quant.linear import DenseLinear
 from ..quant.modes import activation_dtype, check_mode
-from .weights import TensorSource, check_tensors
+from .weights import DictSource, SafetensorsSource, TensorSource, check_tensors
 
 
 class NativeCausalLM(nn.Module):
@@ -31,6 +33,7 @@ class NativeCausalLM(nn.Module):
     can_be_deterministic = True
     batches_prompts = True
     architecture = "?"
+    config_class: Any = None  # the family's config type (a `from_file(path)` classmethod): set by each family
 
     def __init__(
         self,
@@ -69,6 +72,35 @@ class NativeCausalLM(nn.Module):
             dtype=str(self.act_dtype).removeprefix("torch."),
             device=str(self.device),
         )
+
+    # ------------------------------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu", **kw: Any) -> Self:
+        d = Path(directory)
+        cfg = cls.config_class.from_file(d / "config.json")
+        with torch.inference_mode():
+            return cls(cfg, SafetensorsSource(d, torch.device(device)), **kw)
+
+    @classmethod
+    def from_state_dict(
+        cls, cfg: Any, tensors: Mapping[str, torch.Tensor], *, device: str | torch.device, **kw: Any
+    ) -> Self:
+        with torch.inference_mode():
+            return cls(cfg, DictSource(tensors, torch.device(device)), **kw)
+
+    @classmethod
+    def random(cls, cfg: Any, *, device: str | torch.device, seed: int = 0, quant: str = "bf16", **kw: Any) -> Self:
+        """Random weights built directly on `device`, in the activation dtype (devtools.random_weights)."""
+        from ..devtools.random_weights import random_state_dict
+
+        dev = torch.device(device)
+        dtype = activation_dtype(quant, kw.get("compute_dtype"), dev)
+        with torch.inference_mode():
+            state = random_state_dict(cfg, dev, dtype, seed)
+            model = cls(cfg, DictSource(state, dev), quant=quant, **kw)
+            del state
+        return model
 
     # ------------------------------------------------------------------------------------------ to implement
 

@@ -29,9 +29,8 @@ from ..layers.linear import build_linear, merged_linear
 from ..layers.mlp import SwiGLUMLP
 from ..layers.norm import AddRMSNorm
 from ..layers.rotary import RopeScaling, RopeTables, parse_rope_scaling
-from ..quant.modes import activation_dtype
 from .base import NativeCausalLM
-from .weights import DictSource, SafetensorsSource, TensorSource
+from .weights import TensorSource
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 FAMILIES: dict[str, str] = {
@@ -270,6 +269,8 @@ class LlamaLayer(nn.Module):
 class NativeLlama(NativeCausalLM):
     """Llama / Qwen2 / Mistral on our kernels. Implements backend.CausalLMBackend, every capability included."""
 
+    config_class = LlamaConfig
+
     def build(self, source: TensorSource) -> None:
         cfg, act = self.cfg, self.act_dtype
         self.architecture = cfg.architecture
@@ -278,35 +279,6 @@ class NativeLlama(NativeCausalLM):
         self.norm = AddRMSNorm(source.get("model.norm.weight").to(act), cfg.rms_norm_eps)
         self.rope = RopeTables(cfg.head_dim, cfg.rope_theta, cfg.max_position_embeddings, self.device, cfg.rope_scaling)
         self.attention = self._attention_layers()
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu", **kw: Any) -> NativeLlama:
-        d = Path(directory)
-        cfg = LlamaConfig.from_file(d / "config.json")
-        with torch.inference_mode():
-            return cls(cfg, SafetensorsSource(d, torch.device(device)), **kw)
-
-    @classmethod
-    def from_state_dict(
-        cls, cfg: LlamaConfig, tensors: Mapping[str, torch.Tensor], *, device: str | torch.device, **kw: Any
-    ) -> NativeLlama:
-        with torch.inference_mode():
-            return cls(cfg, DictSource(tensors, torch.device(device)), **kw)
-
-    @classmethod
-    def random(
-        cls, cfg: LlamaConfig, *, device: str | torch.device, seed: int = 0, quant: str = "bf16", **kw: Any
-    ) -> NativeLlama:
-        """Random weights built directly on `device`, in the activation dtype."""
-        from ..devtools.random_weights import random_state_dict
-
-        dev = torch.device(device)
-        dtype = activation_dtype(quant, kw.get("compute_dtype"), dev)
-        with torch.inference_mode():
-            state = random_state_dict(cfg, dev, dtype, seed)
-            model = cls(cfg, DictSource(state, dev), quant=quant, **kw)
-            del state
-        return model
 
     def forward(self, ids: torch.Tensor, ctx: Context) -> torch.Tensor:  # type: ignore[override]
         """Final-normed hidden states [N, hidden] of the tokens `ids` [N] (prefill or decode: ctx says which)."""

@@ -29,9 +29,8 @@ from ..layers.linear import build_linear, merged_linear
 from ..layers.mlp import GeluMLP
 from ..layers.norm import AddLayerNorm
 from ..layers.rotary import RopeTables
-from ..quant.modes import activation_dtype
 from .base import NativeCausalLM
-from .weights import DictSource, SafetensorsSource, TensorSource
+from .weights import TensorSource
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SUPPORTED_ARCHITECTURES = ("Starcoder2ForCausalLM",)
@@ -238,6 +237,7 @@ class NativeStarcoder2(NativeCausalLM):
     """StarCoder2 on our kernels. Implements backend.CausalLMBackend, every capability included."""
 
     architecture = "Starcoder2ForCausalLM"
+    config_class = Starcoder2Config
 
     def __init__(
         self,
@@ -264,45 +264,6 @@ class NativeStarcoder2(NativeCausalLM):
         )
         self.rope = RopeTables(cfg.head_dim, cfg.rope_theta, cfg.max_position_embeddings, self.device)
         self.attention = self._attention_layers()
-
-    # ----------------------------------------------------------------------------------------- constructors
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, *, device: str | torch.device = "cpu", **kw: Any
-    ) -> NativeStarcoder2:
-        d = Path(directory)
-        cfg = Starcoder2Config.from_file(d / "config.json")
-        with torch.inference_mode():
-            return cls(cfg, SafetensorsSource(d, torch.device(device)), **kw)
-
-    @classmethod
-    def from_state_dict(
-        cls, cfg: Starcoder2Config, tensors: Mapping[str, torch.Tensor], *, device: str | torch.device, **kw: Any
-    ) -> NativeStarcoder2:
-        with torch.inference_mode():
-            return cls(cfg, DictSource(tensors, torch.device(device)), **kw)
-
-    @classmethod
-    def random(
-        cls,
-        cfg: Starcoder2Config,
-        *,
-        device: str | torch.device,
-        seed: int = 0,
-        quant: str = "bf16",
-        **kw: Any,
-    ) -> NativeStarcoder2:
-        """Random weights built directly on `device`, layer by layer, in the activation dtype."""
-        from ..devtools.random_weights import random_state_dict
-
-        dev = torch.device(device)
-        dtype = activation_dtype(quant, kw.get("compute_dtype"), dev)
-        with torch.inference_mode():
-            state = random_state_dict(cfg, dev, dtype, seed)
-            model = cls(cfg, DictSource(state, dev), quant=quant, **kw)
-            del state
-        return model
 
     # ---------------------------------------------------------------------------------------------- forward
 
