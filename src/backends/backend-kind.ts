@@ -11,6 +11,8 @@ export interface BackendStartOptions {
   config?: Readonly<Record<string, unknown>> | undefined;
   /** The backend's settings (its `settingsFrom`), undefined for a backend without them. */
   settings?: Readonly<Record<string, unknown>> | undefined;
+  /** One --devices entry: the GPU index this instance alone may use (CUDA_VISIBLE_DEVICES), or `cpu`. */
+  device?: string | undefined;
 }
 
 /**

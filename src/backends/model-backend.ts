@@ -51,6 +51,8 @@ export interface BenchCallOptions extends BackendCallOptions {
 export interface ModelBackend {
   /** False once the backend can no longer answer (its process died or was stopped): start a new one to go on. */
   readonly alive: boolean;
+  /** Requests it serves at once (several engine processes: src/pipeline/engines/engine-pool.ts); absent: 1. */
+  readonly parallelism?: number;
   /** Versions and device, and the model loaded (null before `load`). Needs no model. */
   info(options?: BackendCallOptions): Promise<EngineInfo>;
   /** Load a model (replacing the one before); the result is what a run records as its manifest's `model`. */

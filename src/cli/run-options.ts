@@ -5,6 +5,7 @@ import { BACKEND_NAMES, BACKEND_REGISTRY, DEFAULT_BACKEND, backendNamed } from '
 import type { CommonRunConfig, RunConfig, RunSettings } from '../pipeline/run-config.js';
 import { SCORING_STAGES, STAGE_NAMES, stagesForTasks } from '../pipeline/stages.js';
 import { parseShard, SHARDABLE_TASKS, type Shard } from '../pipeline/shard.js';
+import { parseDevices } from '../pipeline/engines/engine-devices.js';
 import { DEFAULT_GENERATE_BATCH_SAMPLES } from '../tasks/humaneval/generate-stage.js';
 import { DEFAULT_SCORE_BATCH_ROWS } from '../tasks/perplexity/stage.js';
 import { TASK_NAMES, TASK_REGISTRY, type TaskConfigs } from '../tasks/registry.js';
@@ -47,6 +48,7 @@ export interface RawRunOptions {
   verbose?: boolean;
   backend?: string;
   shard?: string;
+  devices?: string;
   /** A task's own flags (src/tasks/<task>/config.ts). */
   [flag: string]: unknown;
 }
@@ -110,6 +112,11 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
       type: 'number',
       describe: `Rows per scoring request and samples decoded together; not part of the run's identity (changing it resumes the same run) [default: ${DEFAULT_SCORE_BATCH_ROWS} rows, ${DEFAULT_GENERATE_BATCH_SAMPLES} samples]`,
     })
+    .option('devices', {
+      type: 'string',
+      describe:
+        "One engine process per entry, each loading the model once, the stages' requests shared among them: GPU indices (0,1,2,3), all (every GPU), or cpu,cpu (several CPU engines); not part of the run's identity [default: one engine]",
+    })
     .option('shard', {
       type: 'string',
       describe:
@@ -155,6 +162,7 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     batchSize: options['batch-size'] === undefined ? undefined : batchSize(options['batch-size']),
     ...(backend.settings ? { backendSettings: backend.settings } : {}),
     ...(options.shard === undefined ? {} : { shard: shardFlag(String(options.shard), config, options.stages) }),
+    ...(options.devices === undefined ? {} : { devices: devicesFlag(String(options.devices), config) }),
     json: options.json ?? false,
     verbose: options.verbose ?? false,
   };
@@ -185,6 +193,14 @@ function shardFlag(text: string, config: RunConfig, stages: string | undefined):
     });
   }
   return shard;
+}
+
+/** --devices: our engine only (a served model's replicas are --base-url's). */
+function devicesFlag(text: string, config: RunConfig): string[] {
+  if (config.backend !== undefined) {
+    throw new UsageError(`--devices applies to --backend engine only`, { hint: 'with --backend openai, give each replica its own --base-url' });
+  }
+  return parseDevices(text, config.device);
 }
 
 /** --backend: a registered name; the default is left out of the config, so older runs keep their hash. */

@@ -5,6 +5,7 @@ import { RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { RunConfig } from './run-config.js';
 import type { RunDirectory } from './store/run-directory.js';
+import { EnginePool } from './engines/engine-pool.js';
 
 /**
  * Starts the run's model backend (--backend, our engine by default) and loads the model only when a stage needs it,
@@ -16,19 +17,66 @@ export class EngineSession {
   constructor(
     private readonly run: RunDirectory,
     private readonly config: RunConfig,
-    private readonly options: { signal?: AbortSignal; verbose: boolean; backendSettings?: Readonly<Record<string, unknown>> | undefined },
+    private readonly options: {
+      signal?: AbortSignal;
+      verbose: boolean;
+      backendSettings?: Readonly<Record<string, unknown>> | undefined;
+      /** --devices: one engine per entry (src/pipeline/engines/); undefined: one engine where --device says. */
+      devices?: readonly string[] | undefined;
+    },
   ) {}
 
   async get(): Promise<ModelBackend> {
     if (this.engine?.alive) return this.engine;
+    const devices = this.options.devices;
+    if (devices && devices.length > 1) return this.startPool(devices);
     log.info('engine: starting');
-    const engine = await backendNamed(this.config.backend).start({
+    const engine = await this.startOne(devices?.[0]);
+    this.engine = engine;
+    await this.load(engine);
+    return engine;
+  }
+
+  /** --devices: one engine per entry, each started and loaded (side by side), then one pool over them. */
+  private async startPool(devices: readonly string[]): Promise<ModelBackend> {
+    log.info(`engine: starting ${devices.length} engines (--devices ${devices.join(',')})`);
+    const started = await Promise.allSettled(devices.map((device) => this.startOne(device)));
+    const engines = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+    const failed = started.find((outcome) => outcome.status === 'rejected');
+    const labels = devices.map((device, index) => (device === 'cpu' ? `cpu#${index + 1}` : `cuda:${device}`));
+    const pool = new EnginePool(engines.map((backend, index) => ({ label: labels[index]!, backend })));
+    this.engine = pool;
+    if (failed) {
+      await pool.close();
+      throw failed.reason;
+    }
+    const loaded = await Promise.allSettled(engines.map((engine) => this.load(engine, engine !== engines[0])));
+    const refused = loaded.find((outcome) => outcome.status === 'rejected');
+    if (refused) {
+      await pool.close();
+      throw refused.reason;
+    }
+    const weights = new Set(loaded.map((outcome) => (outcome as PromiseFulfilledResult<string | null>).value));
+    if (weights.size > 1) {
+      await pool.close();
+      throw new RunStoreError('the engines of --devices loaded different weights', { hint: 'every device must see the same checkpoint' });
+    }
+    await this.run.updateManifest({ engines: { devices: [...devices] } });
+    return pool;
+  }
+
+  private startOne(device: string | undefined): Promise<ModelBackend> {
+    return backendNamed(this.config.backend).start({
       signal: this.options.signal,
       verbose: this.options.verbose,
       config: this.config.backendConfig,
       settings: this.options.backendSettings,
+      device,
     });
-    this.engine = engine;
+  }
+
+  /** Load the model on one engine (the first or only one records what it ran on in the manifest); its weights' sha256. */
+  private async load(engine: ModelBackend, quiet = false): Promise<string | null> {
     const loadParams: LoadParams = {
       model: this.config.model,
       quant: this.config.quant,
@@ -58,6 +106,7 @@ export class EngineSession {
         { hint: `resume with --${previous.deterministic ? '' : 'no-'}deterministic (and the same --device), or pass --fresh to start over` },
       );
     }
+    if (quiet) return model.weights_sha256;
     const { model: _loaded, ...engineFacts } = info;
     await this.run.updateManifest({
       model,
@@ -66,7 +115,7 @@ export class EngineSession {
     });
     const size = model.n_params === null ? 'parameters not reported' : `${model.n_params.toLocaleString('en-US')} parameters`;
     log.info(`engine: ready on ${info.device.name} (${size}, ${model.dtype})`);
-    return engine;
+    return model.weights_sha256;
   }
 
   async close(): Promise<void> {

@@ -39,6 +39,8 @@ export interface RunSettings {
   batchSize: number | undefined;
   /** The backend's own settings (its BackendKind.settingsFrom: timeouts, retries, concurrency, the key's variable). */
   backendSettings?: Record<string, unknown> | undefined;
+  /** --devices: one engine process per entry (a GPU index, or cpu), the stages' requests shared among them. */
+  devices?: string[] | undefined;
   /** --shard i/N: only this share of every task's units, into its own run directory (src/pipeline/shard.ts). */
   shard?: Shard | undefined;
   json: boolean;

@@ -55,7 +55,7 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
       generate_samples_per_batch: settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
     },
   });
-  const engine = new EngineSession(store, config, { signal, verbose: settings.verbose, backendSettings: settings.backendSettings });
+  const engine = new EngineSession(store, config, { signal, verbose: settings.verbose, backendSettings: settings.backendSettings, devices: settings.devices });
   const shared = new Map<string, Promise<unknown>>();
   const context: RunContext = {
     store,

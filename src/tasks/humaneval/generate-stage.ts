@@ -1,4 +1,5 @@
 import type { ModelBackend } from '../../backends/model-backend.js';
+import { forEachInQueue } from '../../pipeline/engines/shared-queue.js';
 import { UnitFailureBreaker, unitErrorAction, unitErrorMessage } from '../../pipeline/unit-failures.js';
 import { log } from '../../util/log.js';
 import { Progress } from '../../util/progress.js';
@@ -150,10 +151,11 @@ export async function runGenerateStage(options: {
     }
   };
 
-  for (const group of todo) {
+  // The fixed groups in one queue; with several engines (--devices) each takes the next group when it is free.
+  await forEachInQueue(todo, engine.parallelism ?? 1, async (group) => {
     options.signal?.throwIfAborted();
     await generateGroup(group, options.batchSamples);
-  }
+  });
   progress.finish();
 }
 

@@ -1,4 +1,5 @@
 import type { ModelBackend } from '../../backends/model-backend.js';
+import { forEachInQueue } from '../../pipeline/engines/shared-queue.js';
 import { UnitFailureBreaker, unitErrorAction, unitErrorMessage } from '../../pipeline/unit-failures.js';
 import { log } from '../../util/log.js';
 import { Progress } from '../../util/progress.js';
@@ -75,11 +76,12 @@ export async function runPerplexityStage(options: {
     }
   };
 
-  for (const group of groupRows(options.texts, options.batchRows)) {
-    if (group.every((row) => records.has(rowKey(row.index)))) continue;
+  // The fixed groups in one queue; with several engines (--devices) each takes the next group when it is free.
+  const todo = [...groupRows(options.texts, options.batchRows)].filter((group) => !group.every((row) => records.has(rowKey(row.index))));
+  await forEachInQueue(todo, options.engine.parallelism ?? 1, async (group) => {
     options.signal?.throwIfAborted();
     await scoreGroup(group);
-  }
+  });
   progress.finish();
 }
 
