@@ -140,7 +140,7 @@ const PROBLEMS: Problem[] = [
 ];
 
 /** TypeScript programs for these problems only: each costs the reference a tsc process (about 2 s of CPU). */
-const TS_PROBLEMS = new Set(['evens', 'char_counts']);
+const TS_PROBLEMS = new Set(['evens']);
 
 const JS_HEADER = "const assert = require('node:assert');\n";
 const TS_HEADER = "declare var require: any;\nconst assert = require('node:assert');\n";

@@ -3,14 +3,14 @@
  * `assert` semantics for what MultiPL-E's tests use: ok, equal, notEqual, strictEqual, notStrictEqual, deepEqual,
  * deepStrictEqual, notDeepEqual, notDeepStrictEqual, throws, doesNotThrow, fail, `assert.strict`, AssertionError
  * with code ERR_ASSERTION), a `require` that knows only `assert`/`node:assert` (the tests' one import), and a
- * `console` whose output goes to the host through `$evalpipeWrite`. Written for this repository, not copied from
+ * `console` whose output goes to the host through the writer each run is given. It keeps no state of the host, so it
+ * is baked into the isolates' startup snapshot once per process and every new context starts with it installed. Written for this repository, not copied from
  * Node. It is a string because it is evaluated in the isolate, never in the host.
  */
 export const ISOLATE_RUNTIME = String.raw`
 (function () {
   'use strict';
-  const write = globalThis.$evalpipeWrite;
-  delete globalThis.$evalpipeWrite;
+  let write = () => {};
 
   const show = (value, depth) => {
     if (typeof value === 'string') return depth === 0 ? value : JSON.stringify(value);
@@ -196,7 +196,9 @@ export const ISOLATE_RUNTIME = String.raw`
   };
 
   // One candidate, as Node runs a CommonJS file: its source in the module wrapper, then uncaught errors reported.
-  globalThis.$evalpipeRun = function (source) {
+  // writer(fd, text): the host's callback for this candidate's console output.
+  globalThis.$evalpipeRun = function (source, writer) {
+    write = writer;
     const module = { exports: {} };
     let verdict;
     try {

@@ -73,13 +73,23 @@ const MAX_RUNS_PER_ISOLATE = 1000;
 /** Idle isolates kept per memory limit: more than the cores would only hold memory. */
 const MAX_IDLE_ISOLATES = 16;
 
+let runtimeSnapshot: ivm.ExternalCopy<ArrayBuffer> | undefined;
+/**
+ * A new isolate with `memoryLimit`, started from a snapshot holding our runtime (made once per process): each of its
+ * contexts begins with the runtime already installed, instead of compiling and running it per candidate.
+ */
+export function newRuntimeIsolate(memoryMb: number): ivm.Isolate {
+  runtimeSnapshot ??= ivmModule().Isolate.createSnapshot([{ code: ISOLATE_RUNTIME, filename: 'evalpipe-runtime.js' }]);
+  return new (ivmModule().Isolate)({ memoryLimit: memoryMb, snapshot: runtimeSnapshot });
+}
+
 function takeIsolate(memoryMb: number): ivm.Isolate {
   const idle = idleIsolates.get(memoryMb);
   while (idle && idle.length > 0) {
     const isolate = idle.pop()!;
     if (!isolate.isDisposed) return isolate;
   }
-  const isolate = new (ivmModule().Isolate)({ memoryLimit: memoryMb });
+  const isolate = newRuntimeIsolate(memoryMb);
   runsOf.set(isolate, 0);
   return isolate;
 }
@@ -103,8 +113,8 @@ function returnIsolate(isolate: ivm.Isolate, memoryMb: number): void {
   idle.push(isolate);
 }
 
-/** One hop into the isolate: the output callback in, our runtime set up, the candidate run, its verdict back as JSON. */
-export const RUN_CLOSURE = `globalThis.$evalpipeWrite = $0;\n${ISOLATE_RUNTIME}\nreturn globalThis.$evalpipeRun($1);`;
+/** One hop into the isolate: the candidate ($1) run with the output callback ($0), its verdict back as JSON. */
+export const RUN_CLOSURE = 'return globalThis.$evalpipeRun($1, $0);';
 
 /**
  * Run one JavaScript program as Node runs a CommonJS file (in the module wrapper, `require('assert')` available),
@@ -149,7 +159,10 @@ export async function runJavaScript(source: string, limits: JsLimits = DEFAULT_J
       }, limits.timeoutMs + HOST_GRACE_MS);
     });
     candidateRunning = true;
-    const verdictJson = await Promise.race([context.evalClosure(RUN_CLOSURE, [write, source], { timeout: limits.timeoutMs, result: { copy: true } }), hostLimit]);
+    const verdictJson = await Promise.race([
+      context.evalClosure(RUN_CLOSURE, [write, source], { timeout: limits.timeoutMs, result: { copy: true } }),
+      hostLimit,
+    ]);
     const verdict = JSON.parse(String(verdictJson)) as { ok: boolean; type?: string; message?: string };
     if (verdict.ok) {
       reusable = true;
