@@ -34,6 +34,7 @@ export class EngineSession {
     const engine = await this.startOne(devices?.[0]);
     this.engine = engine;
     await this.load(engine);
+    if (this.run.manifest.engines) await this.run.updateManifest({ engines: undefined }); // this attempt runs one engine
     return engine;
   }
 

@@ -14,7 +14,8 @@ import { HUMANEVAL_FILE, runCli } from '../support/spawn-cli.js';
 describe('--shard i/N and evalpipe merge (real CLI, real engine, real sandbox)', () => {
   let root: string;
   const humaneval = ['--tasks', 'perplexity,humaneval', '--humaneval', HUMANEVAL_FILE, '--limit', '6', '--n', '2', '--max-new-tokens', '16'];
-  const smoke = (dir: string, ...extra: string[]) => ['run', '--preset', 'smoke', '--run-dir', dir, ...extra];
+  // the random tiny model, named so the test does not follow what the smoke preset loads
+  const smoke = (dir: string, ...extra: string[]) => ['run', '--preset', 'smoke', '--model', 'preset:tiny-starcoder2', '--run-dir', dir, ...extra];
   const ok = async (args: string[]) => {
     const result = await runCli(args);
     expect(result.code, result.stderr).toBe(0);
