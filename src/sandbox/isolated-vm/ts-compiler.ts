@@ -82,6 +82,8 @@ export function compileTypeScript(source: string): TsCompilation {
   const syntactic = program.getSyntacticDiagnostics(file);
   all.push(...syntactic);
   if (syntactic.length === 0) all.push(...program.getSemanticDiagnostics(file));
+  // Only the candidate's file: emit() without one asks the checker for an emit resolver over every file, which
+  // type-checks all the library files again (0.5-1 s a candidate; with the file, 20-50 ms)
   const emitted = program.emit(file);
   all.push(...emitted.diagnostics);
   const diagnostics = all.map((diagnostic) => {

@@ -4,7 +4,7 @@ import { compileTypeScript } from './ts-compiler.js';
 /**
  * One TypeScript candidate as MultiPL-E evaluates it: `tsc --target esnext` first (any diagnostic fails it as
  * `TypeScriptError` with tsc's messages, nothing run), then the emitted JavaScript as Node would run it, here in
- * its own isolate (runJavaScript).
+ * a fresh isolate context (runJavaScript).
  */
 export async function runTypeScript(source: string, limits: JsLimits = DEFAULT_JS_LIMITS): Promise<JsExecution> {
   const started = performance.now();

@@ -32,7 +32,7 @@ export interface MultiplEExecuteOptions {
 /**
  * `evalpipe execute --task multipl-e-js|multipl-e-ts`: score completions made by any tool ({"task_id", "completion"}
  * lines, task_id being the problem's `name`) as the task's execute stage does: prompt + completion + "\n" + tests,
- * each in a fresh isolated-vm isolate (TypeScript through tsc's checks first); pass@k over the problems covered.
+ * each in a fresh isolated-vm context (TypeScript through tsc's checks first); pass@k over the problems covered.
  */
 export async function executeMultiplESamples(options: MultiplEExecuteOptions): Promise<{ output: string; summary: Record<string, unknown> }> {
   const language: MultiplELanguage = options.task === 'multipl-e-ts' ? 'ts' : 'js';

@@ -46,7 +46,7 @@ function samplesInRun(parts: MultiplETaskParts, run: RunData): number | null {
 
 /**
  * The stages and score of one MultiPL-E language: generation through HumanEval's generate stage (its own record
- * file), execution of prompt + completion + "\n" + tests in a fresh isolated-vm isolate per candidate, and
+ * file), execution of prompt + completion + "\n" + tests in a fresh isolated-vm context per candidate, and
  * HumanEval's pass@k over the records.
  */
 export function multiplEParts(parts: MultiplETaskParts) {
