@@ -108,7 +108,10 @@ export const command: CommandModule = {
           .option('multipl-e-js', { type: 'string', describe: '--task multipl-e-js: humaneval-js file [default: hub nuprl/MultiPL-E, config humaneval-js]' })
           .option('multipl-e-ts', { type: 'string', describe: '--task multipl-e-ts: humaneval-ts file [default: hub nuprl/MultiPL-E, config humaneval-ts]' })
           .example('$0 execute samples.jsonl --humaneval HumanEval.jsonl.gz -o results.json', 'score samples from another tool')
-          .example('$0 execute --task multipl-e-ts --samples ts.jsonl', 'TypeScript completions (task_id = the problem name), tsc then a fresh isolate context each'),
+          .example(
+            '$0 execute --task multipl-e-ts --samples ts.jsonl',
+            'TypeScript completions (task_id = the problem name), tsc then a fresh isolate context each',
+          ),
       async (argv) => {
         const flags = argv as unknown as ExecuteFlags;
         flags.samples = samplesFile(flags);
