@@ -81,6 +81,9 @@ class CausalLMBackend(Protocol):
     # Whether `open_batch_decoder` works (prompts prefilled together, their samples decoded as one batch). When
     # False it raises Unsupported and generation opens one decoder per prompt instead.
     batches_prompts: bool
+    # Whether its batch decoder takes samples into a running batch (`slots` at open, then `admit(prompts, counts)`,
+    # `free_rows`, `hold_bucket`): continuous batching in generation. HF transformers: False.
+    admits_rows: bool
 
     def set_deterministic(self, on: bool) -> None:
         """Batch-invariant mode on (a row's results independent of its batch) or off (the fast path). Only called
@@ -113,10 +116,11 @@ class CausalLMBackend(Protocol):
         ...
 
     def open_batch_decoder(
-        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None
+        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None, *, slots: int | None = None
     ) -> Decoder:
         """One decoder for counts[i] samples of prompts[i] for every i (rows in that order); `capacity` as for
-        open_decoder, for the longest prompt. Raises Unsupported when not `batches_prompts`."""
+        open_decoder, for the longest prompt; `slots` rows allocated in all when `admits_rows` (room to admit).
+        Raises Unsupported when not `batches_prompts`."""
         ...
 
     def score_minibatch(self, ids: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,9 @@ masked SDPA instead.
     logits = dec.first_logits            # [n, vocab] float32, after the prompt
     logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
     dec.keep([0, 2])                     # finished samples leave; n shrinks
+    dec = StaticDecoder(model, [p0], [n0], capacity=..., slots=256)   # room for 256 rows in all
+    first = dec.admit([p2], [n2])        # continuous batching: new samples prefilled into free rows [n, n + n2)
+    dec.hold_bucket(256)                 # steps run for 256 rows (one graph) while the batch is kept full
 
 - Prefill: the prompts go once through the model's forward with a packed PrefillContext whose `kv_out` collects
   each layer's rotated keys and values (the packed varlen path and its attention kernels); each prompt's keys and
@@ -101,6 +104,8 @@ class StaticDecoder:
         prompt: torch.Tensor | Sequence[torch.Tensor],
         n: int | Sequence[int],
         capacity: int | None = None,
+        *,
+        slots: int | None = None,
     ) -> None:
         prompts = [prompt] if isinstance(prompt, torch.Tensor) else list(prompt)
         counts = [n] * len(prompts) if isinstance(n, int) else [int(c) for c in n]
@@ -111,53 +116,28 @@ class StaticDecoder:
         cfg = model.cfg
         rows = sum(counts)
         self.model = model
-        self.n = rows
+        self.n = 0
         self.device = model.device
-        self._rows = rows  # rows allocated; the live samples are rows [0, n)
+        # rows allocated (`slots`: room for samples admitted later, continuous batching); the live rows are [0, n)
+        self._rows = max(rows, int(slots or 0))
+        self._min_bucket = 0  # hold_bucket's floor
+        self.lengths: list[int] = []
+        longest = max(len(p) for p in prompts)
+        cap = longest + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
+        cap = min(cap, cfg.max_position_embeddings)
+        if cap < longest:
+            raise ModelError(
+                f"decoder capacity {cap} is smaller than the prompt's {longest} tokens",
+                hint="open the decoder with capacity >= prompt length + max_new_tokens",
+            )
+        self.capacity = cap
+        dev = self.device
+        self._k: list[torch.Tensor] = []
+        self._v: list[torch.Tensor] = []
         with torch.inference_mode():
-            kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-            packed = model.pack(prompts, kv_out=kv)
-            hidden = model.forward(packed.ids, packed)
-            packed.kv_out = None
-            bounds = packed.bounds
-            last = torch.tensor([b - 1 for b in bounds[1:]], device=self.device)
-            per_prompt = model.compute_logits(hidden[last]).float()
-            del hidden
-            repeat = torch.tensor(counts, device=self.device)
-            self.first_logits = per_prompt.repeat_interleave(repeat, dim=0, output_size=rows).contiguous()
-            prompt_lengths = [bounds[i + 1] - bounds[i] for i in range(len(prompts))]
-            self.lengths: list[int] = [
-                length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)
-            ]
-            longest = max(prompt_lengths)
-            cap = longest + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
-            cap = min(cap, cfg.max_position_embeddings)
-            if cap < longest:
-                raise ModelError(
-                    f"decoder capacity {cap} is smaller than the prompt's {longest} tokens",
-                    hint="open the decoder with capacity >= prompt length + max_new_tokens",
-                )
-            self.capacity = cap
-            hkv, d = cfg.num_key_value_heads, cfg.head_dim
-            self._k: list[torch.Tensor] = []
-            self._v: list[torch.Tensor] = []
-            for k, v in kv:
-                # zero-filled: the CPU path's masked SDPA reads every position (0 * garbage could be NaN)
-                kc = k.new_zeros((rows, hkv, cap, d))
-                vc = v.new_zeros((rows, hkv, cap, d))
-                row = 0
-                for i, c in enumerate(counts):
-                    a, b = bounds[i], bounds[i + 1]
-                    kc[row : row + c, :, : b - a] = k[a:b].transpose(0, 1)[None]
-                    vc[row : row + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
-                    row += c
-                self._k.append(kc)
-                self._v.append(vc)
-            del kv
-            dev = self.device
-            self._tokens = torch.zeros(rows, dtype=torch.int64, device=dev)  # static input buffer
-            self._lens = torch.tensor(self.lengths, dtype=torch.int64, device=dev)  # each row's next position
-            self._row_ids = torch.arange(rows, device=dev)
+            self._tokens = torch.zeros(self._rows, dtype=torch.int64, device=dev)  # static input buffer
+            self._lens = torch.zeros(self._rows, dtype=torch.int64, device=dev)  # each row's next position
+            self._row_ids = torch.arange(self._rows, device=dev)
             self._key_positions = torch.arange(cap, device=dev)
         self._window = cfg.sliding_window
         fast = model.fast_paths
@@ -169,12 +149,88 @@ class StaticDecoder:
         # half is a power of two (the kernel's vector width); otherwise, and on CPU, the RoPE and two index writes
         half = cfg.head_dim // 2
         self._fused_rope = dev.type == "cuda" and half & (half - 1) == 0
-        self._bucket = batch_bucket(rows, self._rows)
+        self._bucket = 0
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_rows = 0
         self._static_logits: torch.Tensor | None = None
         self._pool: Any = None  # the private memory pool of this decoder's graphs
         self.captures = 0  # graphs captured so far (tests and benchmarks read it)
+        self.first_logits = self._prefill_rows(prompts, counts)
+
+    @torch.inference_mode()
+    def _prefill_rows(self, prompts: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
+        """Prefill the prompts together (the packed path) into cache rows [n, n + sum(counts)): counts[i] rows
+        continue prompts[i]. Returns those rows' first next-token logits [sum(counts), vocab] float32."""
+        model, cfg = self.model, self.model.cfg
+        m, row0 = sum(counts), self.n
+        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        packed = model.pack(prompts, kv_out=kv)
+        hidden = model.forward(packed.ids, packed)
+        packed.kv_out = None
+        bounds = packed.bounds
+        last = torch.tensor([b - 1 for b in bounds[1:]], device=self.device)
+        per_prompt = model.compute_logits(hidden[last]).float()
+        del hidden
+        repeat = torch.tensor(counts, device=self.device)
+        first = per_prompt.repeat_interleave(repeat, dim=0, output_size=m).contiguous()
+        prompt_lengths = [bounds[i + 1] - bounds[i] for i in range(len(prompts))]
+        new_lengths = [length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)]
+        hkv, d = cfg.num_key_value_heads, cfg.head_dim
+        fresh = not self._k
+        for layer, (k, v) in enumerate(kv):
+            if fresh:
+                # zero-filled: the CPU path's masked SDPA reads every position (0 * garbage could be NaN)
+                self._k.append(k.new_zeros((self._rows, hkv, self.capacity, d)))
+                self._v.append(v.new_zeros((self._rows, hkv, self.capacity, d)))
+            kc, vc = self._k[layer], self._v[layer]
+            row = row0
+            for i, c in enumerate(counts):
+                a, b = bounds[i], bounds[i + 1]
+                kc[row : row + c, :, : b - a] = k[a:b].transpose(0, 1)[None]
+                vc[row : row + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
+                row += c
+        del kv
+        self._lens[row0 : row0 + m] = torch.tensor(new_lengths, dtype=torch.int64, device=self.device)
+        self.lengths.extend(new_lengths)
+        self.n = row0 + m
+        self._rebucket()
+        return first
+
+    @torch.inference_mode()
+    def admit(self, prompts: Sequence[torch.Tensor], counts: Sequence[int]) -> torch.Tensor:
+        """Continuous batching: counts[i] new samples of prompts[i] join the batch as rows [n, n + sum(counts)),
+        prefilled together (their keys and values written into free cache rows; the live rows are untouched).
+        Returns their first next-token logits [sum(counts), vocab] float32; the next `step` takes one token for
+        every live row, the new ones included."""
+        prompts, counts = list(prompts), [int(c) for c in counts]
+        if not prompts or len(prompts) != len(counts) or min(counts) < 1:
+            raise ModelError(f"admit needs prompts with n >= 1 samples each, got counts {counts}")
+        if self.n + sum(counts) > self._rows:
+            raise ModelError(f"admit of {sum(counts)} rows: only {self._rows - self.n} of {self._rows} are free")
+        longest = max(len(p) for p in prompts)
+        if longest >= self.capacity:
+            raise ModelError(
+                f"a prompt of {longest} tokens does not fit the decoder's capacity of {self.capacity} positions",
+                hint="open the decoder with capacity >= the longest prompt + max_new_tokens",
+            )
+        return self._prefill_rows(prompts, counts)
+
+    @property
+    def free_rows(self) -> int:
+        """Rows allocated but not live: room for `admit`."""
+        return self._rows - self.n
+
+    def hold_bucket(self, rows: int | None) -> None:
+        """Run steps for at least `rows` rows (None: release) so that a batch kept full by admissions replays one
+        CUDA graph instead of capturing again each time the live count crosses a bucket edge."""
+        self._min_bucket = 0 if rows is None else min(int(rows), self._rows)
+        self._rebucket()
+
+    def _rebucket(self) -> None:
+        bucket = max(batch_bucket(max(self.n, 1), self._rows), self._min_bucket)
+        if bucket != self._bucket:
+            self._bucket = bucket
+            self._drop_graph()
 
     @property
     def length(self) -> int:
@@ -193,8 +249,11 @@ class StaticDecoder:
         """Keep only these samples (finished ones leave the batch): their cache rows move to the front, in the
         order given. The graph is captured again at the next step only if the rounded batch size changes."""
         m = len(rows)
-        if m == 0 or len(set(rows)) != m or min(rows) < 0 or max(rows) >= self.n:
+        if len(set(rows)) != m or (m and (min(rows) < 0 or max(rows) >= self.n)):
             raise ModelError(f"keep needs distinct rows in [0, {self.n}), got {rows}")
+        if m == 0:  # every sample finished: no live rows until the next admit
+            self.lengths, self.n = [], 0
+            return
         if rows != list(range(m)):
             idx = torch.tensor(rows, dtype=torch.long, device=self.device)
             used = max(self.lengths[r] for r in rows)
@@ -203,10 +262,7 @@ class StaticDecoder:
             self._lens[:m] = self._lens.index_select(0, idx)
         self.lengths = [self.lengths[r] for r in rows]
         self.n = m
-        bucket = batch_bucket(m, self._rows)
-        if bucket != self._bucket:
-            self._bucket = bucket
-            self._drop_graph()
+        self._rebucket()
 
     def _drop_graph(self) -> None:
         self._graph = None

@@ -7,7 +7,9 @@ the completion is the decoded new tokens cut at the first stop string. EOS stops
 
 The decoding loop talks to the backend through `open_batch_decoder(prompts, counts, capacity)` when the backend
 `batches_prompts` (the native model: the samples of several prompts, up to `max_batch_rows` in all, prefilled
-together and decoded as one batch, rows leaving as they finish), else through `open_decoder(prompt, n, capacity)`
+together and decoded as one batch, rows leaving as they finish; a backend that `admits_rows` batches continuously:
+the next prompts' samples are admitted into freed rows while the others decode), else through
+`open_decoder(prompt, n, capacity)`
 (one prompt's samples at a time; `RecomputeDecoder` is the decoder of a backend without a KV cache). A sample's
 tokens depend only on its own logits and generator, not on what else is in its batch (up to the floating-point
 effects of batch shape on the logits). Request params are checked against schemas/engine/generate.json first.
@@ -20,6 +22,7 @@ after tokenizing, and so does the HTTP server (http_server/), so both decode thr
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -291,23 +294,12 @@ def decode_prompts(
             )
         )
     batched = loaded.backend.batches_prompts
+    rules = _TokenRules(temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic)
+    if batched and loaded.backend.admits_rows:
+        return _decode_continuous(loaded.backend, units, max_batch_rows, rules, emit, on_token, on_step)
     count = 0
     for group in _batches(units, max_batch_rows if batched else None):
-        count += _decode_group(
-            loaded.backend,
-            group,
-            batched,
-            temperature,
-            top_p,
-            tokenizer,
-            eos_ids,
-            stop,
-            tail_tokens,
-            emit,
-            loaded.deterministic,
-            on_token,
-            on_step,
-        )
+        count += _decode_group(loaded.backend, group, batched, rules, emit, on_token, on_step)
     return count
 
 
@@ -351,18 +343,13 @@ def _decode_group(
     backend: CausalLMBackend,
     group: list[_Unit],
     batched: bool,
-    temperature: float,
-    top_p: float,
-    tokenizer: Any,
-    eos_ids: set[int],
-    stops: tuple[str, ...],
-    tail_tokens: int,
+    rules: _TokenRules,
     emit: Emit,
-    deterministic: bool,
     on_token: TokenHook | None = None,
     on_step: StepHook | None = None,
 ) -> int:
-    """Decode every sample of the group's units in one batch until each stops; emit each as it finishes."""
+    """Decode every sample of the group's units in one batch until each stops; emit each as it finishes (the
+    backends that cannot admit rows into a running batch)."""
     rows = [(unit, sample) for unit in group for sample in unit.samples]  # row r of the first batch
     if batched:
         capacity = max(len(unit.prompt) + unit.budget for unit in group)
@@ -380,30 +367,16 @@ def _decode_group(
         live = [row for row in range(len(active)) if not rows[active[row]][1].done]
         picks = choose_tokens(
             logits[live] if len(live) != logits.shape[0] else logits,
-            temperature,
-            top_p,
+            rules.temperature,
+            rules.top_p,
             [rows[active[row]][1].gen for row in live],
-            per_row=deterministic,
+            per_row=rules.deterministic,
         )
         fed: list[int] = []
         still: list[int] = []
         for row, token in zip(live, picks, strict=True):
             unit, s = rows[active[row]]
-            if on_token is not None:
-                on_token(unit.key, s.index, token, logits[row])
-            if token in eos_ids:
-                s.done, s.finish_reason = True, "eos"
-            else:
-                s.tokens.append(token)
-                if stops:
-                    hit = _find_stop(tokenizer.decode(s.tokens[-tail_tokens:], skip_special_tokens=False), stops)
-                    if hit is not None:
-                        s.done, s.finish_reason = True, "stop"
-                if not s.done and len(s.tokens) >= unit.budget:
-                    s.done, s.finish_reason = True, "length"
-            if s.done:
-                _finish(s, tokenizer, stops)
-                emit("partial", _partial(unit.key, s, len(unit.prompt)))
+            if _take_token(unit, s, token, logits[row], rules, emit, on_token):
                 count += 1
             else:
                 still.append(row)
@@ -419,6 +392,126 @@ def _decode_group(
             else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
                 fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
         logits = decoder.step(torch.tensor(fed, dtype=torch.long))
+
+
+@dataclass(frozen=True)
+class _TokenRules:
+    """How a drawn token is chosen and what ends a sample (the request's settings)."""
+
+    temperature: float
+    top_p: float
+    tokenizer: Any
+    eos_ids: set[int]
+    stops: tuple[str, ...]
+    tail_tokens: int
+    deterministic: bool
+
+
+def _take_token(
+    unit: _Unit,
+    s: _Sample,
+    token: int,
+    logits_row: torch.Tensor,
+    rules: _TokenRules,
+    emit: Emit,
+    on_token: TokenHook | None,
+) -> bool:
+    """Give sample `s` its drawn token; True when that finished it (then its partial is emitted)."""
+    if on_token is not None:
+        on_token(unit.key, s.index, token, logits_row)
+    if token in rules.eos_ids:
+        s.done, s.finish_reason = True, "eos"
+    else:
+        s.tokens.append(token)
+        if rules.stops:
+            tail = rules.tokenizer.decode(s.tokens[-rules.tail_tokens :], skip_special_tokens=False)
+            if _find_stop(tail, rules.stops) is not None:
+                s.done, s.finish_reason = True, "stop"
+        if not s.done and len(s.tokens) >= unit.budget:
+            s.done, s.finish_reason = True, "length"
+    if s.done:
+        _finish(s, rules.tokenizer, rules.stops)
+        emit("partial", _partial(unit.key, s, len(unit.prompt)))
+    return s.done
+
+
+def _admission_parts(units: list[_Unit], max_rows: int) -> list[_Unit]:
+    """The units as the continuous batch admits them: a prompt's samples together, cut into parts of at most
+    max_rows samples (the batch's size)."""
+    parts: list[_Unit] = []
+    for unit in units:
+        for i in range(0, len(unit.samples), max_rows):
+            parts.append(_Unit(unit.key, unit.prompt, unit.budget, unit.samples[i : i + max_rows]))
+    return parts
+
+
+def _decode_continuous(
+    backend: CausalLMBackend,
+    units: list[_Unit],
+    max_rows: int,
+    rules: _TokenRules,
+    emit: Emit,
+    on_token: TokenHook | None,
+    on_step: StepHook | None,
+) -> int:
+    """Continuous batching: one decoder of `max_rows` rows for the whole request. It starts with the first
+    prompts' samples (up to max_rows); whenever samples finish, the next prompts' samples are admitted into the
+    freed rows (prefilled together, then decoded with the others) once an eighth of the rows is free, so the batch
+    stays full until the queue is empty, instead of every batch waiting for its longest sample. The batch's step
+    size is held at max_rows while prompts wait (one CUDA graph), then shrinks with the tail. A sample's tokens
+    depend only on its logits and its own generator: with --deterministic (batch-invariant kernels) the same bits as
+    any other batching."""
+    queue = deque(_admission_parts(units, max_rows))
+    if not queue:
+        return 0
+    capacity = max(len(u.prompt) + u.budget for u in queue)
+
+    def take(room: int) -> list[_Unit]:
+        taken: list[_Unit] = []
+        while queue and len(queue[0].samples) <= room:
+            taken.append(queue.popleft())
+            room -= len(taken[-1].samples)
+        return taken
+
+    first = take(max_rows)
+    decoder = backend.open_batch_decoder(
+        [u.prompt for u in first], [len(u.samples) for u in first], capacity=capacity, slots=max_rows
+    )
+    rows = [(unit, sample) for unit in first for sample in unit.samples]  # rows[r]: the decoder's row r
+    logits = decoder.first_logits
+    threshold = max(1, max_rows // 8)
+    decoder.hold_bucket(max_rows if queue else None)
+    count = 0
+    while True:
+        picks = choose_tokens(
+            logits, rules.temperature, rules.top_p, [s.gen for _, s in rows], per_row=rules.deterministic
+        )
+        still: list[int] = []
+        fed: list[int] = []
+        for r, token in enumerate(picks):
+            unit, s = rows[r]
+            if _take_token(unit, s, token, logits[r], rules, emit, on_token):
+                count += 1
+            else:
+                still.append(r)
+                fed.append(token)
+        if on_step is not None:
+            on_step()
+        if len(still) != len(rows):
+            decoder.keep(still)
+            rows = [rows[r] for r in still]
+        admitted = take(decoder.free_rows) if queue and (decoder.free_rows >= threshold or not rows) else []
+        if not rows and not admitted:
+            return count
+        parts: list[torch.Tensor] = []
+        if rows:
+            parts.append(decoder.step(torch.tensor(fed, dtype=torch.long)))
+        if admitted:
+            parts.append(decoder.admit([u.prompt for u in admitted], [len(u.samples) for u in admitted]))
+            rows += [(unit, sample) for unit in admitted for sample in unit.samples]
+            if not queue:
+                decoder.hold_bucket(None)
+        logits = parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _finish(s: _Sample, tokenizer: Any, stops: tuple[str, ...]) -> None:

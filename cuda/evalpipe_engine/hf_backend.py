@@ -65,6 +65,7 @@ class HfBackend:
 
     can_be_deterministic = False  # HF kernels choose their reduction order by batch shape
     batches_prompts = False  # one prompt's samples at a time (HfDecoder); prompts are not prefilled together
+    admits_rows = False
 
     def set_deterministic(self, on: bool) -> None:
         if on:
@@ -179,7 +180,7 @@ class HfBackend:
         return HfDecoder(self, prompt, n)
 
     def open_batch_decoder(
-        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None
+        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None, *, slots: int | None = None
     ) -> Decoder:
         raise Unsupported(
             "HfBackend decodes one prompt's samples at a time (batches_prompts is False)",

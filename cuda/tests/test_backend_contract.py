@@ -43,6 +43,7 @@ def test_the_protocols_declare_every_member_the_engine_uses() -> None:
         "facts",
         "can_be_deterministic",
         "batches_prompts",
+        "admits_rows",
         "set_deterministic",
         "set_fast_paths",
         "target_logprobs",

@@ -193,10 +193,12 @@ def test_bad_steps_and_keeps_are_refused() -> None:
         dec.step(torch.tensor([1, 2]))
     with pytest.raises(ModelError, match="outside the vocabulary"):
         dec.step(torch.tensor([1, 2, model.cfg.vocab_size]))
-    for rows in ([], [0, 0], [3], [-1]):
+    for rows in ([0, 0], [3], [-1]):
         with pytest.raises(ModelError, match="distinct rows"):
             dec.keep(rows)
     assert dec.n == 3 and dec.length == 6  # nothing moved
+    dec.keep([])  # every sample finished: no live rows until an admit (continuous batching)
+    assert dec.n == 0 and dec.free_rows == 3
 
 
 def test_batch_buckets() -> None:

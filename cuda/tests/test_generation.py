@@ -88,6 +88,7 @@ class _ContractOnly:
 
     can_be_deterministic = False
     batches_prompts = False
+    admits_rows = False
 
     def __init__(self, inner: Any) -> None:
         self.facts = inner.facts
@@ -218,3 +219,89 @@ def test_max_batch_rows_is_validated(loaded: LoadedModel) -> None:
     for bad in (0, -1, 2.5, "8", True):
         with pytest.raises(BadRequest, match="max_batch_rows"):
             generate(loaded, {"requests": [{"key": "k", "prompt": "x"}], "max_batch_rows": bad}, lambda e, d: None)
+
+
+def test_continuous_batching_admits_prompts_into_freed_rows(loaded: LoadedModel) -> None:
+    """Continuous batching: with 4 rows for 16 samples, samples that stop early free rows that the next prompts'
+    samples take while the others are still decoding (the decoder admits them), and every sample is the one its
+    prompt gets alone."""
+    if not loaded.backend.admits_rows:
+        pytest.skip("this backend cannot admit rows into a running batch")
+    backend = loaded.backend
+    admitted: list[int] = []
+    live_at_admission: list[int] = []
+    opened = backend.open_batch_decoder
+
+    def spying_open(*args: Any, **kw: Any) -> Any:
+        decoder = opened(*args, **kw)
+        admit = decoder.admit
+
+        def counting_admit(prompts: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
+            admitted.append(sum(counts))
+            live_at_admission.append(decoder.n)
+            return admit(prompts, counts)
+
+        decoder.admit = counting_admit
+        return decoder
+
+    from evalpipe_engine.generation import PromptSamples, decode_prompts
+
+    texts = ["def f(x):\n", PROMPT, "class Stack:\n", "x = 1\n" * 20, "import os\n", "# sum\n", "def g():\n", "y ="]
+    budgets = [3, 40, 7, 25, 12, 33, 5, 18]  # samples end at different steps (random weights never stop by themselves)
+
+    def prompts(indices: list[int]) -> list[PromptSamples]:
+        enc = loaded.tokenizer.encode
+        return [
+            PromptSamples(f"p{i}", enc(texts[i], add_special_tokens=False).ids, [0, 1], budgets[i], seed=11)
+            for i in indices
+        ]
+
+    def decode(indices: list[int], rows: int) -> dict[tuple[str, int], dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kw = {"temperature": 0.9, "top_p": 0.95, "stop": (), "max_batch_rows": rows}
+        decode_prompts(loaded, prompts(indices), emit=lambda event, data: events.append(data), **kw)
+        return {(e["key"], e["sample_index"]): e for e in events}
+
+    backend.open_batch_decoder = spying_open  # type: ignore[method-assign]
+    try:
+        together = decode(list(range(8)), 4)
+    finally:
+        del backend.open_batch_decoder
+    assert len(together) == 16
+    assert sum(admitted) == 16 - 4 and len(admitted) >= 3  # the first 4 rows opened the batch, the rest came in
+    assert max(live_at_admission) > 0  # rows were refilled while others were still decoding
+    assert {s["n_new_tokens"] for s in together.values()} == set(budgets)
+    for i in range(8):
+        assert decode([i], 2) == {key: sample for key, sample in together.items() if key[0] == f"p{i}"}
+
+
+def test_decoder_admit_matches_a_fresh_decoder(loaded: LoadedModel) -> None:
+    """Rows admitted into a running decoder get the first logits and the next steps a fresh decoder of their prompt
+    gives, and the rows already running are not disturbed."""
+    if not loaded.backend.admits_rows:
+        pytest.skip("this backend cannot admit rows into a running batch")
+    model = loaded.backend
+    enc = loaded.tokenizer.encode
+    a = torch.tensor(enc(PROMPT, add_special_tokens=False).ids)
+    b = torch.tensor(enc("class Stack:\n    def push(self, v):\n", add_special_tokens=False).ids)
+    running = model.open_batch_decoder([a], [2], capacity=80, slots=5)
+    alone_a = model.open_batch_decoder([a], [2], capacity=80)
+    alone_b = model.open_batch_decoder([b], [3], capacity=80)
+    gen = torch.Generator().manual_seed(0)
+    vocab = loaded.facts.vocab_size
+    for _ in range(3):
+        tokens = torch.randint(0, vocab, (2,), generator=gen)
+        torch.testing.assert_close(running.step(tokens), alone_a.step(tokens), rtol=1e-5, atol=1e-5)
+    assert running.free_rows == 3
+    first = running.admit([b], [3])
+    torch.testing.assert_close(first, alone_b.first_logits, rtol=1e-5, atol=1e-5)
+    for _ in range(4):
+        ta = torch.randint(0, vocab, (2,), generator=gen)
+        tb = torch.randint(0, vocab, (3,), generator=gen)
+        both = running.step(torch.cat([ta, tb]))
+        torch.testing.assert_close(both[:2], alone_a.step(ta), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(both[2:], alone_b.step(tb), rtol=1e-5, atol=1e-5)
+    from evalpipe_engine.errors import ModelError
+
+    with pytest.raises(ModelError, match="only 0 of 5 are free"):
+        running.admit([a], [1])

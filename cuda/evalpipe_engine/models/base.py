@@ -32,6 +32,7 @@ class NativeCausalLM(nn.Module):
 
     can_be_deterministic = True
     batches_prompts = True
+    admits_rows = True  # its batch decoder takes new samples into a running batch (decoding.StaticDecoder.admit)
     architecture = "?"
     config_class: Any = None  # the family's config type (a `from_file(path)` classmethod): set by each family
 
@@ -239,13 +240,14 @@ class NativeCausalLM(nn.Module):
         return StaticDecoder(self, prompt, n, capacity)
 
     def open_batch_decoder(
-        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None
+        self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None, *, slots: int | None = None
     ) -> Decoder:
         """Decoding of counts[i] samples of prompts[i] for every i in one batch (rows in that order), the prompts
-        prefilled together through the packed path; `capacity` as for open_decoder (longest prompt + budget)."""
+        prefilled together through the packed path; `capacity` as for open_decoder (longest prompt + budget).
+        `slots` (continuous batching, `admits_rows`): rows allocated for samples that `admit` adds later."""
         from ..decoding import StaticDecoder
 
-        return StaticDecoder(self, prompts, counts, capacity)
+        return StaticDecoder(self, prompts, counts, capacity, slots=slots)
 
     @torch.inference_mode()
     def logits(self, sequence: torch.Tensor) -> torch.Tensor:
