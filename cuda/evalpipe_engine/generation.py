@@ -365,22 +365,8 @@ def _decode_group(
     count = 0
     while True:
         live = [row for row in range(len(active)) if not rows[active[row]][1].done]
-        picks = choose_tokens(
-            logits[live] if len(live) != logits.shape[0] else logits,
-            rules.temperature,
-            rules.top_p,
-            [rows[active[row]][1].gen for row in live],
-            per_row=rules.deterministic,
-        )
-        fed: list[int] = []
-        still: list[int] = []
-        for row, token in zip(live, picks, strict=True):
-            unit, s = rows[active[row]]
-            if _take_token(unit, s, token, logits[row], rules, emit, on_token):
-                count += 1
-            else:
-                still.append(row)
-                fed.append(token)
+        done, still, fed = _advance([rows[active[row]] for row in live], live, logits, rules, emit, on_token)
+        count += done
         if on_step is not None:
             on_step()
         if not still:
@@ -435,6 +421,33 @@ def _take_token(
     return s.done
 
 
+def _advance(
+    pairs: list[tuple[_Unit, _Sample]],
+    logit_rows: list[int],
+    logits: torch.Tensor,
+    rules: _TokenRules,
+    emit: Emit,
+    on_token: TokenHook | None,
+) -> tuple[int, list[int], list[int]]:
+    """One token for each live sample: pairs[i] draws from logits[logit_rows[i]]. Returns how many finished, the
+    logit rows still going, and the tokens they are fed next."""
+    picks = choose_tokens(
+        logits[logit_rows] if len(logit_rows) != logits.shape[0] else logits,
+        rules.temperature,
+        rules.top_p,
+        [s.gen for _, s in pairs],
+        per_row=rules.deterministic,
+    )
+    done, still, fed = 0, [], []
+    for (unit, s), row, token in zip(pairs, logit_rows, picks, strict=True):
+        if _take_token(unit, s, token, logits[row], rules, emit, on_token):
+            done += 1
+        else:
+            still.append(row)
+            fed.append(token)
+    return done, still, fed
+
+
 def _admission_parts(units: list[_Unit], max_rows: int) -> list[_Unit]:
     """The units as the continuous batch admits them: a prompt's samples together, cut into parts of at most
     max_rows samples (the batch's size)."""
@@ -483,18 +496,8 @@ def _decode_continuous(
     decoder.hold_bucket(max_rows if queue else None)
     count = 0
     while True:
-        picks = choose_tokens(
-            logits, rules.temperature, rules.top_p, [s.gen for _, s in rows], per_row=rules.deterministic
-        )
-        still: list[int] = []
-        fed: list[int] = []
-        for r, token in enumerate(picks):
-            unit, s = rows[r]
-            if _take_token(unit, s, token, logits[r], rules, emit, on_token):
-                count += 1
-            else:
-                still.append(r)
-                fed.append(token)
+        done, still, fed = _advance(rows, list(range(len(rows))), logits, rules, emit, on_token)
+        count += done
         if on_step is not None:
             on_step()
         if len(still) != len(rows):
