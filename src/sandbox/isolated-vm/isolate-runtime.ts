@@ -199,6 +199,12 @@ export const ISOLATE_RUNTIME = String.raw`
   // writer(fd, text): the host's callback for this candidate's console output.
   globalThis.$evalpipeRun = function (source, writer) {
     write = writer;
+    // Work V8 schedules outside the candidate's own run is removed, in each context (V8 installs these per context,
+    // after the snapshot): a FinalizationRegistry's cleanup callbacks would run after its verdict (in a reused
+    // isolate, inside a later candidate's run, stalling it and the host), and an Atomics.waitAsync timeout task
+    // aborts isolated-vm 5's host process ("terminate called without an active exception"). Both are in Node.
+    delete globalThis.FinalizationRegistry;
+    if (typeof Atomics !== 'undefined') delete Atomics.waitAsync;
     const module = { exports: {} };
     let verdict;
     try {

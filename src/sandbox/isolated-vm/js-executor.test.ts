@@ -108,6 +108,17 @@ describe('runJavaScript: escapes and resource bombs are contained and classified
     expect((await runJavaScript(`${ASSERT}assert.strictEqual(1 + 1, 2);`, LIMITS)).status).toBe('passed');
   });
 
+  it('no work outlives the candidate: FinalizationRegistry and Atomics.waitAsync are absent (an Atomics.waitAsync timeout aborted the host process)', async () => {
+    const registry = await runJavaScript('new FinalizationRegistry(() => { while (true) {} }).register({}, 1);', LIMITS);
+    expect(registry).toMatchObject({ status: 'failed', exceptionType: 'ReferenceError' });
+    const waiting = await runJavaScript(
+      'const ia = new Int32Array(new SharedArrayBuffer(16)); Atomics.waitAsync(ia, 0, 0, 50).value.then(() => { while (true) {} });',
+      LIMITS,
+    );
+    expect(waiting).toMatchObject({ status: 'failed', exceptionType: 'TypeError' });
+    expect((await runJavaScript(`${ASSERT}assert.strictEqual(typeof Atomics.load, 'function');`, LIMITS)).status).toBe('passed');
+  });
+
   it('promise jobs run inside the candidate and nothing outlives it', async () => {
     const result = await runJavaScript('Promise.resolve().then(() => console.log("job")); console.log("sync");', LIMITS);
     expect(result.stdout).toBe('sync\njob\n');
