@@ -31,6 +31,7 @@ from .fast_paths import FastPaths
 from .presets import PRESET_PREFIX, PRESETS, parse_preset, write_preset_dir
 from .quant.modes import QuantError, check_mode
 from .request_schemas import check_params
+from .trained_presets import TRAINED_PRESETS, trained_provenance
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Provenance:
     weights_sha256: str
     directory: str
     seed: int | None
+    trained: dict[str, Any] | None = None  # the checkpoint's training record, when evalpipe trained it
 
 
 @dataclass
@@ -116,6 +118,7 @@ class LoadedModel:
             "deterministic": self.deterministic,
             "fast_paths": self.fast_paths.to_json(),
             **({"special_tokens": dict(self.special_tokens)} if self.special_tokens else {}),
+            **({"trained": dict(p.trained)} if p.trained else {}),
         }
 
 
@@ -144,7 +147,10 @@ _preset_dirs: dict[tuple[str, int], Path] = {}
 
 
 def _preset_dir(name: str, seed: int) -> Path:
-    """Materialise a preset once per engine process into a temporary directory removed at exit."""
+    """Materialise a preset once per engine process into a temporary directory removed at exit (a trained preset
+    is its committed directory, whatever the seed)."""
+    if name in TRAINED_PRESETS:
+        return TRAINED_PRESETS[name]
     key = (name, seed)
     if key not in _preset_dirs:
         tmp = Path(tempfile.mkdtemp(prefix=f"evalpipe-{name}-seed{seed}-"))
@@ -461,7 +467,8 @@ def load_model(params: dict[str, Any]) -> LoadedModel:
         revision=resolved_revision,
         weights_sha256=weights_sha256(files),
         directory=str(directory),
-        seed=seed if source == "preset" else None,
+        seed=seed if source == "preset" and parse_preset(model_id) not in TRAINED_PRESETS else None,
+        trained=trained_provenance(directory),
     )
     return LoadedModel(
         backend=backend,

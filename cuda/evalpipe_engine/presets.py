@@ -1,7 +1,8 @@
-"""Built-in models for smoke runs and tests: `preset:tiny-starcoder2`, and the Llama family's `preset:tiny-llama`
-(linear RoPE scaling, untied), `preset:tiny-qwen2` (q/k/v biases, tied embeddings, a vocabulary padded past the
-tokenizer, no BOS in its tokenizer) and `preset:tiny-mistral` (sliding window 64), each with its family's special
-tokens on the same offline tokenizer.
+"""Built-in models for smoke runs and tests: `preset:trained-tiny-starcoder2` (trained weights, committed:
+trained_presets.py; the smoke run's model), `preset:tiny-starcoder2` (random, deterministic by seed), and the Llama
+family's `preset:tiny-llama` (linear RoPE scaling, untied), `preset:tiny-qwen2` (q/k/v biases, tied embeddings, a
+vocabulary padded past the tokenizer, no BOS in its tokenizer) and `preset:tiny-mistral` (sliding window 64), each
+with its family's special tokens on the same offline tokenizer.
 
 A tiny StarCoder2 (hidden 64, 2 layers, 4 heads / 2 KV heads, sliding window 64 so windows are exercised, tied
 embeddings) with random weights drawn from `torch.Generator().manual_seed(seed)`, and a byte-level BPE tokenizer
@@ -15,6 +16,7 @@ tokenizer.json, tokenizer_config.json) that transformers loads like any checkpoi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,11 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from .trained_presets import TRAINED_PRESETS
+
 PRESET_PREFIX = "preset:"
 TINY_STARCODER2 = "tiny-starcoder2"
-PRESETS: tuple[str, ...] = (TINY_STARCODER2, "tiny-llama", "tiny-qwen2", "tiny-mistral")
+PRESETS: tuple[str, ...] = (TINY_STARCODER2, "tiny-llama", "tiny-qwen2", "tiny-mistral", *TRAINED_PRESETS)
 
 EOS_TOKEN = "<|endoftext|>"
 FILE_SEP_TOKEN = "<file_sep>"
@@ -180,6 +184,11 @@ def write_preset_dir(path: str | Path, seed: int = 0, name: str = TINY_STARCODER
         raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
+    if name in TRAINED_PRESETS:  # a copy of the committed checkpoint (the seed does not apply)
+        for f in sorted(TRAINED_PRESETS[name].iterdir()):
+            if f.is_file():
+                shutil.copyfile(f, out / f.name)
+        return out
     if name != TINY_STARCODER2:
         _write_llama_family(out, seed, name)
         (out / "evalpipe_preset.json").write_text(json.dumps({"preset": name, "seed": seed}) + "\n")
