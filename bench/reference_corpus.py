@@ -81,7 +81,8 @@ def _py_files(roots: tuple[str, ...]) -> Iterator[Path]:
 
 def collect_corpus(max_bytes: int | None = None) -> Corpus:
     """Read the corpus. `max_bytes` keeps a deterministic sample: files in content-hash order until the training
-    side holds that many bytes (the held-out side is every held-out file of that prefix of the order)."""
+    side holds that many bytes and the held-out side at least one file (every held-out file of that prefix of the
+    order); past the limit, training files are skipped while the first held-out file is looked for."""
     roots = library_roots()
     skipped = {"not_utf8": 0, "empty": 0, "too_large": 0, "duplicate": 0, "unreadable": 0}
     by_hash: dict[str, SourceFile] = {}
@@ -112,10 +113,12 @@ def collect_corpus(max_bytes: int | None = None) -> Corpus:
     held: list[SourceFile] = []
     train_bytes = 0
     for f in ordered:
-        if max_bytes is not None and train_bytes >= max_bytes:
+        if max_bytes is not None and train_bytes >= max_bytes and held:
             break
         if f.held_out:
             held.append(f)
+        elif max_bytes is not None and train_bytes >= max_bytes:
+            continue
         else:
             train.append(f)
             train_bytes += len(f.text.encode())

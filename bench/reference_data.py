@@ -64,9 +64,11 @@ class WindowSampler:
 
 def held_out_windows(stream: np.ndarray, context: int, max_tokens: int) -> torch.Tensor:
     """Consecutive windows [n, context + 1] over the held-out stream (each window's first token is context only),
-    as many as fit in `max_tokens` scored tokens."""
-    n = min((stream.size - 1) // context, max(1, max_tokens // context))
-    if n < 1:
-        raise ValueError(f"the held-out stream has {stream.size} tokens, fewer than one window of {context + 1}")
+    as many as fit in `max_tokens` scored tokens; one shorter window when the stream holds less than one."""
     ids = torch.from_numpy(stream.astype(np.int64))
+    if stream.size < 2:
+        raise ValueError(f"the held-out stream has {stream.size} tokens: nothing to score")
+    if stream.size < context + 1:  # a sample smaller than one window: score it whole
+        return ids[None]
+    n = min((stream.size - 1) // context, max(1, max_tokens // context))
     return torch.stack([ids[i * context : i * context + context + 1] for i in range(n)])

@@ -31,7 +31,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,12 @@ from tokenizers import Tokenizer
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "training.json"
+# No trailing newline: the tokenizer merges a newline with the indentation after it, so a prompt ending in a bare
+# newline tells the model the next line starts at column 0 (HumanEval's prompts are stripped for the same reason).
 SAMPLE_PROMPTS: tuple[str, ...] = (
-    "def fibonacci(n):\n",
-    "import os\n\n\ndef list_python_files(root):\n",
-    "class Stack:\n    def __init__(self):\n",
+    "def fibonacci(n):",
+    "import os\n\n\ndef list_python_files(root):",
+    "class Stack:\n    def __init__(self):",
 )
 
 
@@ -70,6 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--cache", type=Path, help="a directory to keep the token streams in between runs")
     ap.add_argument("--batch", type=int, help="sequences per step (default: the size's)")
     ap.add_argument("--lr", type=float, help="peak learning rate (default: the size's)")
+    ap.add_argument("--context", type=int, help="training length = max_position_embeddings (default: the size's)")
     ap.add_argument("--eval-tokens", type=int, default=1 << 20, help="held-out tokens scored at the end")
     ap.add_argument("--log-every", type=int, default=10, help="steps per loss-curve point")
     ap.add_argument("--save-every", type=float, default=60.0, help="seconds between checkpoint writes")
@@ -166,6 +169,8 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     device = resolve_device(args.device)
     size: SizePreset = SIZES[args.size]
+    if args.context:
+        size = replace(size, context=args.context)
     batch = args.batch or size.batch
     peak_lr = args.lr or size.lr
     torch.manual_seed(args.seed)
