@@ -8,7 +8,7 @@ import { UsageError } from '../util/errors.js';
 describe('buildRunConfig', () => {
   it('smoke preset: tiny model, built-in texts, CPU fp32; flags override the preset', () => {
     const { config } = buildRunConfig({ preset: 'smoke', rows: 3 });
-    expect(config).toMatchObject({ model: 'preset:tiny-starcoder2', device: 'cpu', quant: 'fp32', tasks: ['perplexity'] });
+    expect(config).toMatchObject({ model: 'preset:trained-tiny-starcoder2', device: 'cpu', quant: 'fp32', tasks: ['perplexity'] });
     expect(config.perplexity).toMatchObject({ dataset: 'builtin:smoke', rows: 3, addBos: true });
   });
 

@@ -16,7 +16,8 @@ import { DEFAULTS, DEVICE_DEFAULTS_HELP, deviceDefaults } from '../pipeline/defa
 /** Named starting points; explicit flags override them. */
 export const PRESETS: Record<string, Partial<RawRunOptions>> = {
   smoke: {
-    model: 'preset:tiny-starcoder2',
+    /** Trained weights (cuda/evalpipe_engine/trained/): a perplexity that means something; preset:tiny-starcoder2 stays random. */
+    model: 'preset:trained-tiny-starcoder2',
     device: 'cpu',
     quant: 'fp32',
     attn: 'sdpa',

@@ -45,8 +45,8 @@ describe('evalpipe export --format lm-eval (real CLI on a real smoke run)', () =
       metadata: { version: 1, windowing: 'lm-eval', max_length: 64, rows: 24 },
     });
     expect(exported.higher_is_better.perplexity).toEqual({ word_perplexity: false, byte_perplexity: false, bits_per_byte: false });
-    expect(exported.config).toMatchObject({ model: 'evalpipe', model_name: 'preset:tiny-starcoder2', device: 'cpu' });
-    expect(exported.config.model_args).toMatch(/^pretrained=preset:tiny-starcoder2,quant=fp32,attn=sdpa/);
+    expect(exported.config).toMatchObject({ model: 'evalpipe', model_name: 'preset:trained-tiny-starcoder2', device: 'cpu' });
+    expect(exported.config.model_args).toMatch(/^pretrained=preset:trained-tiny-starcoder2,quant=fp32,attn=sdpa/);
     expect(exported.evalpipe.run_id).toBe(ours.run_id);
     expect(typeof exported.date).toBe('number');
 

@@ -17,8 +17,20 @@ describe('evalpipe run (real CLI, real engine process)', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/perplexity\s+\d+\.\d+/);
     const manifest = JSON.parse(await readFile(join(runDir, 'manifest.json'), 'utf8'));
-    expect(manifest).toMatchObject({ schema_version: 1, config: { model: 'preset:tiny-starcoder2' } });
+    expect(manifest).toMatchObject({ schema_version: 1, config: { model: 'preset:trained-tiny-starcoder2' } });
     expect(manifest.model.weights_sha256).toMatch(/^[0-9a-f]{64}$/);
+    // the trained default says how it was trained, and the report never presents it as StarCoder2 or as random
+    const record = JSON.parse(await readFile(join('cuda', 'evalpipe_engine', 'trained', 'tiny-starcoder2', 'training.json'), 'utf8'));
+    expect(manifest.model.trained).toMatchObject({
+      record: 'cuda/evalpipe_engine/trained/tiny-starcoder2/training.json',
+      seed: record.seed,
+      corpus: { files: record.corpus.train.files, file_list_sha256: record.corpus.file_list_sha256 },
+      held_out_perplexity: record.held_out.perplexity,
+    });
+    const report = await readFile(join(runDir, 'report.md'), 'utf8');
+    expect(report).toContain('trained-tiny-starcoder2 fp32 sdpa (trained by evalpipe)');
+    expect(report).toContain("not StarCoder2's weights");
+    expect(report).not.toContain('random weights');
     expect(manifest.engine.torch).toBeTruthy();
     expect(manifest.datasets.perplexity).toMatchObject({ source: 'builtin', rowCount: 24 });
     const results = JSON.parse(await readFile(join(runDir, 'results.json'), 'utf8'));

@@ -48,8 +48,8 @@ describe('evalpipe sweep (real engine, tiny model, CPU)', () => {
     for (const run of summary.runs) expect(existsSync(join(run.run_dir, 'results.json'))).toBe(true);
     const markdown = await readFile(summary.report.markdown, 'utf8');
     expect(markdown).toContain('### Quality cost vs bf16 (perplexity stage, paired by row)');
-    expect(markdown).toMatch(/\| tiny-starcoder2 \| int8 \| sdpa \| bf16 sdpa \| 24 \| [+−]\d\.\d{5} ± \d\.\d{5} \|/);
-    expect(markdown).toMatch(/### Precision speedup vs bf16: tiny-starcoder2 sdpa attention on /);
+    expect(markdown).toMatch(/\| trained-tiny-starcoder2 \| int8 \| sdpa \| bf16 sdpa \| 24 \| [+−]\d\.\d{5} ± \d\.\d{5} \|/);
+    expect(markdown).toMatch(/### Precision speedup vs bf16: trained-tiny-starcoder2 sdpa attention on /);
     expect(existsSync(summary.report.html)).toBe(true);
 
     const again = await runCli(SWEEP, { cwd: dir });

@@ -114,6 +114,25 @@ export interface LoadResult {
   compute_dtype?: 'bf16' | 'fp16' | 'fp32' | null;
   /** Where a remote model is served and what its server reported (source `remote` only). */
   remote?: RemoteModelFacts;
+  /** How the weights were trained, when evalpipe trained them (bench/train_reference.py; schemas/engine/load.json). */
+  trained?: TrainedProvenance;
+}
+
+/** The load result's `trained` block: a model evalpipe trained itself, never StarCoder2's own weights. */
+export interface TrainedProvenance {
+  /** The training record (training.json), relative to the repository when it is inside it. */
+  record: string;
+  script: string;
+  command?: string | null;
+  seed: number | null;
+  corpus: { source?: string | null; files?: number | null; bytes?: number | null; tokens?: number | null; file_list_sha256?: string | null };
+  steps?: number | null;
+  tokens_seen?: number | null;
+  held_out_perplexity?: number | null;
+  card?: string | null;
+  date_utc?: string | null;
+  status?: string | null;
+  note: string;
 }
 
 export interface ScoreRowInput {

@@ -6,6 +6,8 @@ import {
   notScoredLines,
   precisionLabel,
   RANDOM_WEIGHTS,
+  TRAINED_HERE,
+  weightsTag,
   reportTables,
   runLabel,
   settingsTables,
@@ -33,9 +35,9 @@ export interface InlineFigure {
   value: string;
 }
 
-/** A run's name under its bar: model, precision and attention, and "(random weights)" on a second line. */
+/** A run's name under its bar: model, precision and attention, and "(random weights)" or "(trained by evalpipe)" on a second line. */
 function chartLabel(run: RunSummary): string {
-  return `${shortModel(run.model)} ${precisionLabel(run)} ${run.attn}${run.randomWeights ? `\n(${RANDOM_WEIGHTS})` : ''}`;
+  return `${shortModel(run.model)} ${precisionLabel(run)} ${run.attn}${weightsTag(run).replace(' (', '\n(')}`;
 }
 
 /**
@@ -179,6 +181,11 @@ export function renderHtml(runs: readonly RunSummary[], generatedAt: string): st
     ...(sorted.some((run) => run.randomWeights)
       ? [
           `<p class="notice random"><strong>Random weights:</strong> runs labelled “${RANDOM_WEIGHTS}” load a generated checkpoint (a preset); their figures test the pipeline, not a model.</p>`,
+        ]
+      : []),
+    ...(sorted.some((run) => run.trained)
+      ? [
+          `<p class="notice trained"><strong>Trained by evalpipe:</strong> runs labelled “${TRAINED_HERE}” load a small model that bench/train_reference.py trained on Python files (its record names the corpus, seed and command); their figures are that model's, not StarCoder2's.</p>`,
         ]
       : []),
   ].join('\n');

@@ -1,5 +1,5 @@
 import type { RunSummary } from './run-summary.js';
-import { NOT_SCORED, notScoredLines, reportTables, runLabel, settingsTables, sortRuns, type Table } from './tables.js';
+import { NOT_SCORED, notScoredLines, reportTables, runLabel, settingsTables, sortRuns, TRAINED_HERE, type Table } from './tables.js';
 
 function escapeCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/`/g, '\\`').replace(/\n/g, ' ');
@@ -37,6 +37,12 @@ export function renderMarkdown(runs: readonly RunSummary[], generatedAt: string)
   if (sorted.some((run) => run.randomWeights)) {
     lines.push(
       '> **Random weights:** runs labelled "random weights" load a generated checkpoint (a preset); their figures test the pipeline, not a model.',
+      '',
+    );
+  }
+  if (sorted.some((run) => run.trained)) {
+    lines.push(
+      `> **Trained by evalpipe:** runs labelled "${TRAINED_HERE}" load a small model that bench/train_reference.py trained on Python files (its record names the corpus, seed and command); their figures are that model's, not StarCoder2's.`,
       '',
     );
   }

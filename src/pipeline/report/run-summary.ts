@@ -5,6 +5,16 @@ import type { LatencyCell } from '../../tasks/latency/records.js';
 import { TASK_REGISTRY } from '../../tasks/registry.js';
 import { estimateFromJson, type Estimate, type EstimateJson } from '../statistics.js';
 import { readRunData, type RunData } from '../store/run-reader.js';
+import type { LoadResult, TrainedProvenance } from '../../backends/engine/protocol.js';
+
+/** Presets whose weights were trained (cuda/evalpipe_engine/trained_presets.py), not generated. */
+const TRAINED_PRESET_PREFIX = 'preset:trained-';
+
+/** Whether a run's checkpoint was generated with random weights: a preset that is not a trained one. */
+function isRandomPreset(loaded: LoadResult | null | undefined, model: string): boolean {
+  if (loaded?.trained || model.startsWith(TRAINED_PRESET_PREFIX)) return false;
+  return loaded?.source === 'preset' || model.startsWith('preset:');
+}
 
 /** A latency cell as reports show it: the latency stage's record without its model/precision labels. */
 export type LatencyCellSummary = Omit<LatencyCell, 'model' | 'quant' | 'attn'>;
@@ -56,6 +66,8 @@ export interface RunSummary {
   model: string;
   /** The checkpoint was generated with random weights (a preset such as preset:tiny-starcoder2), not trained. */
   randomWeights: boolean;
+  /** The checkpoint is a small model evalpipe trained itself (preset:trained-tiny-starcoder2): its training record. */
+  trained: TrainedProvenance | null;
   /** Whether the run has a results.json; without one it has no figures (not scored yet, or never re-scored). */
   scored: boolean;
   settings: RunSettingsSummary;
@@ -165,7 +177,8 @@ export async function summariseRun(run: Pick<RunData, 'dir' | 'manifest' | 'resu
     dir: run.dir,
     configHash: manifest.config_hash,
     model: config.model,
-    randomWeights: manifest.model?.source === 'preset' || config.model.startsWith('preset:'),
+    randomWeights: isRandomPreset(manifest.model, config.model),
+    trained: manifest.model?.trained ?? null,
     scored: run.results !== undefined,
     settings: settingsOf(manifest),
     revision: manifest.model?.revision ?? config.revision ?? null,

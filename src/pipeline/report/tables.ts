@@ -23,13 +23,27 @@ export const RANDOM_WEIGHTS = 'random weights';
 /** Said for a run without results.json in place of its figures. */
 export const NOT_SCORED = 'not scored';
 
-export function runLabel(run: RunSummary): string {
-  return `${shortModel(run.model)} ${precisionLabel(run)} ${run.attn}${run.randomWeights ? ` (${RANDOM_WEIGHTS})` : ''}`;
+/** Said wherever a run is named when its checkpoint is a small model evalpipe trained (bench/train_reference.py). */
+export const TRAINED_HERE = 'trained by evalpipe';
+
+/** The label's suffix saying how the weights were made, if they are not a published checkpoint's. */
+export function weightsTag(run: RunSummary): string {
+  if (run.randomWeights) return ` (${RANDOM_WEIGHTS})`;
+  return run.trained ? ` (${TRAINED_HERE})` : '';
 }
 
-/** What a run's weights are: generated (random) or the checkpoint's revision / weights hash. */
+export function runLabel(run: RunSummary): string {
+  return `${shortModel(run.model)} ${precisionLabel(run)} ${run.attn}${weightsTag(run)}`;
+}
+
+/** What a run's weights are: generated (random), trained by evalpipe (its record), or the checkpoint's hash. */
 export function weightsText(run: RunSummary): string {
   if (run.randomWeights) return `${RANDOM_WEIGHTS} (generated ${run.model})`;
+  if (run.trained) {
+    const t = run.trained;
+    const ppl = typeof t.held_out_perplexity === 'number' ? `, held-out perplexity ${t.held_out_perplexity.toFixed(2)}` : '';
+    return `${TRAINED_HERE} (${t.script}, seed ${t.seed ?? '—'}, ${t.corpus.files ?? '?'} Python files${ppl}; record ${t.record}); not StarCoder2's weights`;
+  }
   if (run.weightsSha256) return `checkpoint sha256 ${run.weightsSha256.slice(0, 12)}`;
   return 'checkpoint';
 }
