@@ -369,7 +369,7 @@ def select_backend(
     if backend == "native":
         raise Unsupported(
             f"the native engine implements {', '.join(NATIVE_ARCHITECTURES)}, not {name}",
-            hint="use backend auto or hf for other architectures",
+            hint="use backend auto or hf for other architectures (evalpipe: --model-impl auto or hf)",
         )
     log.info("%s is not an architecture of the native engine: loading it with HF transformers", name)
     return build_hf_backend

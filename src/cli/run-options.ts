@@ -35,6 +35,7 @@ export interface RawRunOptions {
   quant?: string;
   attn?: string;
   'compute-dtype'?: string;
+  'model-impl'?: string;
   device?: string;
   seed?: number;
   tasks?: string;
@@ -90,6 +91,12 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     })
     .option('attn', { type: 'string', describe: `Attention backend (${ATTENTION_BACKENDS.join(', ')}), or a comma list [default: ${DEVICE_DEFAULTS_HELP}]` })
     .option('compute-dtype', { type: 'string', choices: ['bf16', 'fp16', 'fp32'], describe: 'Compute dtype for quantized modes (nf4 with fp32 compute, ...)' })
+    .option('model-impl', {
+      type: 'string',
+      choices: ['auto', 'native', 'hf'],
+      describe:
+        'Which engine code runs the model: native (our models: StarCoder2, Llama, Qwen2, Mistral; refuses others), hf (HF transformers), auto: native where it can [default: auto]',
+    })
     .option('device', {
       type: 'string',
       choices: ['auto', 'cpu', 'cuda'],
@@ -143,12 +150,18 @@ export function buildRunConfig(raw: RawRunOptions): { config: RunConfig; setting
     quant,
     attn,
     computeDtype: options['compute-dtype'] as RunConfig['computeDtype'],
+    ...(options['model-impl'] && options['model-impl'] !== 'auto' ? { modelImpl: options['model-impl'] as 'native' | 'hf' } : {}),
     device,
     deterministic: options.deterministic,
     seed: int(options.seed ?? DEFAULTS.seed, '--seed'),
     tasks: parseChoiceList(options.tasks ?? DEFAULT_TASKS, TASK_NAMES, '--tasks', { order: 'allowed' }),
     backend: backendChoice(options.backend),
   };
+  if (common.modelImpl && common.backend !== undefined && common.backend !== DEFAULT_BACKEND) {
+    throw new UsageError(`--model-impl chooses our engine's model code, but --backend ${common.backend} runs the model elsewhere`, {
+      hint: 'drop --model-impl, or use --backend engine',
+    });
+  }
   // Every registered task's config, whether the run has the task or not: the config hash covers them all, so a
   // run's identity does not depend on which tasks exist in the code beside the ones it asked for.
   const taskConfigs = Object.fromEntries(TASK_REGISTRY.map((task) => [task.name, task.configFrom(options as Flags, { device })])) as unknown as TaskConfigs;

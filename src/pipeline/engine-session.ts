@@ -86,6 +86,7 @@ export class EngineSession {
       seed: this.config.seed,
       ...(this.config.revision ? { revision: this.config.revision } : {}),
       ...(this.config.computeDtype ? { compute_dtype: this.config.computeDtype } : {}),
+      ...(this.config.modelImpl ? { backend: this.config.modelImpl } : {}),
       ...(this.config.deterministic === undefined ? {} : { deterministic: this.config.deterministic }),
     };
     log.info(`engine: loading ${this.config.model} (${this.config.quant}, ${this.config.attn})`);

@@ -10,6 +10,9 @@ export interface CommonRunConfig {
   quant: QuantMode;
   attn: AttentionBackend;
   computeDtype: 'bf16' | 'fp16' | 'fp32' | undefined;
+  /** --model-impl: the engine's own models (native) or HF transformers (hf); absent: auto (native where it can), so
+   * runs made before the option existed keep their identity. */
+  modelImpl?: 'native' | 'hf' | undefined;
   device: DeviceChoice;
   /** The batch-invariant engine (--deterministic); undefined: the device's default (on for CPU, off on GPU). */
   deterministic: boolean | undefined;

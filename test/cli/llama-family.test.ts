@@ -64,4 +64,51 @@ describe('a local Llama-family directory on the native engine (real CLI, real en
     expect(result.stderr).toMatch(/rope_scaling\.rope_type 'made-up'.*not supported by the native engine/);
     expect(result.stderr).not.toMatch(/internal error|Traceback|    at /);
   });
+
+  it('--model-impl native refuses an architecture it does not run, naming it; --model-impl hf runs a Qwen2 directory on HF transformers', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'evalpipe-model-impl-'));
+    const model = join(root, 'qwen2-checkpoint');
+    await writeQwen2Directory(model);
+    const hf = await runCli([
+      'run',
+      '--model',
+      model,
+      '--model-impl',
+      'hf',
+      '--tasks',
+      'perplexity',
+      '--dataset',
+      'builtin:smoke',
+      '--rows',
+      '2',
+      '--run-dir',
+      join(root, 'hf'),
+    ]);
+    expect(hf.code).toBe(0);
+    const manifest = JSON.parse(await readFile(join(root, 'hf', 'manifest.json'), 'utf8'));
+    expect(manifest.model).toMatchObject({ architecture: 'Qwen2ForCausalLM', backend: 'HfBackend' });
+    expect(manifest.config.modelImpl).toBe('hf');
+
+    const other = join(root, 'neox-checkpoint');
+    await writeQwen2Directory(other);
+    const configPath = join(other, 'config.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8'));
+    await writeFile(configPath, JSON.stringify({ ...config, architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox' }));
+    const refused = await runCli([
+      'run',
+      '--model',
+      other,
+      '--model-impl',
+      'native',
+      '--dataset',
+      'builtin:smoke',
+      '--rows',
+      '2',
+      '--run-dir',
+      join(root, 'neox'),
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/the native engine implements .*not GPTNeoXForCausalLM.*--model-impl auto or hf/);
+    expect(refused.stderr).not.toMatch(/internal error|Traceback|    at /);
+  });
 });
