@@ -17,8 +17,8 @@ export const SHARD_SCHEME = 'sha256(task "/" unit) mod N';
 /** The most shards one run may be cut into. */
 export const MAX_SHARDS = 4096;
 
-/** The tasks whose units can be shared out (the MultiPL-E tasks cannot yet: they run whole on one machine). */
-export const SHARDABLE_TASKS: readonly string[] = ['perplexity', 'humaneval', 'humaneval-plus', 'mbpp-plus', 'latency'];
+/** The tasks whose units can be shared out (every task of the registry today; a new task joins once its stages take their share). */
+export const SHARDABLE_TASKS: readonly string[] = ['perplexity', 'humaneval', 'humaneval-plus', 'mbpp-plus', 'multipl-e-js', 'multipl-e-ts', 'latency'];
 
 /** Parse `--shard i/N` (1 ≤ i ≤ N ≤ MAX_SHARDS); anything else is one line naming the value and the form. */
 export function parseShard(text: string): Shard {

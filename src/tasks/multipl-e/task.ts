@@ -1,3 +1,4 @@
+import { shardUnits } from '../../pipeline/shard.js';
 import { stageIncomplete, type RunContext, type Stage } from '../../pipeline/stage.js';
 import type { RunData } from '../../pipeline/store/run-reader.js';
 import { log } from '../../util/log.js';
@@ -29,7 +30,9 @@ function problemsOf(parts: MultiplETaskParts, context: RunContext): Promise<Mult
     await context.store.recordDataset(datasetName(parts.language), set.provenance);
     const differing = set.problems.find((problem) => problem.stop_tokens.some((token) => !config.stop.includes(token)));
     if (differing) log.warn(`multipl-e-${parts.language}: ${differing.name}'s stop_tokens ${JSON.stringify(differing.stop_tokens)} differ from ours`);
-    return config.limit === undefined ? set.problems : set.problems.slice(0, config.limit);
+    const problems = config.limit === undefined ? set.problems : set.problems.slice(0, config.limit);
+    // --shard i/N: this machine's share of the problems (each problem's n samples, generated and executed, stay together)
+    return shardUnits(context.settings.shard, datasetName(parts.language), problems, (problem) => problem.name);
   });
 }
 
