@@ -17,9 +17,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-EOS_TOKEN = "<|endoftext|>"
-FILE_SEP_TOKEN = "<file_sep>"
-SPECIAL_TOKENS: tuple[str, ...] = (EOS_TOKEN, FILE_SEP_TOKEN)  # ids 0 and 1, as StarCoder2's tokenizer
+from evalpipe_engine.presets import SPECIAL_TOKENS  # ids 0 and 1, as StarCoder2's tokenizer
+
 LIBRARY_PATH_KEYS: tuple[str, ...] = ("stdlib", "platstdlib", "purelib", "platlib")
 MAX_FILE_BYTES = 1 << 20  # larger .py files are generated tables, not code worth learning from
 HELD_OUT_PER_MILLE = 20  # 2% of the files, by content hash

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from reference_corpus import EOS_TOKEN, SourceFile
+from reference_corpus import SourceFile
 from tokenizers import Tokenizer
+
+from evalpipe_engine.presets import EOS_TOKEN
 
 _ENCODE_CHUNK = 1024  # files per encode_batch call
 

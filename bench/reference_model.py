@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from reference_corpus import EOS_TOKEN, FILE_SEP_TOKEN
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
+
+from evalpipe_engine.presets import starcoder2_tokenizer_config, tokenizer_config_text
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,6 @@ def build_model(config: dict[str, Any]) -> torch.nn.Module:
     return Starcoder2ForCausalLM(Starcoder2Config(**fields))
 
 
-def tokenizer_config(context: int) -> dict[str, Any]:
-    return {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": EOS_TOKEN,
-        "eos_token": EOS_TOKEN,
-        "unk_token": EOS_TOKEN,
-        "pad_token": None,
-        "additional_special_tokens": [FILE_SEP_TOKEN],
-        "add_bos_token": False,
-        "add_eos_token": False,
-        "model_max_length": context,
-        "clean_up_tokenization_spaces": False,
-    }
-
-
 def write_checkpoint(
     out: Path, model: torch.nn.Module, config: dict[str, Any], tok: Tokenizer, dtype: torch.dtype
 ) -> None:
@@ -101,8 +87,8 @@ def write_checkpoint(
     _atomic(out / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     _atomic(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
     _atomic(out / "tokenizer.json", lambda p: tok.save(str(p)))
-    tc = tokenizer_config(int(config["max_position_embeddings"]))
-    _atomic(out / "tokenizer_config.json", lambda p: p.write_text(json.dumps(tc, indent=2, sort_keys=True) + "\n"))
+    tc = tokenizer_config_text(starcoder2_tokenizer_config(int(config["max_position_embeddings"])))
+    _atomic(out / "tokenizer_config.json", lambda p: p.write_text(tc))
 
 
 def _atomic(path: Path, write: Any) -> None:

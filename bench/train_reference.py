@@ -38,11 +38,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cuda"))
+
 from records import git_commit, write_json_atomic
-from reference_corpus import EOS_TOKEN, Corpus, collect_corpus, library_roots, tokenizer_sha256, train_tokenizer
+from reference_corpus import Corpus, collect_corpus, library_roots, tokenizer_sha256, train_tokenizer
 from reference_data import WindowSampler, cached_streams, held_out_windows
 from reference_model import SIZES, SizePreset, build_model, config_dict, write_checkpoint
 from tokenizers import Tokenizer
+
+from evalpipe_engine.presets import EOS_TOKEN
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "training.json"

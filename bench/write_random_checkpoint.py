@@ -23,7 +23,13 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cuda"))
 
 from evalpipe_engine.models import native_config
-from evalpipe_engine.presets import _LLAMA_FAMILY, build_tokenizer
+from evalpipe_engine.presets import (
+    _LLAMA_FAMILY,
+    build_tokenizer,
+    llama_family_tokenizer_config,
+    starcoder2_tokenizer_config,
+    write_tokenizer_config,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "cuda" / "evalpipe_engine" / "configs"
 # the tokenizer's special tokens and BOS rule per model_type (the tiny presets' choices, presets.py)
@@ -76,22 +82,13 @@ def main() -> int:
     (out / "model.safetensors.index.json").write_text(json.dumps(index_doc, indent=2) + "\n")
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     preset = FAMILY_PRESET.get(str(config.get("model_type")))
+    max_length = int(config["max_position_embeddings"])
     if preset is None:  # StarCoder2
         build_tokenizer().save(str(out / "tokenizer.json"))
-        bos = eos = "<|endoftext|>"
-        add_bos = False
+        write_tokenizer_config(out, starcoder2_tokenizer_config(max_length))
     else:
-        spec = _LLAMA_FAMILY[preset]
-        build_tokenizer(spec["specials"]).save(str(out / "tokenizer.json"))
-        bos, eos, add_bos = spec["bos_token"], spec["eos_token"], spec["add_bos_token"]
-    tokenizer_config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": bos,
-        "eos_token": eos,
-        "add_bos_token": add_bos,
-        "model_max_length": config["max_position_embeddings"],
-    }
-    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n")
+        build_tokenizer(_LLAMA_FAMILY[preset]["specials"]).save(str(out / "tokenizer.json"))
+        write_tokenizer_config(out, llama_family_tokenizer_config(preset, max_length))
     print(f"wrote {out} ({name}): {len(shards)} shards, {total / 2**30:.2f} GiB", file=sys.stderr)
     return 0
 

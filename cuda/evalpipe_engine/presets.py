@@ -199,7 +199,15 @@ def write_preset_dir(path: str | Path, seed: int = 0, name: str = TINY_STARCODER
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tok.save(str(out / "tokenizer.json"))
-    tokenizer_config = {
+    write_tokenizer_config(out, starcoder2_tokenizer_config(MAX_POSITIONS))
+    (out / "evalpipe_preset.json").write_text(json.dumps({"preset": name, "seed": seed}) + "\n")
+    return out
+
+
+def starcoder2_tokenizer_config(max_length: int) -> dict[str, Any]:
+    """tokenizer_config.json of a StarCoder2 tokenizer with SPECIAL_TOKENS (<|endoftext|> as BOS, EOS and UNK, no
+    BOS added, as StarCoder2's own): the random and trained presets', and bench/train_reference.py's checkpoints'."""
+    return {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": EOS_TOKEN,
         "eos_token": EOS_TOKEN,
@@ -208,12 +216,18 @@ def write_preset_dir(path: str | Path, seed: int = 0, name: str = TINY_STARCODER
         "additional_special_tokens": [FILE_SEP_TOKEN],
         "add_bos_token": False,
         "add_eos_token": False,
-        "model_max_length": MAX_POSITIONS,
+        "model_max_length": max_length,
         "clean_up_tokenization_spaces": False,
     }
-    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")
-    (out / "evalpipe_preset.json").write_text(json.dumps({"preset": name, "seed": seed}) + "\n")
-    return out
+
+
+def tokenizer_config_text(config: dict[str, Any]) -> str:
+    """The bytes of tokenizer_config.json as every checkpoint evalpipe writes has them: sorted keys, indent 2."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def write_tokenizer_config(directory: Path, config: dict[str, Any]) -> None:
+    (directory / "tokenizer_config.json").write_text(tokenizer_config_text(config))
 
 
 # ---------------------------------------------------------------------------------------- the Llama family
@@ -307,7 +321,13 @@ def _write_llama_family(out: Path, seed: int, name: str) -> None:
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tok.save(str(out / "tokenizer.json"))
-    tokenizer_config = {
+    write_tokenizer_config(out, llama_family_tokenizer_config(name, MAX_POSITIONS))
+
+
+def llama_family_tokenizer_config(name: str, max_length: int) -> dict[str, Any]:
+    """tokenizer_config.json of a Llama-family preset's tokenizer (its family's special tokens and BOS rule)."""
+    spec = _LLAMA_FAMILY[name]
+    return {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": spec["bos_token"],
         "eos_token": spec["eos_token"],
@@ -316,7 +336,6 @@ def _write_llama_family(out: Path, seed: int, name: str) -> None:
         "additional_special_tokens": [t for t in spec["specials"] if t not in (spec["bos_token"], spec["eos_token"])],
         "add_bos_token": spec["add_bos_token"],
         "add_eos_token": False,
-        "model_max_length": MAX_POSITIONS,
+        "model_max_length": max_length,
         "clean_up_tokenization_spaces": False,
     }
-    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from evalpipe_engine.loading import load_model
+from evalpipe_engine.presets import starcoder2_tokenizer_config, tokenizer_config_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ["--size", "tiny", "--steps", "3", "--max-corpus-bytes", "300000", "--batch", "2", "--device", "cpu"]
@@ -46,6 +47,8 @@ def test_a_cpu_smoke_writes_a_loadable_checkpoint_and_repeats_by_seed(tmp_path: 
     assert len(corpus["file_list_sha256"]) == 64 and corpus["max_bytes"] == 300000
     assert math.isfinite(record["held_out"]["perplexity"]) and record["held_out"]["scored_tokens"] > 0
     assert record["command"].startswith("python3 bench/train_reference.py --size tiny")
+    written = (tmp_path / "a" / "tokenizer_config.json").read_text()
+    assert written == tokenizer_config_text(starcoder2_tokenizer_config(128))
 
     loaded = load_model({"model": str(tmp_path / "a"), "device": "cpu"})
     described = loaded.describe()
