@@ -1,3 +1,5 @@
+import { logPrefix } from './log.js';
+
 /**
  * Progress on stderr with rate and ETA: a redrawn bar on a terminal, plain lines (at most every few seconds)
  * otherwise. Never writes to stdout.
@@ -9,13 +11,16 @@ export class Progress {
   private lastPlainDone = -1;
   private failures = 0;
 
+  private readonly label: string;
+
   constructor(
-    private readonly label: string,
+    label: string,
     private readonly total: number,
     private readonly unit: string,
     private readonly stream: NodeJS.WriteStream = process.stderr,
     alreadyDone = 0,
   ) {
+    this.label = `${logPrefix()}${label}`;
     this.done = alreadyDone;
     this.initial = alreadyDone;
     this.render(true);
