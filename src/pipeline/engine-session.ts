@@ -5,6 +5,7 @@ import { RunStoreError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { RunConfig } from './run-config.js';
 import type { RunDirectory } from './store/run-directory.js';
+import { engineLabels } from './engines/engine-devices.js';
 import { EnginePool } from './engines/engine-pool.js';
 
 /**
@@ -23,6 +24,8 @@ export class EngineSession {
       backendSettings?: Readonly<Record<string, unknown>> | undefined;
       /** --devices: one engine per entry (src/pipeline/engines/); undefined: one engine where --device says. */
       devices?: readonly string[] | undefined;
+      /** The engines' names when a sweep placed this run on part of its --devices; recorded in the manifest. */
+      labels?: readonly string[] | undefined;
     },
   ) {}
 
@@ -30,21 +33,24 @@ export class EngineSession {
     if (this.engine?.alive) return this.engine;
     const devices = this.options.devices;
     if (devices && devices.length > 1) return this.startPool(devices);
-    log.info('engine: starting');
+    const placed = this.options.labels;
+    log.info(placed && devices ? `engine: starting on ${placed[0]}` : 'engine: starting');
     const engine = await this.startOne(devices?.[0]);
     this.engine = engine;
     await this.load(engine);
-    if (this.run.manifest.engines) await this.run.updateManifest({ engines: undefined }); // this attempt runs one engine
+    if (placed && devices) await this.run.updateManifest({ engines: { devices: [...devices], labels: [...placed] } });
+    else if (this.run.manifest.engines) await this.run.updateManifest({ engines: undefined }); // this attempt runs one engine
     return engine;
   }
 
   /** --devices: one engine per entry, each started and loaded (side by side), then one pool over them. */
   private async startPool(devices: readonly string[]): Promise<ModelBackend> {
-    log.info(`engine: starting ${devices.length} engines (--devices ${devices.join(',')})`);
+    const placed = this.options.labels;
+    log.info(`engine: starting ${devices.length} engines (${placed ? placed.join(', ') : `--devices ${devices.join(',')}`})`);
     const started = await Promise.allSettled(devices.map((device) => this.startOne(device)));
     const engines = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
     const failed = started.find((outcome) => outcome.status === 'rejected');
-    const labels = devices.map((device, index) => (device === 'cpu' ? `cpu#${index + 1}` : `cuda:${device}`));
+    const labels = placed ?? engineLabels(devices);
     const pool = new EnginePool(engines.map((backend, index) => ({ label: labels[index]!, backend })));
     this.engine = pool;
     if (failed) {
@@ -62,7 +68,7 @@ export class EngineSession {
       await pool.close();
       throw new RunStoreError('the engines of --devices loaded different weights', { hint: 'every device must see the same checkpoint' });
     }
-    await this.run.updateManifest({ engines: { devices: [...devices] } });
+    await this.run.updateManifest({ engines: { devices: [...devices], ...(placed ? { labels: [...placed] } : {}) } });
     return pool;
   }
 

@@ -44,6 +44,8 @@ export interface RunSettings {
   backendSettings?: Record<string, unknown> | undefined;
   /** --devices: one engine process per entry (a GPU index, or cpu), the stages' requests shared among them. */
   devices?: string[] | undefined;
+  /** The engines' names when `sweep` placed this run on part of its --devices (sweep-placement.ts); else derived from devices. */
+  engineLabels?: string[] | undefined;
   /** --shard i/N: only this share of every task's units, into its own run directory (src/pipeline/shard.ts). */
   shard?: Shard | undefined;
   json: boolean;

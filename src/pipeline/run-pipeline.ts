@@ -55,7 +55,13 @@ export async function runEvaluation(config: RunConfig, settings: RunSettings, hu
       generate_samples_per_batch: settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
     },
   });
-  const engine = new EngineSession(store, config, { signal, verbose: settings.verbose, backendSettings: settings.backendSettings, devices: settings.devices });
+  const engine = new EngineSession(store, config, {
+    signal,
+    verbose: settings.verbose,
+    backendSettings: settings.backendSettings,
+    devices: settings.devices,
+    labels: settings.engineLabels,
+  });
   const shared = new Map<string, Promise<unknown>>();
   const context: RunContext = {
     store,

@@ -37,6 +37,11 @@ export function parseDevices(text: string, device: DeviceChoice, gpuCount: () =>
   return devices;
 }
 
+/** The engines' names in logs and manifests, by their place in --devices: `cuda:<index>`, or `cpu#<position>` (1-based). */
+export function engineLabels(devices: readonly string[]): string[] {
+  return devices.map((device, index) => (device === 'cpu' ? `cpu#${index + 1}` : `cuda:${device}`));
+}
+
 /** GPUs the NVIDIA driver lists (0 without a driver). */
 function countNvidiaGpus(): number {
   try {

@@ -27,8 +27,12 @@ export interface Manifest {
   batching?: { perplexity_rows_per_request: number; generate_samples_per_batch: number };
   /** The sandbox the execute stage ran in (the image tag names its recipe hash); a resume must use the same. */
   sandbox?: { image: string; image_id: string; recipe_sha: string };
-  /** --devices: the engine processes the latest attempt ran (one per entry: a GPU index or cpu), as one pool. */
-  engines?: { devices: string[] };
+  /**
+   * --devices: the engine processes the latest attempt ran (one per entry: a GPU index or cpu), as one pool. A run
+   * that `sweep` placed on part of its --devices also has `labels`: those engines' names among the sweep's entries
+   * (`cuda:1`, `cpu#2`), so side-by-side runs on CPU engines say which one each ran on.
+   */
+  engines?: { devices: string[]; labels?: string[] };
   /** --shard i/N: which share of the units this run directory holds (src/pipeline/shard.ts); absent when unsharded. */
   shard?: ShardManifest;
   /** A run directory written by `evalpipe merge`: the shards it was merged from, in shard order. */
