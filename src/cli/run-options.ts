@@ -123,7 +123,7 @@ function commonRunOptions<T>(cli: Argv<T>): Argv<T> {
     .option('devices', {
       type: 'string',
       describe:
-        "One engine process per entry, each loading the model once, the stages' requests shared among them: GPU indices (0,1,2,3), all (every GPU), or cpu,cpu (several CPU engines); not part of the run's identity [default: one engine]",
+        "One engine process per entry, each loading the model once, the stages' requests shared among them: GPU indices (0,1,2,3), all (every GPU), or cpu,cpu (several CPU engines); with several --quant/--attn values the combinations run side by side, each on its own entries; not part of the run's identity [default: one engine]",
     })
     .option('shard', {
       type: 'string',
