@@ -31,6 +31,25 @@ export interface ExecutionResult {
   isolation?: IsolationOutcome;
 }
 
+/** What one execution raised, said, took and printed, in this order. */
+export type ExecutionDetail = Pick<ExecutionResult, 'exceptionType' | 'message' | 'durationMs' | 'stdout' | 'stderr' | 'stdoutBytes' | 'stderrBytes'>;
+
+/**
+ * A sample row's execution fields in the result file of `evalpipe execute` (every task), in this order: each
+ * caller writes `passed`, `status` and its harness's own verdict string around them.
+ */
+export function executionDetailFields(result: ExecutionDetail) {
+  return {
+    exception_type: result.exceptionType,
+    message: result.message,
+    duration_ms: result.durationMs,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    stdout_bytes: result.stdoutBytes,
+    stderr_bytes: result.stderrBytes,
+  };
+}
+
 /**
  * With `--verdicts isolated` every candidate runs both ways. `checked`: the verdict counted is the isolated one
  * (the tests in their own process); `unsupported`: the tests pass the entry point something that is not plain

@@ -3,6 +3,7 @@ import { hubOptionsFromEnv } from '../../datasets/hub-options.js';
 import { loadHumanEval, readHumanEvalSamples } from '../../tasks/humaneval/dataset.js';
 import { checkSamplesAgainstProblems, executeCandidates, scoreExecutions, type SampleExecution } from '../../tasks/humaneval/execute-candidates.js';
 import { SandboxPool } from '../../sandbox/sandbox-pool.js';
+import { executionDetailFields } from '../../sandbox/execution-result.js';
 import { DEFAULT_LIMITS, checkTimeoutSeconds } from '../../sandbox/sandbox-limits.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { Progress } from '../../util/progress.js';
@@ -232,13 +233,7 @@ export const command: CommandModule = {
               passed: execution.passed,
               result: humanEvalResultString(execution),
               status: execution.status,
-              exception_type: execution.exceptionType,
-              message: execution.message,
-              duration_ms: execution.durationMs,
-              stdout: execution.stdout,
-              stderr: execution.stderr,
-              stdout_bytes: execution.stdoutBytes,
-              stderr_bytes: execution.stderrBytes,
+              ...executionDetailFields(execution),
               exit_code: execution.exitCode,
               signal: execution.signal,
               attempts: execution.attempts,

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { HubOptions } from '../../datasets/hub-options.js';
+import { executionDetailFields } from '../../sandbox/execution-result.js';
 import type { JsLimits } from '../../sandbox/isolated-vm/js-executor.js';
 import { multiplEStatusOf } from '../../sandbox/isolated-vm/multipl-e-status.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
@@ -100,13 +101,7 @@ export async function executeMultiplESamples(options: MultiplEExecuteOptions): P
       passed: execution.passed,
       status: execution.status,
       multipl_e_status: multiplEStatusOf(execution),
-      exception_type: execution.exceptionType,
-      message: execution.message,
-      duration_ms: execution.durationMs,
-      stdout: execution.stdout,
-      stderr: execution.stderr,
-      stdout_bytes: execution.stdoutBytes,
-      stderr_bytes: execution.stderrBytes,
+      ...executionDetailFields(execution),
     })),
   };
   await writeJsonAtomic(output, record);
