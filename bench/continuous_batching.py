@@ -4,11 +4,15 @@ sampling, stop checks and per-sample partials included), at realistic lengths, o
 With random weights nothing stops by itself, so each sample's stop length is drawn from a fixed, seeded log-normal
 (median 100 new tokens, sigma 1.0: about 5% would pass 512, and those stop at 512, the budget) and forced as that
 sample's max_new_tokens. 164 prompts (lengths seeded log-normal, median 125 tokens, as bench/llama_h200.py) x n
-samples, temperature 0.8, top_p 0.95. The same samples run twice per mode: `static` (today's: groups of
-max_batch_rows consecutive samples, each group decoded until its longest sample ends) and `continuous` (one batch of
-max_batch_rows rows, finished rows refilled from the queue). Reports output tokens/s, wall seconds and peak memory.
+samples, temperature 0.8, top_p 0.95, and eight stop strings as long as the HumanEval list's that random text does
+not reach (so the byte-level stop check runs on every token, as in an evaluation). Per mode `continuous` runs the
+engine's default (one batch of as many rows as memory allows, finished rows refilled from the queue); for the
+baseline mode (the first) the same samples also run `static` (the engine before: groups of --rows consecutive
+samples, each decoded until its longest sample ends) and `continuous` at --rows. Reports output tokens/s, wall
+seconds, peak memory, the rows and the share of the loop's time spent in host code (generation.HostClock: from a
+step's tokens reaching the host to the next launch; the GPU is idle then).
 
-    python bench/continuous_batching.py --config starcoder2-3b --modes bf16,fp8 --out bench/results/cb-h200-DATE.json
+    python bench/continuous_batching.py --modes bf16,fp8,int8,nf4 --out bench/results/cb-h200-DATE.json
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ from prefill_matrix import environment
 from records import git_commit, write_json_atomic
 
 from evalpipe_engine.devtools.random_weights import random_state_dict
-from evalpipe_engine.generation import PromptSamples, decode_prompts
+from evalpipe_engine.generation import DEFAULT_STOP, HostClock, PromptSamples, decode_prompts
 from evalpipe_engine.loading import LoadedModel
 from evalpipe_engine.models import NATIVE_ARCHITECTURES, native_config
 from evalpipe_engine.presets import build_tokenizer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "cuda" / "evalpipe_engine" / "configs"
+# As long as the HumanEval stops, starting with a NUL byte: checked on every token, never met by random text.
+UNREACHED_STOPS = tuple("\x00" + s[1:] for s in DEFAULT_STOP)
 
 
 def log(msg: str) -> None:
@@ -61,7 +67,7 @@ def workload(vocab: int, n: int, seed: int) -> list[PromptSamples]:
     return out
 
 
-def run(loaded: LoadedModel, work: list[PromptSamples], rows: int) -> dict[str, Any]:
+def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None) -> dict[str, Any]:
     tokens = 0
 
     def emit(event: str, data: dict[str, Any]) -> None:
@@ -70,17 +76,40 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int) -> dict[str, 
 
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
+    clock = HostClock()
     t0 = time.perf_counter()
-    count = decode_prompts(loaded, work, temperature=0.8, top_p=0.95, stop=(), max_batch_rows=rows, emit=emit)
+    count, batch_rows = decode_prompts(
+        loaded, work, temperature=0.8, top_p=0.95, stop=UNREACHED_STOPS, max_batch_rows=rows, emit=emit, clock=clock
+    )
     torch.cuda.synchronize()
     s = time.perf_counter() - t0
     return {
         "samples": count,
+        "batch_rows": batch_rows,
         "output_tokens": tokens,
         "seconds": s,
         "output_tokens_per_s": tokens / s,
+        "steps": clock.steps,
+        "host_share": clock.host_s / s,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
+
+
+def print_table(record: dict[str, Any]) -> None:
+    """The record as a table on stdout, each mode's rows against the baseline mode's static batches."""
+    modes = record["modes"]
+    base = next(iter(modes.values())).get("static")
+    print(f"{'mode':6} {'how':16} {'rows':>5} {'out tok/s':>10} {'vs static':>9} {'host':>6} {'peak GiB':>8}")
+    for mode, row in modes.items():
+        for how, r in row.items():
+            if not isinstance(r, dict):
+                continue
+            ratio = r["output_tokens_per_s"] / base["output_tokens_per_s"] if base else float("nan")
+            print(
+                f"{mode:6} {how:16} {r['batch_rows']:5d} {r['output_tokens_per_s']:10.0f} {ratio:9.2f}"
+                f" {r['host_share']:6.1%} {r['peak_gib']:8.1f}"
+            )
+    sys.stdout.flush()
 
 
 def main() -> int:
@@ -88,7 +117,7 @@ def main() -> int:
     parser.add_argument("--config", default="starcoder2-3b")
     parser.add_argument("--modes", default="bf16,fp8")
     parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--rows", type=int, default=256, help="max_batch_rows (the engine default)")
+    parser.add_argument("--rows", type=int, default=256, help="the baseline's max_batch_rows (the engine's before)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     cfg = native_config(json.loads((CONFIGS / f"{args.config}.json").read_text()), source=args.config)
@@ -105,13 +134,15 @@ def main() -> int:
         "share_at_512": sum(b == 512 for b in budgets) / len(budgets),
         "temperature": 0.8,
         "top_p": 0.95,
-        "max_batch_rows": args.rows,
+        "baseline_max_batch_rows": args.rows,
+        "stops": "8 unreached stop strings (NUL + the HumanEval stops' tails)",
     }
     record["modes"] = {}
     log(json.dumps(record["workload"]))
     sd = random_state_dict(cfg, torch.device("cuda"), torch.float32, seed=0, residual_scaled=True)
     _, cls = NATIVE_ARCHITECTURES[cfg.architecture]
-    for mode in [m for m in args.modes.split(",") if m]:
+    modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
         model = cls.from_state_dict(cfg, sd, device="cuda", quant=mode, attn="flash")
         loaded = LoadedModel(
             backend=model,
@@ -126,15 +157,19 @@ def main() -> int:
         )
         run(loaded, work[: args.rows], args.rows)  # compile, autotune and capture outside the timings
         row: dict[str, Any] = {}
-        model.admits_rows = False  # type: ignore[misc]
-        row["static"] = run(loaded, work, args.rows)
-        log(f"{mode} static {json.dumps(row['static'])}")
-        model.admits_rows = True  # type: ignore[misc]
-        row["continuous"] = run(loaded, work, args.rows)
+        row["continuous"] = run(loaded, work, None)
         log(f"{mode} continuous {json.dumps(row['continuous'])}")
-        row["speedup"] = row["continuous"]["output_tokens_per_s"] / row["static"]["output_tokens_per_s"]
+        if mode == modes[0]:
+            row[f"continuous_{args.rows}"] = run(loaded, work, args.rows)
+            log(f"{mode} continuous at {args.rows} {json.dumps(row[f'continuous_{args.rows}'])}")
+            model.admits_rows = False  # type: ignore[misc]
+            row["static"] = run(loaded, work, args.rows)
+            log(f"{mode} static {json.dumps(row['static'])}")
+            model.admits_rows = True  # type: ignore[misc]
+            row["speedup"] = row["continuous"]["output_tokens_per_s"] / row["static"]["output_tokens_per_s"]
         record["modes"][mode] = row
         write_json_atomic(args.out, record)
+        print_table(record)
         del model, loaded
         torch.cuda.empty_cache()
     log("done")

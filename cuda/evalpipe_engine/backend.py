@@ -17,6 +17,7 @@ What the engine calls, and where:
 | `next_token_logits` | generation.RecomputeDecoder, quality.py | logits after a whole sequence |
 | `open_decoder` | generation (one prompt at a time) | n samples of one prompt |
 | `batches_prompts`, `open_batch_decoder` | generation | samples of several prompts in one batch |
+| `admits_rows`, `decode_rows_for` | generation (continuous batching) | rows admitted into a running batch; how many fit |
 | `score_minibatch` | bench.run_bench | the timed latency unit |
 """
 
@@ -121,6 +122,11 @@ class CausalLMBackend(Protocol):
         """One decoder for counts[i] samples of prompts[i] for every i (rows in that order); `capacity` as for
         open_decoder, for the longest prompt; `slots` rows allocated in all when `admits_rows` (room to admit).
         Raises Unsupported when not `batches_prompts`."""
+        ...
+
+    def decode_rows_for(self, capacity: int, cap: int) -> int:
+        """When `admits_rows`: the most rows (at most `cap`) a continuous batch of `capacity` positions per row
+        may have on this device (the engine's default batch when the request gives none)."""
         ...
 
     def score_minibatch(self, ids: torch.Tensor) -> torch.Tensor:

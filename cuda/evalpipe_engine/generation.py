@@ -1,8 +1,10 @@
 """The `generate` op: n completions per prompt with temperature / top_p sampling or greedy decoding.
 
-Each (key, sample_index) draws from its own torch.Generator seeded from sha256(seed, key, sample_index), so a sample
-is reproducible whatever else is in the request. Stop strings are checked incrementally on the decoded new text;
-the completion is the decoded new tokens cut at the first stop string. EOS stops (the EOS text is not included);
+Each (key, sample_index) draws its uniforms from the counter-based sampler (sampling.py) keyed by sha256(seed, key,
+sample_index) and its draw index, on the logits' device, so a sample is reproducible whatever else is in the
+request. Stop strings are checked incrementally: on the bytes of the new tokens for a byte-level tokenizer
+(stop_matcher.py), else on the decoded last tokens; the completion is the decoded new tokens cut at the first stop
+string. EOS stops (the EOS text is not included);
 `max_new_tokens` (or the model's last position) stops with finish_reason "length".
 
 The decoding loop talks to the backend through `open_batch_decoder(prompts, counts, capacity)` when the backend
@@ -22,16 +24,19 @@ after tokenizing, and so does the HTTP server (http_server/), so both decode thr
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
 from .backend import Decoder
 from .errors import BadRequest
 from .request_schemas import check_params
+from .sampling import SAMPLER, choose_tokens
+from .stop_matcher import ByteStopMatcher
 
 if TYPE_CHECKING:
     from .backend import CausalLMBackend
@@ -40,9 +45,12 @@ if TYPE_CHECKING:
 # bigcode-evaluation-harness HumanEval stop list (EOS always stops as well).
 DEFAULT_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 DEFAULT_MAX_NEW_TOKENS = 512
-# Samples decoded together (across prompts) by a backend that batches prompts (the native model). The KV cache is
-# rows x (longest prompt + budget) positions: 256 rows of StarCoder2-3B at 1100 positions hold 8.4 GB in bf16.
+# Samples decoded together (across prompts) by a backend that batches prompts (the native model) when the request
+# gives no max_batch_rows. The KV cache is rows x (longest prompt + budget) positions: 256 rows of StarCoder2-3B at
+# 1100 positions hold 8.4 GB in bf16. A backend that batches continuously takes as many rows as its memory allows
+# (backend.decode_rows_for), at most MAX_CONTINUOUS_ROWS.
 DEFAULT_MAX_BATCH_ROWS = 256
+MAX_CONTINUOUS_ROWS = 1024
 
 Emit = Callable[[str, dict[str, Any]], None]
 # on_token(key, sample_index, token, logits): a token a sample drew (an EOS too), with the float32 logits row
@@ -86,43 +94,12 @@ def sample_seed(seed: int, key: str, sample_index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def choose_tokens(
-    logits: torch.Tensor,
-    temperature: float,
-    top_p: float,
-    gens: list[torch.Generator | None],
-    *,
-    per_row: bool = False,
-) -> list[int]:
-    """One token per row of logits ([m, vocab] float32, any device), batched on that device.
-
-    temperature 0 -> argmax. Otherwise softmax(logits / T) in float64, tokens sorted by probability, cut to the
-    nucleus (the smallest set whose mass reaches top_p), and one uniform u from each row's own CPU generator picks
-    the token by inverse CDF. A row's pick depends only on its logits and its generator, not on the batch.
-    `per_row` (the deterministic mode) samples each row on its own [1, vocab] tensor, so that not even the
-    softmax's reduction strategy can depend on the number of rows (argmax is exact either way).
-    """
-    if per_row and temperature != 0.0 and logits.shape[0] > 1:
-        return [choose_tokens(logits[r : r + 1], temperature, top_p, [g])[0] for r, g in enumerate(gens)]
-    if temperature == 0.0:
-        return [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
-    u = torch.tensor([float(torch.rand((), generator=g, dtype=torch.float64)) for g in gens], dtype=torch.float64)
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
-    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
-    if top_p < 1.0:
-        sorted_p = sorted_p * ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p)
-    cdf = torch.cumsum(sorted_p, dim=-1)
-    target = (u.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
-    # First index whose cdf exceeds u * mass: a token of non-zero probability inside the nucleus.
-    pick = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)
-    return [int(t) for t in order.gather(-1, pick).squeeze(-1).tolist()]
-
-
 @dataclass
 class _Sample:
     index: int
-    gen: torch.Generator | None
+    seed: int  # sample_seed(...): the counter-based sampler's key (sampling.py); unused when greedy
     tokens: list[int]
+    tail: bytes = b""  # the last bytes of the text, for the byte-level stop check (stop_matcher.py)
     done: bool = False
     finish_reason: str = ""
     stop_sequence: str | None = None
@@ -138,7 +115,7 @@ class GenerateSettings:
     seed: int
     stop: tuple[str, ...]
     add_bos: bool
-    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    max_batch_rows: int | None = None  # None: the engine's default (DEFAULT_MAX_BATCH_ROWS, or memory-sized rows)
 
 
 def _given(params: dict[str, Any], key: str, default: Any) -> Any:
@@ -161,7 +138,8 @@ def parse_settings(params: dict[str, Any]) -> GenerateSettings:
     seed = int(_given(params, "seed", 0))
     stop = tuple(_given(params, "stop", DEFAULT_STOP))
     add_bos = bool(params.get("add_bos", False))
-    max_rows = int(_given(params, "max_batch_rows", DEFAULT_MAX_BATCH_ROWS))
+    rows = params.get("max_batch_rows")
+    max_rows = None if rows is None else int(rows)
     return GenerateSettings(n, temperature, top_p, max_new, seed, stop, add_bos, max_rows)
 
 
@@ -196,6 +174,12 @@ def _find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
 def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
     check_params("generate", params)
     settings = parse_settings(params)
+    asked = params.get("sampler")
+    if asked is not None and asked != SAMPLER:
+        raise BadRequest(
+            f"the samples were made with sampler {asked!r}, this engine samples with {SAMPLER!r}",
+            hint="finish the run with the evalpipe version that began it, or start a new run (--fresh)",
+        )
     if params.get("add_bos") is None and loaded.generate_add_bos:  # the Llama family's tokenizer rule (loading.py)
         settings = replace(settings, add_bos=True)
     requests = _requests(params, settings)
@@ -222,7 +206,7 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
             continue
         prompts.append(PromptSamples(key, ids, indices, settings.max_new_tokens, settings.seed))
 
-    count += decode_prompts(
+    decoded = decode_prompts(
         loaded,
         prompts,
         temperature=settings.temperature,
@@ -231,7 +215,7 @@ def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[st
         max_batch_rows=settings.max_batch_rows,
         emit=emit,
     )
-    return {"count": count}
+    return {"count": count + decoded.count, "batch_rows": decoded.batch_rows}
 
 
 @dataclass(frozen=True)
@@ -256,16 +240,20 @@ def decode_prompts(
     temperature: float,
     top_p: float,
     stop: tuple[str, ...],
-    max_batch_rows: int,
+    max_batch_rows: int | None,
     emit: Emit,
     on_token: TokenHook | None = None,
     ignore_eos: bool = False,
     on_step: StepHook | None = None,
-) -> int:
+    clock: HostClock | None = None,
+) -> Decoded:
     """Decode the samples of prompts given as token ids (each non-empty and shorter than the model's positions;
-    keys unique), emitting one `partial` per finished sample as the generate op does. Returns the samples emitted.
-    With the native model the samples of consecutive prompts share batches of up to max_batch_rows rows.
-    `ignore_eos` (the HTTP server's vLLM extension): EOS does not end a sample, which then runs to its budget."""
+    keys unique), emitting one `partial` per finished sample as the generate op does. Returns the samples emitted
+    and the batch's rows. With the native model the samples of consecutive prompts share batches of up to
+    max_batch_rows rows (None: DEFAULT_MAX_BATCH_ROWS, or for a backend that batches continuously as many as its
+    memory allows, at most MAX_CONTINUOUS_ROWS). `ignore_eos` (the HTTP server's vLLM extension): EOS does not end a
+    sample, which then runs to its budget. `clock` (benchmarks): the host time between a step's tokens reaching the
+    host and the next launch."""
     facts = loaded.facts
     tokenizer = loaded.tokenizer
     eos_ids: set[int] = set() if ignore_eos else set(loaded.eos_token_ids)
@@ -281,26 +269,51 @@ def decode_prompts(
                 key=p.key,
                 prompt=torch.tensor(p.ids, dtype=torch.long),
                 budget=min(p.max_new_tokens, model_max - len(p.ids)),
-                samples=[
-                    _Sample(
-                        index=i,
-                        gen=None
-                        if temperature == 0.0
-                        else torch.Generator().manual_seed(sample_seed(p.seed, seed_key, i)),
-                        tokens=[],
-                    )
-                    for i in p.indices
-                ],
+                samples=[_Sample(index=i, seed=sample_seed(p.seed, seed_key, i), tokens=[]) for i in p.indices],
             )
         )
     batched = loaded.backend.batches_prompts
-    rules = _TokenRules(temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic)
-    if batched and loaded.backend.admits_rows:
-        return _decode_continuous(loaded.backend, units, max_batch_rows, rules, emit, on_token, on_step)
+    matcher = ByteStopMatcher.build(tokenizer, stop)
+    rules = _TokenRules(
+        temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic, matcher, clock or HostClock()
+    )
+    backend = loaded.backend
+    if batched and backend.admits_rows:
+        rows = max_batch_rows
+        if rows is None:
+            capacity = max((len(u.prompt) + u.budget for u in units), default=1)
+            wanted = min(MAX_CONTINUOUS_ROWS, max(1, sum(len(u.samples) for u in units)))
+            rows = backend.decode_rows_for(capacity, wanted)
+        return Decoded(_decode_continuous(backend, units, rows, rules, emit, on_token, on_step), rows)
+    rows = DEFAULT_MAX_BATCH_ROWS if max_batch_rows is None else max_batch_rows
     count = 0
-    for group in _batches(units, max_batch_rows if batched else None):
-        count += _decode_group(loaded.backend, group, batched, rules, emit, on_token, on_step)
-    return count
+    for group in _batches(units, rows if batched else None):
+        count += _decode_group(backend, group, batched, rules, emit, on_token, on_step)
+    return Decoded(count, rows if batched else 1)
+
+
+class Decoded(NamedTuple):
+    count: int  # samples emitted
+    batch_rows: int  # the most rows decoded together
+
+
+class HostClock:
+    """Host time between a step's tokens reaching the host (the GPU idle from then on) and the next launch: the
+    share of the loop spent in host code (benchmarks; the generate op's clock is never read)."""
+
+    def __init__(self) -> None:
+        self.host_s = 0.0
+        self.steps = 0
+        self._since: float | None = None
+
+    def synced(self) -> None:
+        self._since = time.perf_counter()
+
+    def launching(self) -> None:
+        if self._since is not None:
+            self.host_s += time.perf_counter() - self._since
+            self.steps += 1
+            self._since = None
 
 
 @dataclass
@@ -377,6 +390,7 @@ def _decode_group(
                 active = [active[r] for r in still]
             else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
                 fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
+        rules.clock.launching()
         logits = decoder.step(torch.tensor(fed, dtype=torch.long))
 
 
@@ -391,6 +405,8 @@ class _TokenRules:
     stops: tuple[str, ...]
     tail_tokens: int
     deterministic: bool
+    matcher: ByteStopMatcher | None  # None: the tokenizer is not byte-level, the last tokens are decoded instead
+    clock: HostClock
 
 
 def _take_token(
@@ -409,7 +425,11 @@ def _take_token(
         s.done, s.finish_reason = True, "eos"
     else:
         s.tokens.append(token)
-        if rules.stops:
+        if rules.matcher is not None:
+            hit, s.tail = rules.matcher.advance(s.tail, token)
+            if hit:
+                s.done, s.finish_reason = True, "stop"
+        elif rules.stops:
             tail = rules.tokenizer.decode(s.tokens[-rules.tail_tokens :], skip_special_tokens=False)
             if _find_stop(tail, rules.stops) is not None:
                 s.done, s.finish_reason = True, "stop"
@@ -431,13 +451,13 @@ def _advance(
 ) -> tuple[int, list[int], list[int]]:
     """One token for each live sample: pairs[i] draws from logits[logit_rows[i]]. Returns how many finished, the
     logit rows still going, and the tokens they are fed next."""
-    picks = choose_tokens(
-        logits[logit_rows] if len(logit_rows) != logits.shape[0] else logits,
-        rules.temperature,
-        rules.top_p,
-        [s.gen for _, s in pairs],
-        per_row=rules.deterministic,
-    )
+    rows = logits[logit_rows] if len(logit_rows) != logits.shape[0] else logits
+    seeds = draws = None
+    if rules.temperature != 0.0:
+        # Each sample's key and draw index (its tokens so far): the counter-based sampler needs nothing else.
+        counters = torch.tensor([[s.seed for _, s in pairs], [len(s.tokens) for _, s in pairs]], dtype=torch.long)
+        seeds, draws = counters.to(logits.device)
+    picks = choose_tokens(rows, rules.temperature, rules.top_p, seeds, draws, per_row=rules.deterministic).tolist()
     done, still, fed = 0, [], []
     for (unit, s), row, token in zip(pairs, logit_rows, picks, strict=True):
         if _take_token(unit, s, token, logits[row], rules, emit, on_token):
@@ -507,6 +527,7 @@ def _decode_continuous(
         if not rows and not admitted:
             return count
         parts: list[torch.Tensor] = []
+        rules.clock.launching()
         if rows:
             parts.append(decoder.step(torch.tensor(fed, dtype=torch.long)))
         if admitted:

@@ -179,6 +179,10 @@ class HfBackend:
         """HF's DynamicCache grows as decoding goes, so `capacity` is not needed and is ignored."""
         return HfDecoder(self, prompt, n)
 
+    def decode_rows_for(self, capacity: int, cap: int) -> int:
+        """Not used: HF decodes one prompt's samples at a time (admits_rows is False)."""
+        return cap
+
     def open_batch_decoder(
         self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None, *, slots: int | None = None
     ) -> Decoder:

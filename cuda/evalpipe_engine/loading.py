@@ -31,6 +31,7 @@ from .fast_paths import FastPaths
 from .presets import PRESET_PREFIX, PRESETS, parse_preset, write_preset_dir
 from .quant.modes import QuantError, check_mode
 from .request_schemas import check_params
+from .sampling import SAMPLER
 from .trained_presets import TRAINED_PRESETS, trained_provenance
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class LoadedModel:
             "device": f.device,
             "dtype": f.dtype,
             "backend": type(self.backend).__name__,
+            "batching": "continuous" if self.backend.batches_prompts and self.backend.admits_rows else "static",
+            "sampler": SAMPLER,
             "load_seconds": round(self.load_seconds, 3),
             "weight_bytes": f.weight_bytes,
             "deterministic": self.deterministic,

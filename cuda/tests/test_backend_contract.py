@@ -50,6 +50,7 @@ def test_the_protocols_declare_every_member_the_engine_uses() -> None:
         "next_token_logits",
         "open_decoder",
         "open_batch_decoder",
+        "decode_rows_for",
         "score_minibatch",
     }
     assert members(contract.Decoder) == {"first_logits", "can_drop_rows", "step", "keep"}

@@ -4,13 +4,12 @@ recomputation on the tiny preset."""
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from typing import Any
 
 import pytest
 import torch
 
-from evalpipe_engine.generation import RecomputeDecoder, _find_stop, choose_tokens, generate, sample_seed
+from evalpipe_engine.generation import RecomputeDecoder, _find_stop, generate, sample_seed
 from evalpipe_engine.loading import LoadedModel, load_model
 
 PROMPT = "def count_vowels(word: str) -> int:\n"
@@ -26,38 +25,6 @@ def test_sample_seed_is_sha256_of_seed_key_index() -> None:
     assert sample_seed(7, "HumanEval/3", 4) == expected
     seeds = {sample_seed(s, k, i) for s in (0, 1) for k in ("a", "b") for i in range(3)}
     assert len(seeds) == 12
-
-
-def _one(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None) -> int:
-    return choose_tokens(logits[None], temperature, top_p, [gen])[0]
-
-
-def test_choose_tokens_greedy_and_nucleus() -> None:
-    logits = torch.tensor([0.0, 3.0, 2.0, 1.0, -1.0])
-    assert _one(logits, 0.0, 1.0, None) == 1
-    probs = torch.softmax(logits.double(), -1)
-    # The nucleus is the smallest set of most likely tokens whose mass reaches top_p.
-    gen = torch.Generator().manual_seed(0)
-    assert {_one(logits, 1.0, float(probs[1]) * 0.99, gen) for _ in range(200)} == {1}
-    top2 = float(probs[1] + probs[2])
-    assert {_one(logits, 1.0, top2 * 0.999, gen) for _ in range(300)} == {1, 2}
-    assert {_one(logits, 1.0, top2 * 1.001, gen) for _ in range(600)} == {1, 2, 3}
-    # Full distribution: frequencies follow softmax(logits / T).
-    draws = Counter(_one(logits, 2.0, 1.0, gen) for _ in range(4000))
-    target = torch.softmax(logits.double() / 2.0, -1)
-    for token in range(5):
-        assert draws[token] / 4000 == pytest.approx(float(target[token]), abs=0.03)
-
-
-def test_choose_tokens_rows_are_independent_of_the_batch() -> None:
-    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(1))
-    seeds = [sample_seed(0, "k", i) for i in range(6)]
-    batched = choose_tokens(logits, 0.9, 0.95, [torch.Generator().manual_seed(s) for s in seeds])
-    alone = [
-        choose_tokens(logits[i : i + 1], 0.9, 0.95, [torch.Generator().manual_seed(seeds[i])])[0] for i in range(6)
-    ]
-    assert batched == alone
-    assert choose_tokens(logits, 0.0, 1.0, [None] * 6) == logits.argmax(-1).tolist()
 
 
 def test_find_stop_picks_the_earliest() -> None:
@@ -205,7 +172,7 @@ def test_batches_cut_prompts_by_rows() -> None:
     from evalpipe_engine.generation import _batches, _Sample, _Unit
 
     def unit(key: str, n: int) -> _Unit:
-        return _Unit(key, torch.tensor([1]), 5, [_Sample(index=i, gen=None, tokens=[]) for i in range(n)])
+        return _Unit(key, torch.tensor([1]), 5, [_Sample(index=i, seed=0, tokens=[]) for i in range(n)])
 
     units = [unit("a", 3), unit("b", 1), unit("c", 6)]
     shape = [[(u.key, [s.index for s in u.samples]) for u in group] for group in _batches(units, 4)]

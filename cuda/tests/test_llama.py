@@ -409,7 +409,7 @@ def test_the_engine_process_serves_a_qwen2_preset(engine: Any) -> None:
     scored, _ = engine.ok("score", {"rows": [{"index": 0, "text": "def f(x):\n    return x\n"}]})
     assert scored["add_bos"] is False and scored["rows"][0]["nll_sum"] > 0
     generated, events = engine.ok("generate", {"requests": [{"key": "k", "prompt": "def f("}], "max_new_tokens": 4})
-    assert generated == {"count": 1} and len(events) == 1
+    assert generated["count"] == 1 and len(events) == 1
 
 
 def test_decoding_imports_no_model() -> None:

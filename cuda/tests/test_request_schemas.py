@@ -78,7 +78,7 @@ def test_hints_say_what_to_use() -> None:
     assert refused.value.hint == "use one of fp32, fp16, bf16, int8, nf4, fp8"
     with pytest.raises(BadRequest) as refused:
         check_params("generate", {"requests": [], "beams": 4})
-    fields = "requests, n, temperature, top_p, max_new_tokens, seed, stop, add_bos, max_batch_rows"
+    fields = "requests, n, temperature, top_p, max_new_tokens, seed, stop, add_bos, max_batch_rows, sampler"
     assert refused.value.hint == f"use {fields}"
     with pytest.raises(BadRequest) as refused:
         check_params("score", {"rows": 3})

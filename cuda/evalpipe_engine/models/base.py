@@ -239,6 +239,21 @@ class NativeCausalLM(nn.Module):
 
         return StaticDecoder(self, prompt, n, capacity)
 
+    def decode_rows_for(self, capacity: int, cap: int) -> int:
+        """The most decode rows (at most `cap`) whose KV cache of `capacity` positions, and the sampler's
+        per-row work over the vocabulary, fit in 90% of the device's memory beside what is allocated now (a
+        function of the card and the model, not of the moment: the allocator's cached blocks are not counted).
+        On CPU: `cap`."""
+        if self.device.type != "cuda":
+            return cap
+        c = self.cfg
+        element = torch.empty((), dtype=self.act_dtype).element_size()
+        kv_row = capacity * c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim * element
+        sampler_row = c.vocab_size * 48  # float32 logits (two copies), float64 softmax, sort, cumsum, int64 order
+        total = torch.cuda.get_device_properties(self.device).total_memory
+        free = int(total * 0.9) - torch.cuda.memory_allocated(self.device)
+        return max(1, min(cap, free // (kv_row + sampler_row)))
+
     def open_batch_decoder(
         self, prompts: list[torch.Tensor], counts: list[int], capacity: int | None = None, *, slots: int | None = None
     ) -> Decoder:

@@ -106,6 +106,11 @@ export interface LoadResult {
   load_seconds: number;
   weight_bytes: number | null;
   backend?: string;
+  /** How generate decodes: `continuous` (one queue for the whole request, finished rows refilled every step) or
+   * `static` (batches that end with their longest sample). Absent: an engine before it said (static). */
+  batching?: 'continuous' | 'static';
+  /** The generate op's sampler (a run's samples are made with one: GENERATE_SAMPLER). */
+  sampler?: string;
   /** Whether the batch-invariant mode ran (the answer to LoadParams.deterministic). */
   deterministic?: boolean;
   /** Which fast paths ran (optional: manifests written before the engine reported them have none). */
@@ -194,13 +199,18 @@ export interface GenerateParams {
   seed: number;
   stop: string[];
   add_bos?: boolean;
-  /** Samples decoded together in one batch (the native engine). */
+  /** Samples decoded together in one batch (the native engine); absent: the engine's default (memory-sized rows for
+   * an engine that batches continuously). */
   max_batch_rows?: number;
+  /** The sampler the run's samples are made with (its identity); the engine refuses another than its own. */
+  sampler?: string;
 }
 
 export interface GenerateResult {
   /** Samples streamed as `partial` events. */
   count: number;
+  /** The most samples the engine decoded together (engines before it reported this: absent). */
+  batch_rows?: number;
 }
 
 export interface GeneratedSample {

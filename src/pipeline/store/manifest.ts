@@ -24,7 +24,9 @@ export interface Manifest {
    * How the work was batched on the latest attempt (--batch-size): not part of the run's identity, since with the
    * deterministic engine it cannot change a result; on the fast path it can, and this says what ran.
    */
-  batching?: { perplexity_rows_per_request: number; generate_samples_per_batch: number };
+  /** generate_samples_per_batch: the most samples decoded together (after the generate stage: what the engine
+   * used); generate_batching: how (absent before the stage ran, or in runs made before it was recorded). */
+  batching?: { perplexity_rows_per_request: number; generate_samples_per_batch: number; generate_batching?: 'continuous' | 'static' };
   /** The sandbox the execute stage ran in (the image tag names its recipe hash); a resume must use the same. */
   sandbox?: { image: string; image_id: string; recipe_sha: string };
   /**

@@ -112,7 +112,7 @@ export function plusTaskParts<Name extends string>(spec: PlusTaskSpec<Name>) {
         problems: await problemsOf(context),
         config: configOf(context),
         seed: context.config.seed,
-        batchSamples: context.settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
+        batchSamples: context.settings.batchSize,
         signal: context.signal,
         records: GENERATE,
         label: `${name} generate`,

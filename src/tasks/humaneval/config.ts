@@ -20,7 +20,15 @@ export interface HumanEvalConfig {
   /** `isolated` (--verdicts isolated): the verdict counted is made with the tests in their own process. Left out
    * (undefined) for the default mode, so runs made before the option existed keep their identity. */
   verdicts?: 'isolated' | undefined;
+  /** The engine's sampler the samples are drawn with (temperature > 0 on our engine; GENERATE_SAMPLER): part of
+   * the run's identity, so a run is never resumed with another sampler's samples. Absent when greedy or served by
+   * --backend openai (the server samples). */
+  sampler?: string | undefined;
 }
+
+/** The engine's sampler (cuda/evalpipe_engine/sampling.py SAMPLER; a test pins the two equal). Version 2 draws from
+ * counter-based uniforms on the GPU; version 1 (runs without a `sampler` field) drew from CPU generators. */
+export const GENERATE_SAMPLER = 'counter-splitmix64-v2';
 
 export const HUMANEVAL_OPTIONS = {
   humaneval: { type: 'string', describe: 'HumanEval .jsonl/.jsonl.gz in the original format [default: hub openai/openai_humaneval]' },
@@ -63,5 +71,6 @@ export function humanEvalConfigFrom(flags: Flags): HumanEvalConfig {
     timeoutS: positiveNumber(flagNumber(flags, 'timeout') ?? 3, '--timeout'),
     memoryMb: positiveInt(flagNumber(flags, 'memory-mb') ?? 1024, '--memory-mb'),
     verdicts: parseVerdictMode(flagString(flags, 'verdicts')) === 'isolated' ? 'isolated' : undefined,
+    sampler: temperature > 0 && flagString(flags, 'backend') !== 'openai' ? GENERATE_SAMPLER : undefined,
   };
 }

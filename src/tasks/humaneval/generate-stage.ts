@@ -63,10 +63,11 @@ export async function runGenerateStage(options: {
   run: RunDirectory;
   engine: () => Promise<ModelBackend>;
   problems: PromptProblem[];
-  config: Pick<HumanEvalConfig, 'n' | 'temperature' | 'topP' | 'maxNewTokens' | 'stop' | 'stripPrompt'>;
+  config: Pick<HumanEvalConfig, 'n' | 'temperature' | 'topP' | 'maxNewTokens' | 'stop' | 'stripPrompt' | 'sampler'>;
   seed: number;
-  /** Samples per request and per decode batch (--batch-size). */
-  batchSamples: number;
+  /** Samples per request and per decode batch (--batch-size); undefined: DEFAULT_GENERATE_BATCH_SAMPLES, or for an
+   * engine that batches continuously, the rows its memory allows. */
+  batchSamples: number | undefined;
   signal?: AbortSignal;
   /** The record file the samples go to: humaneval's records/generate.jsonl by default; another task that generates
    * completions the same way (humaneval-plus, mbpp-plus) passes its own stage's kind. */
@@ -77,28 +78,41 @@ export async function runGenerateStage(options: {
   const { config } = options;
   const records = await options.run.records(options.records ?? GENERATION_RECORDS);
   const total = options.problems.length * config.n;
-  const missing = (problem: PromptProblem) => missingSamples(problem.task_id, config.n, (key) => records.has(key)).length > 0;
-  const todo = problemGroups(options.problems, config.n, options.batchSamples).filter((group) => group.some(missing));
-  if (todo.length === 0) return;
+  const missingOf = (problem: PromptProblem) => missingSamples(problem.task_id, config.n, (key) => records.has(key));
+  const missing = (problem: PromptProblem) => missingOf(problem).length > 0;
+  const staticSamples = options.batchSamples ?? DEFAULT_GENERATE_BATCH_SAMPLES;
+  if (!options.problems.some(missing)) return;
   const engine = await options.engine();
+  // An engine that batches continuously takes every missing sample in one queue (one request per engine): rows are
+  // refilled as samples finish, so no batch waits for its longest sample. Otherwise the fixed problem groups.
+  const continuous = options.run.manifest.model?.batching === 'continuous';
+  const todo = continuous
+    ? evenParts(options.problems.filter(missing), engine.parallelism ?? 1)
+    : problemGroups(options.problems, config.n, staticSamples).filter((group) => group.some(missing));
   const progress = new Progress(options.label ?? 'generate', total, 'samples', process.stderr, records.size);
   const allSamples = Array.from({ length: config.n }, (_, index) => index);
   const breaker = new UnitFailureBreaker('generate');
+  let batchRowsUsed = 0;
 
-  const request = async (group: PromptProblem[], batchRows: number): Promise<void> => {
+  const request = async (group: PromptProblem[], batchRows: number | undefined): Promise<void> => {
     const prompts = new Map(group.map((problem) => [problem.task_id, promptForGeneration(problem.prompt, config.stripPrompt)]));
     const writes: Promise<void>[] = [];
+    // Continuous: only the missing samples (a resume skips finished ones); static: the whole fixed group again.
+    const samplesOf = (problem: PromptProblem) => (continuous ? missingOf(problem) : allSamples);
     try {
-      await engine.generate(
+      const result = await engine.generate(
         {
-          requests: group.map((problem) => ({ key: problem.task_id, prompt: prompts.get(problem.task_id)!, samples: allSamples })),
+          requests: group
+            .map((problem) => ({ key: problem.task_id, prompt: prompts.get(problem.task_id)!, samples: samplesOf(problem) }))
+            .filter((request) => request.samples.length > 0),
           n: config.n,
           temperature: config.temperature,
           top_p: config.topP,
           max_new_tokens: config.maxNewTokens,
           seed: options.seed,
           stop: config.stop,
-          max_batch_rows: batchRows,
+          ...(batchRows === undefined ? {} : { max_batch_rows: batchRows }),
+          ...(config.sampler === undefined ? {} : { sampler: config.sampler }),
         },
         {
           signal: options.signal,
@@ -119,12 +133,13 @@ export async function runGenerateStage(options: {
           },
         },
       );
+      batchRowsUsed = Math.max(batchRowsUsed, result.batch_rows ?? batchRows ?? 0);
     } finally {
       await Promise.all(writes);
     }
   };
 
-  const generateGroup = async (group: PromptProblem[], batchRows: number): Promise<void> => {
+  const generateGroup = async (group: PromptProblem[], batchRows: number | undefined): Promise<void> => {
     try {
       await request(group, batchRows);
       breaker.succeeded();
@@ -132,10 +147,16 @@ export async function runGenerateStage(options: {
       options.signal?.throwIfAborted();
       const action = unitErrorAction(error);
       if (action === 'stop') throw error;
-      if (action === 'split' && batchRows > 1) {
-        const smaller = Math.max(1, Math.floor(batchRows / 2));
+      const rows = batchRows ?? (batchRowsUsed || CONTINUOUS_ROWS_AFTER_OOM * 2);
+      if (action === 'split' && rows > 1) {
+        const smaller = Math.max(1, Math.floor(rows / 2));
         log.warn(`generate: ${unitErrorMessage(error)}; decoding ${group[0]!.task_id}'s group ${smaller} samples at a time`);
         return generateGroup(group, smaller);
+      }
+      if (group.length > 1 && continuous) {
+        // Halves, so that one failing problem costs a few requests, not one per problem.
+        for (const half of evenParts(group, 2)) await generateGroup(half, batchRows);
+        return;
       }
       if (group.length > 1) {
         for (const problem of group) await generateGroup([problem], batchRows);
@@ -154,9 +175,30 @@ export async function runGenerateStage(options: {
   // The fixed groups in one queue; with several engines (--devices) each takes the next group when it is free.
   await forEachInQueue(todo, engine.parallelism ?? 1, async (group) => {
     options.signal?.throwIfAborted();
-    await generateGroup(group, options.batchSamples);
+    await generateGroup(group, continuous ? options.batchSamples : staticSamples);
   });
   progress.finish();
+  const batching = options.run.manifest.batching;
+  if (batching && batchRowsUsed > 0) {
+    await options.run.updateManifest({
+      batching: { ...batching, generate_samples_per_batch: batchRowsUsed, generate_batching: continuous ? 'continuous' : 'static' },
+    });
+  }
+}
+
+/** Rows to retry with after an out-of-memory error when the engine chose the rows and did not say how many. */
+const CONTINUOUS_ROWS_AFTER_OOM = 128;
+
+/** At most `parts` contiguous, near-equal, non-empty parts of the list, in order. */
+export function evenParts<T>(items: readonly T[], parts: number): T[][] {
+  const count = Math.max(1, Math.min(parts, items.length));
+  const out: T[][] = [];
+  for (let part = 0, start = 0; part < count; part += 1) {
+    const end = Math.round(((part + 1) * items.length) / count);
+    if (end > start) out.push(items.slice(start, end));
+    start = end;
+  }
+  return out;
 }
 
 /** The record of a sample the engine could not generate: an empty completion that fails as `engine_error`. */

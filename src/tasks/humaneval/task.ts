@@ -55,7 +55,7 @@ const generateStage: Stage = {
       problems: await humanEvalProblems(context),
       config: context.config.humaneval,
       seed: context.config.seed,
-      batchSamples: context.settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
+      batchSamples: context.settings.batchSize,
       signal: context.signal,
     });
   },

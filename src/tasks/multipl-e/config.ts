@@ -25,6 +25,8 @@ export interface MultiplEConfig {
   maxNewTokens: number;
   stop: string[];
   stripPrompt: boolean;
+  /** The engine's sampler (HumanEvalConfig.sampler). */
+  sampler?: string | undefined;
   /** Wall-clock limit per candidate in its isolate, seconds. */
   timeoutS: number;
   /** The isolate's memoryLimit, MiB. */
@@ -62,6 +64,7 @@ export function multiplEConfigFrom(language: MultiplELanguage, flags: Flags): Mu
     maxNewTokens: sampling.maxNewTokens,
     stop: MULTIPL_E_STOP_SEQUENCES,
     stripPrompt: sampling.stripPrompt,
+    ...(sampling.sampler === undefined ? {} : { sampler: sampling.sampler }),
     timeoutS: positiveNumber(flagNumber(flags, `${language}-timeout`) ?? MULTIPL_E_DEFAULT_TIMEOUT_S, `--${language}-timeout`),
     memoryMb: positiveInt(flagNumber(flags, `${language}-memory-mb`) ?? MULTIPL_E_DEFAULT_MEMORY_MB, `--${language}-memory-mb`),
   };

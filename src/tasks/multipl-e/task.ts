@@ -73,7 +73,7 @@ export function multiplEParts(parts: MultiplETaskParts) {
         problems: problems.map((problem) => ({ task_id: problem.name, prompt: problem.prompt })),
         config: parts.config(context),
         seed: context.config.seed,
-        batchSamples: context.settings.batchSize ?? DEFAULT_GENERATE_BATCH_SAMPLES,
+        batchSamples: context.settings.batchSize,
         signal: context.signal,
         records: GENERATED,
         label: names.generate,

@@ -1,0 +1,104 @@
+"""Token choice on the logits' device: greedy argmax, or temperature / top_p sampling driven by counter-based
+uniforms, so that a decode step needs no host generator and no per-row host work to pick its tokens.
+
+Sampler version 2 (`SAMPLER`): the uniform of a sample's d-th draw (d = 0 for its first new token) is
+
+    x = seed + (d + 1) * 0x9E3779B97F4A7C15          (mod 2**64; seed = generation.sample_seed(...))
+    z = splitmix64 finalizer of x                     (xor-shift-multiply by 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+    u = (z >> 11) * 2**-53                            (53 bits, in [0, 1))
+
+a pure function of (seed, d): computed in int64 tensor arithmetic (wrapping, with masked right shifts), it is the
+same on every device and whatever the batch, and `uniform_reference` is the same function in Python integers (the
+tests pin one against the other). Version 1 drew u from one CPU torch.Generator per sample (`torch.rand`, one host
+call per row per step); the tokens sampled with temperature > 0 differ between the versions, greedy tokens do not.
+
+The pick from u is unchanged: softmax(logits / T) in float64, tokens sorted by probability (stable), cut to the
+nucleus (the smallest prefix whose mass reaches top_p), and the first token whose cumulative mass exceeds u times
+the nucleus mass.
+"""
+
+from __future__ import annotations
+
+import torch
+
+SAMPLER = "counter-splitmix64-v2"
+
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(value: int) -> int:
+    """A 64-bit constant as the int64 it is in two's complement."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_GOLDEN_I64 = _signed(_GOLDEN)
+_MIX1_I64 = _signed(_MIX1)
+_MIX2_I64 = _signed(_MIX2)
+
+
+def _shift_right(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 values (torch's >> is arithmetic: the sign bits are masked off)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def uniforms(seeds: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """u in [0, 1) (float64) of each row's draw: seeds and draws are int64 tensors of one shape, on one device."""
+    x = seeds + (draws + 1) * _GOLDEN_I64
+    z = (x ^ _shift_right(x, 30)) * _MIX1_I64
+    z = (z ^ _shift_right(z, 27)) * _MIX2_I64
+    z = z ^ _shift_right(z, 31)
+    return _shift_right(z, 11).to(torch.float64) * (2.0**-53)
+
+
+def uniform_reference(seed: int, draw: int) -> float:
+    """`uniforms` for one (seed, draw), in Python integers: the definition the tensor arithmetic is tested against."""
+    x = (seed + (draw + 1) * _GOLDEN) & _MASK64
+    z = ((x ^ (x >> 30)) * _MIX1) & _MASK64
+    z = ((z ^ (z >> 27)) * _MIX2) & _MASK64
+    z ^= z >> 31
+    return (z >> 11) * 2.0**-53
+
+
+def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor | None) -> torch.Tensor:
+    """One token per row of logits ([m, vocab] float32) as an int64 tensor on the logits' device. temperature 0:
+    argmax (u unused). Otherwise u ([m] float64 on the same device) picks by inverse CDF inside the nucleus."""
+    if temperature == 0.0:
+        return torch.argmax(logits, dim=-1)
+    if u is None:
+        raise ValueError("sampling with temperature > 0 needs one uniform per row")
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    if top_p < 1.0:
+        sorted_p = sorted_p * ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p)
+    cdf = torch.cumsum(sorted_p, dim=-1)
+    target = (u * cdf[:, -1]).unsqueeze(-1)
+    # First index whose cdf exceeds u * mass: a token of non-zero probability inside the nucleus.
+    pick = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)
+    return order.gather(-1, pick).squeeze(-1)
+
+
+def choose_tokens(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    seeds: torch.Tensor | None,
+    draws: torch.Tensor | None,
+    *,
+    per_row: bool = False,
+) -> torch.Tensor:
+    """One token per row of logits ([m, vocab] float32, any device), as an int64 tensor on that device; row r draws
+    its uniform from (seeds[r], draws[r]) (int64 tensors on that device; unused when greedy). A row's pick depends
+    only on its logits, its seed and its draw index, not on the batch. `per_row` (the deterministic mode) samples
+    each row on its own [1, vocab] tensor, so that not even the softmax's reduction strategy can depend on the number
+    of rows (argmax is exact either way)."""
+    if temperature == 0.0:
+        return pick_tokens(logits, 0.0, top_p, None)
+    if seeds is None or draws is None:
+        raise ValueError("sampling with temperature > 0 needs each row's seed and draw index")
+    u = uniforms(seeds, draws)
+    if per_row and logits.shape[0] > 1:
+        return torch.cat([pick_tokens(logits[r : r + 1], temperature, top_p, u[r : r + 1]) for r in range(len(u))])
+    return pick_tokens(logits, temperature, top_p, u)

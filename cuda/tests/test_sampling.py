@@ -1,0 +1,127 @@
+"""The counter-based sampler (sampling.py) and the byte-level stop check (stop_matcher.py)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from evalpipe_engine.generation import DEFAULT_STOP, _find_stop, sample_seed
+from evalpipe_engine.sampling import choose_tokens, uniform_reference, uniforms
+from evalpipe_engine.stop_matcher import ByteStopMatcher
+
+TRAINED_TOKENIZER = Path(__file__).parents[1] / "evalpipe_engine" / "trained" / "tiny-starcoder2" / "tokenizer.json"
+
+
+def test_uniforms_are_the_reference_function_in_int64_arithmetic() -> None:
+    rng = random.Random(5)
+    seeds = [0, 1, (1 << 63) - 1, *(rng.randrange(1 << 63) for _ in range(200))]
+    draws = [rng.randrange(0, 5000) for _ in seeds]
+    got = uniforms(torch.tensor(seeds), torch.tensor(draws)).tolist()
+    assert got == [uniform_reference(s, d) for s, d in zip(seeds, draws, strict=True)]
+    assert all(0.0 <= u < 1.0 for u in got)
+
+
+def test_uniforms_of_one_sample_look_uniform() -> None:
+    seed = sample_seed(0, "HumanEval/0", 3)
+    u = uniforms(torch.full((20000,), seed), torch.arange(20000)).tolist()
+    assert len(set(u)) == 20000
+    deciles = Counter(int(x * 10) for x in u)
+    assert all(abs(deciles[d] - 2000) < 200 for d in range(10)), deciles
+
+
+def _draws(logits: torch.Tensor, temperature: float, top_p: float, count: int, seed: int = 9) -> list[int]:
+    rows = logits.expand(count, -1)
+    return choose_tokens(rows, temperature, top_p, torch.full((count,), seed), torch.arange(count)).tolist()
+
+
+def test_choose_tokens_greedy_and_nucleus() -> None:
+    logits = torch.tensor([0.0, 3.0, 2.0, 1.0, -1.0])
+    assert choose_tokens(logits[None], 0.0, 1.0, None, None).tolist() == [1]
+    probs = torch.softmax(logits.double(), -1)
+    # The nucleus is the smallest set of most likely tokens whose mass reaches top_p.
+    assert set(_draws(logits, 1.0, float(probs[1]) * 0.99, 200)) == {1}
+    top2 = float(probs[1] + probs[2])
+    assert set(_draws(logits, 1.0, top2 * 0.999, 300)) == {1, 2}
+    assert set(_draws(logits, 1.0, top2 * 1.001, 600)) == {1, 2, 3}
+    # Full distribution: frequencies follow softmax(logits / T).
+    counts = Counter(_draws(logits, 2.0, 1.0, 4000))
+    target = torch.softmax(logits.double() / 2.0, -1)
+    for token in range(5):
+        assert counts[token] / 4000 == pytest.approx(float(target[token]), abs=0.03)
+
+
+def test_choose_tokens_rows_are_independent_of_the_batch() -> None:
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(1))
+    seeds = torch.tensor([sample_seed(0, "k", i) for i in range(6)])
+    draws = torch.tensor([0, 3, 7, 1, 0, 40])
+    batched = choose_tokens(logits, 0.9, 0.95, seeds, draws).tolist()
+    alone = [choose_tokens(logits[i : i + 1], 0.9, 0.95, seeds[i : i + 1], draws[i : i + 1]).item() for i in range(6)]
+    assert batched == alone
+    assert choose_tokens(logits, 0.9, 0.95, seeds, draws, per_row=True).tolist() == batched
+    assert choose_tokens(logits, 0.0, 1.0, None, None).tolist() == logits.argmax(-1).tolist()
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer.from_file(str(TRAINED_TOKENIZER))
+
+
+def test_token_bytes_concatenate_to_the_decoded_text(tokenizer: Tokenizer) -> None:
+    matcher = ByteStopMatcher.build(tokenizer, DEFAULT_STOP)
+    assert matcher is not None
+    rng = random.Random(3)
+    vocab = tokenizer.get_vocab_size()
+    for _ in range(300):
+        ids = [rng.randrange(vocab) for _ in range(rng.randrange(1, 30))]
+        text = b"".join(matcher.token_bytes[i] for i in ids).decode("utf-8", errors="replace")
+        assert text == tokenizer.decode(ids, skip_special_tokens=False), ids
+
+
+def _first_stop_by_decoding(tokenizer: Tokenizer, ids: list[int], stops: tuple[str, ...]) -> int | None:
+    for end in range(1, len(ids) + 1):
+        if _find_stop(tokenizer.decode(ids[:end], skip_special_tokens=False), stops) is not None:
+            return end - 1
+    return None
+
+
+def _first_stop_by_bytes(matcher: ByteStopMatcher, ids: list[int]) -> int | None:
+    tail = b""
+    for at, token in enumerate(ids):
+        hit, tail = matcher.advance(tail, token)
+        if hit:
+            return at
+    return None
+
+
+def test_byte_stop_check_finds_the_first_stop_a_decode_finds(tokenizer: Tokenizer) -> None:
+    stops = (*DEFAULT_STOP, "é€", "x")
+    matcher = ByteStopMatcher.build(tokenizer, stops)
+    assert matcher is not None
+    code = "def f(x):\n    return x\n\nclass A:\n    pass\n# done é€ <file_sep>\nif True:\n    print(1)\n"
+    pieces = tokenizer.encode(code, add_special_tokens=False).ids
+    rng = random.Random(11)
+    vocab = tokenizer.get_vocab_size()
+    for trial in range(200):
+        ids = (
+            list(pieces)
+            if trial == 0
+            else [rng.choice(pieces) if rng.random() < 0.7 else rng.randrange(vocab) for _ in range(40)]
+        )
+        for chosen in (stops, DEFAULT_STOP, ("\n",)):
+            m = ByteStopMatcher.build(tokenizer, chosen)
+            assert m is not None
+            assert _first_stop_by_bytes(m, ids) == _first_stop_by_decoding(tokenizer, ids, chosen), (ids, chosen)
+
+
+def test_a_tokenizer_that_is_not_byte_level_has_no_matcher() -> None:
+    from tokenizers import decoders, models
+
+    plain = Tokenizer(models.WordLevel({"a": 0, "b": 1}, unk_token="a"))
+    plain.decoder = decoders.Metaspace()
+    assert ByteStopMatcher.build(plain, DEFAULT_STOP) is None
+    assert ByteStopMatcher.build(Tokenizer.from_file(str(TRAINED_TOKENIZER)), ()) is None
