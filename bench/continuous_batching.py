@@ -9,8 +9,10 @@ not reach (so the byte-level stop check runs on every token, as in an evaluation
 engine's default (one batch of as many rows as memory allows, finished rows refilled from the queue); for the
 baseline mode (the first) the same samples also run `static` (the engine before: groups of --rows consecutive
 samples, each decoded until its longest sample ends) and `continuous` at --rows. Reports output tokens/s, wall
-seconds, peak memory, the rows and the share of the loop's time spent in host code (generation.HostClock: from a
-step's tokens reaching the host to the next launch; the GPU is idle then).
+seconds, peak memory, the rows and the share of the loop's wall time the GPU spends outside the model steps,
+admission prefills and token choices (generation.HostClock, CUDA events: host code and the small copies between).
+The baseline mode also runs continuous without overlap (each step launched only after the host has seen the
+previous step's tokens).
 
     python bench/continuous_batching.py --modes bf16,fp8,int8,nf4 --out bench/results/cb-h200-DATE.json
 """
@@ -67,7 +69,7 @@ def workload(vocab: int, n: int, seed: int) -> list[PromptSamples]:
     return out
 
 
-def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None) -> dict[str, Any]:
+def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None, overlap: bool = True) -> dict[str, Any]:
     tokens = 0
 
     def emit(event: str, data: dict[str, Any]) -> None:
@@ -79,7 +81,15 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None) -> dic
     clock = HostClock()
     t0 = time.perf_counter()
     count, batch_rows = decode_prompts(
-        loaded, work, temperature=0.8, top_p=0.95, stop=UNREACHED_STOPS, max_batch_rows=rows, emit=emit, clock=clock
+        loaded,
+        work,
+        temperature=0.8,
+        top_p=0.95,
+        stop=UNREACHED_STOPS,
+        max_batch_rows=rows,
+        emit=emit,
+        clock=clock,
+        overlap=overlap,
     )
     torch.cuda.synchronize()
     s = time.perf_counter() - t0
@@ -90,7 +100,7 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None) -> dic
         "seconds": s,
         "output_tokens_per_s": tokens / s,
         "steps": clock.steps,
-        "host_share": clock.host_s / s,
+        "host_share": 1.0 - clock.busy_s() / s,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
 
@@ -160,6 +170,8 @@ def main() -> int:
         row["continuous"] = run(loaded, work, None)
         log(f"{mode} continuous {json.dumps(row['continuous'])}")
         if mode == modes[0]:
+            row["continuous_no_overlap"] = run(loaded, work, None, overlap=False)
+            log(f"{mode} continuous without overlap {json.dumps(row['continuous_no_overlap'])}")
             row[f"continuous_{args.rows}"] = run(loaded, work, args.rows)
             log(f"{mode} continuous at {args.rows} {json.dumps(row[f'continuous_{args.rows}'])}")
             model.admits_rows = False  # type: ignore[misc]

@@ -17,7 +17,7 @@ What the engine calls, and where:
 | `next_token_logits` | generation.RecomputeDecoder, quality.py | logits after a whole sequence |
 | `open_decoder` | generation (one prompt at a time) | n samples of one prompt |
 | `batches_prompts`, `open_batch_decoder` | generation | samples of several prompts in one batch |
-| `admits_rows`, `decode_rows_for` | generation (continuous batching) | rows admitted into a running batch; how many fit |
+| `admits_rows`, `decode_rows_for` | generation (continuous) | rows admitted into a running batch; how many fit |
 | `score_minibatch` | bench.run_bench | the timed latency unit |
 """
 

@@ -84,6 +84,16 @@ def decode_kernel_enabled() -> bool:
     return env_switch(KERNEL_ENV)
 
 
+def to_device(values: Sequence[int], device: torch.device) -> torch.Tensor:
+    """An int64 tensor of `values` on `device`; on CUDA through pinned memory, asynchronously, so that the host does
+    not wait for the work already queued (a copy from pageable memory would: the overlapped generate loop relies on
+    it)."""
+    host = torch.tensor(list(values), dtype=torch.int64)
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
+
+
 def batch_bucket(n: int, rows: int) -> int:
     """The batch size a step runs for n live samples in a cache of `rows` rows: n rounded up to 1, 2, 4, 8, 16,
     then a multiple of 16, never more than `rows`. One CUDA graph per bucket."""
@@ -168,10 +178,10 @@ class StaticDecoder:
         hidden = model.forward(packed.ids, packed)
         packed.kv_out = None
         bounds = packed.bounds
-        last = torch.tensor([b - 1 for b in bounds[1:]], device=self.device)
+        last = to_device([b - 1 for b in bounds[1:]], self.device)
         per_prompt = model.compute_logits(hidden[last]).float()
         del hidden
-        repeat = torch.tensor(counts, device=self.device)
+        repeat = to_device(counts, self.device)
         first = per_prompt.repeat_interleave(repeat, dim=0, output_size=m).contiguous()
         prompt_lengths = [bounds[i + 1] - bounds[i] for i in range(len(prompts))]
         new_lengths = [length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)]
@@ -190,7 +200,7 @@ class StaticDecoder:
                 vc[row : row + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
                 row += c
         del kv
-        self._lens[row0 : row0 + m] = torch.tensor(new_lengths, dtype=torch.int64, device=self.device)
+        self._lens[row0 : row0 + m] = to_device(new_lengths, self.device)
         self.lengths.extend(new_lengths)
         self.n = row0 + m
         self._rebucket()
@@ -255,7 +265,7 @@ class StaticDecoder:
             self.lengths, self.n = [], 0
             return
         if rows != list(range(m)):
-            idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+            idx = to_device(rows, self.device)
             used = max(self.lengths[r] for r in rows)
             for cache in (*self._k, *self._v):
                 cache[:m, :, :used] = cache[:, :, :used].index_select(0, idx)

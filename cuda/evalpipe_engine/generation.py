@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 
 from .backend import Decoder
+from .decoding import to_device
 from .errors import BadRequest
 from .request_schemas import check_params
 from .sampling import SAMPLER, choose_tokens
@@ -246,14 +247,15 @@ def decode_prompts(
     ignore_eos: bool = False,
     on_step: StepHook | None = None,
     clock: HostClock | None = None,
+    overlap: bool | None = None,
 ) -> Decoded:
     """Decode the samples of prompts given as token ids (each non-empty and shorter than the model's positions;
     keys unique), emitting one `partial` per finished sample as the generate op does. Returns the samples emitted
     and the batch's rows. With the native model the samples of consecutive prompts share batches of up to
     max_batch_rows rows (None: DEFAULT_MAX_BATCH_ROWS, or for a backend that batches continuously as many as its
     memory allows, at most MAX_CONTINUOUS_ROWS). `ignore_eos` (the HTTP server's vLLM extension): EOS does not end a
-    sample, which then runs to its budget. `clock` (benchmarks): the host time between a step's tokens reaching the
-    host and the next launch."""
+    sample, which then runs to its budget. `clock` (benchmarks): the device time of the steps, admissions and token
+    choices. `overlap`: launch each step before its tokens reach the host (default: on CUDA; _decode_continuous)."""
     facts = loaded.facts
     tokenizer = loaded.tokenizer
     eos_ids: set[int] = set() if ignore_eos else set(loaded.eos_token_ids)
@@ -275,7 +277,7 @@ def decode_prompts(
     batched = loaded.backend.batches_prompts
     matcher = ByteStopMatcher.build(tokenizer, stop)
     rules = _TokenRules(
-        temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic, matcher, clock or HostClock()
+        temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic, matcher, clock or _NoClock()
     )
     backend = loaded.backend
     if batched and backend.admits_rows:
@@ -284,7 +286,8 @@ def decode_prompts(
             capacity = max((len(u.prompt) + u.budget for u in units), default=1)
             wanted = min(MAX_CONTINUOUS_ROWS, max(1, sum(len(u.samples) for u in units)))
             rows = backend.decode_rows_for(capacity, wanted)
-        return Decoded(_decode_continuous(backend, units, rows, rules, emit, on_token, on_step), rows)
+        count = _decode_continuous(backend, units, rows, rules, emit, on_token, on_step, overlap)
+        return Decoded(count, rows)
     rows = DEFAULT_MAX_BATCH_ROWS if max_batch_rows is None else max_batch_rows
     count = 0
     for group in _batches(units, rows if batched else None):
@@ -298,22 +301,46 @@ class Decoded(NamedTuple):
 
 
 class HostClock:
-    """Host time between a step's tokens reaching the host (the GPU idle from then on) and the next launch: the
-    share of the loop spent in host code (benchmarks; the generate op's clock is never read)."""
+    """What the loop's device spends on its work (benchmarks): each model step, admission prefill and token choice
+    is bracketed by CUDA events (on CPU: the host clock), and `busy_s()` sums them once the work is done; the rest of
+    the loop's wall time is host code and the small copies between (1 - busy / wall: the host share). The generate
+    op runs without one."""
 
     def __init__(self) -> None:
-        self.host_s = 0.0
         self.steps = 0
-        self._since: float | None = None
+        self._spans: list[tuple[Any, Any]] = []
+        self._host_s = 0.0
 
-    def synced(self) -> None:
-        self._since = time.perf_counter()
+    def timed(
+        self, device: torch.device, work: Callable[..., torch.Tensor], *args: Any, a_step: bool = False, **kw: Any
+    ) -> torch.Tensor:
+        """work(*args, **kw), timed; `a_step`: it is a decode step (counted)."""
+        self.steps += int(a_step)
+        if device.type != "cuda":
+            t0 = time.perf_counter()
+            out = work(*args, **kw)
+            self._host_s += time.perf_counter() - t0
+            return out
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = work(*args, **kw)
+        end.record()
+        self._spans.append((start, end))
+        return out
 
-    def launching(self) -> None:
-        if self._since is not None:
-            self.host_s += time.perf_counter() - self._since
-            self.steps += 1
-            self._since = None
+    def busy_s(self) -> float:
+        if self._spans:
+            self._spans[-1][1].synchronize()
+        return self._host_s + sum(a.elapsed_time(b) for a, b in self._spans) / 1000.0
+
+
+class _NoClock(HostClock):
+    """The generate op's: the work, untimed."""
+
+    def timed(
+        self, device: torch.device, work: Callable[..., torch.Tensor], *args: Any, a_step: bool = False, **kw: Any
+    ) -> torch.Tensor:
+        return work(*args, **kw)
 
 
 @dataclass
@@ -390,8 +417,8 @@ def _decode_group(
                 active = [active[r] for r in still]
             else:  # finished rows stay in the batch, fed a placeholder token, their logits ignored
                 fed = [fed[still.index(r)] if r in still else 0 for r in range(len(active))]
-        rules.clock.launching()
-        logits = decoder.step(torch.tensor(fed, dtype=torch.long))
+        fed_tokens = torch.tensor(fed, dtype=torch.long)
+        logits = rules.clock.timed(logits.device, decoder.step, fed_tokens, a_step=True)
 
 
 @dataclass(frozen=True)
@@ -457,7 +484,9 @@ def _advance(
         # Each sample's key and draw index (its tokens so far): the counter-based sampler needs nothing else.
         counters = torch.tensor([[s.seed for _, s in pairs], [len(s.tokens) for _, s in pairs]], dtype=torch.long)
         seeds, draws = counters.to(logits.device)
-    picks = choose_tokens(rows, rules.temperature, rules.top_p, seeds, draws, per_row=rules.deterministic).tolist()
+    picks = rules.clock.timed(
+        rows.device, choose_tokens, rows, rules.temperature, rules.top_p, seeds, draws, per_row=rules.deterministic
+    ).tolist()
     done, still, fed = 0, [], []
     for (unit, s), row, token in zip(pairs, logit_rows, picks, strict=True):
         if _take_token(unit, s, token, logits[row], rules, emit, on_token):
@@ -486,14 +515,20 @@ def _decode_continuous(
     emit: Emit,
     on_token: TokenHook | None,
     on_step: StepHook | None,
+    overlap: bool | None = None,
 ) -> int:
     """Continuous batching: one decoder of `max_rows` rows for the whole request. It starts with the first
     prompts' samples (up to max_rows); whenever samples finish, the next prompts' samples are admitted into the
     freed rows (prefilled together, then decoded with the others) once an eighth of the rows is free, so the batch
     stays full until the queue is empty, instead of every batch waiting for its longest sample. The batch's step
-    size is held at max_rows while prompts wait (one CUDA graph), then shrinks with the tail. A sample's tokens
-    depend only on its logits and its own generator: with --deterministic (batch-invariant kernels) the same bits as
-    any other batching."""
+    size is held at max_rows while prompts wait (one CUDA graph), then shrinks with the tail.
+
+    Tokens are picked on the device, each row's uniform from its (seed, draw index) kept there (`_RowCounters`).
+    With `overlap` (default: on CUDA without an on_token hook) the next step is launched with the picked tokens
+    before they reach the host, so the host's stop checks and records run while the GPU computes: a sample that
+    finished takes one step more, whose token is dropped with its row. A sample's tokens depend only on its logits,
+    its seed and its draw index: with --deterministic (batch-invariant kernels) the same bits as any other batching,
+    overlapped or not."""
     queue = deque(_admission_parts(units, max_rows))
     if not queue:
         return 0
@@ -512,30 +547,111 @@ def _decode_continuous(
     )
     rows = [(unit, sample) for unit in first for sample in unit.samples]  # rows[r]: the decoder's row r
     logits = decoder.first_logits
+    device = logits.device
+    if overlap is None:
+        overlap = device.type == "cuda"
+    overlap = overlap and on_token is None
+    counters = _RowCounters(device, [s.seed for _, s in rows], rules.temperature != 0.0)
     threshold = max(1, max_rows // 8)
     decoder.hold_bucket(max_rows if queue else None)
     count = 0
     while True:
-        done, still, fed = _advance(rows, list(range(len(rows))), logits, rules, emit, on_token)
-        count += done
+        picked = rules.clock.timed(
+            device,
+            choose_tokens,
+            logits,
+            rules.temperature,
+            rules.top_p,
+            counters.seeds,
+            counters.draws,
+            per_row=rules.deterministic,
+        )
+        copy = _HostCopy(picked)
+        ahead: torch.Tensor | None = None
+        if overlap:
+            # every row, finished or not: the host has not seen the tokens yet
+            ahead = rules.clock.timed(device, decoder.step, picked, a_step=True)
+        tokens = copy.wait()
+        still: list[int] = []
+        for r, ((unit, s), token) in enumerate(zip(rows, tokens, strict=True)):
+            if _take_token(unit, s, token, logits[r] if on_token is not None else logits[:0], rules, emit, on_token):
+                count += 1
+            else:
+                still.append(r)
         if on_step is not None:
             on_step()
-        if len(still) != len(rows):
+        counters.advance()
+        parts: list[torch.Tensor] = []
+        kept = len(still) != len(rows)
+        if kept:
             decoder.keep(still)
+            counters.keep(still)
             rows = [rows[r] for r in still]
+        if ahead is not None:
+            if rows:
+                parts.append(ahead[to_device(still, device)] if kept else ahead)
+        elif rows:
+            fed = picked[to_device(still, device)] if kept else picked
+            parts.append(rules.clock.timed(device, decoder.step, fed, a_step=True))
         admitted = take(decoder.free_rows) if queue and (decoder.free_rows >= threshold or not rows) else []
         if not rows and not admitted:
             return count
-        parts: list[torch.Tensor] = []
-        rules.clock.launching()
-        if rows:
-            parts.append(decoder.step(torch.tensor(fed, dtype=torch.long)))
         if admitted:
-            parts.append(decoder.admit([u.prompt for u in admitted], [len(u.samples) for u in admitted]))
-            rows += [(unit, sample) for unit in admitted for sample in unit.samples]
+            prompts, counts = [u.prompt for u in admitted], [len(u.samples) for u in admitted]
+            parts.append(rules.clock.timed(device, decoder.admit, prompts, counts))
+            new_rows = [(unit, sample) for unit in admitted for sample in unit.samples]
+            counters.extend([s.seed for _, s in new_rows])
+            rows += new_rows
             if not queue:
                 decoder.hold_bucket(None)
         logits = parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class _RowCounters:
+    """Each decoder row's sampler key and draw index, on the device, kept aligned with the rows (greedy: none)."""
+
+    def __init__(self, device: torch.device, seeds: list[int], sampling: bool) -> None:
+        self._device = device
+        self.seeds: torch.Tensor | None = None
+        self.draws: torch.Tensor | None = None
+        if sampling:
+            self.seeds = to_device(seeds, device)
+            self.draws = torch.zeros_like(self.seeds)
+
+    def advance(self) -> None:
+        if self.draws is not None:
+            self.draws += 1
+
+    def keep(self, rows: list[int]) -> None:
+        if self.seeds is not None and self.draws is not None:
+            index = to_device(rows, self._device)
+            self.seeds, self.draws = self.seeds[index], self.draws[index]
+
+    def extend(self, seeds: list[int]) -> None:
+        if self.seeds is not None and self.draws is not None:
+            fresh = to_device(seeds, self._device)
+            self.seeds = torch.cat([self.seeds, fresh])
+            self.draws = torch.cat([self.draws, torch.zeros_like(fresh)])
+
+
+class _HostCopy:
+    """A device tensor of tokens on its way to the host: on CUDA an asynchronous copy into pinned memory that
+    `wait` completes (the work queued after it goes on); elsewhere the values at once."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self._event: Any = None
+        if tokens.device.type == "cuda":
+            self._host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+            self._host.copy_(tokens, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = tokens
+
+    def wait(self) -> list[int]:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._host.tolist()
 
 
 def _finish(s: _Sample, tokenizer: Any, stops: tuple[str, ...]) -> None:
