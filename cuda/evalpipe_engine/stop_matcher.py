@@ -13,8 +13,34 @@ generate loop decodes the last tokens of each row instead (generation.py), as be
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
+
+# Each tokenizer's table of token bytes (None: not a plain byte-level vocabulary), built once: every generate
+# request and HTTP batch builds a matcher, and the table walks the whole vocabulary.
+_TOKEN_BYTES: weakref.WeakKeyDictionary[Any, list[bytes] | None] = weakref.WeakKeyDictionary()
+
+
+def _token_bytes(tokenizer: Any) -> list[bytes] | None:
+    """The bytes of every token id of a byte-level tokenizer (an added token: its content), or None when an entry
+    lies outside the byte alphabet."""
+    alphabet = _byte_level_alphabet()
+    added = {int(i): tok.content for i, tok in tokenizer.get_added_tokens_decoder().items()}
+    table: list[bytes] = []
+    for token_id in range(tokenizer.get_vocab_size()):
+        if token_id in added:
+            table.append(added[token_id].encode("utf-8"))
+            continue
+        piece = tokenizer.id_to_token(token_id)
+        if piece is None:
+            table.append(b"")
+            continue
+        try:
+            table.append(bytes(alphabet[c] for c in piece))
+        except KeyError:
+            return None
+    return table
 
 
 def _byte_level_alphabet() -> dict[str, int]:
@@ -44,21 +70,11 @@ class ByteStopMatcher:
         concatenation of per-token bytes."""
         if not stops or type(getattr(tokenizer, "decoder", None)).__name__ != "ByteLevel":
             return None
-        alphabet = _byte_level_alphabet()
-        added = {int(i): tok.content for i, tok in tokenizer.get_added_tokens_decoder().items()}
-        table: list[bytes] = []
-        for token_id in range(tokenizer.get_vocab_size()):
-            if token_id in added:
-                table.append(added[token_id].encode("utf-8"))
-                continue
-            piece = tokenizer.id_to_token(token_id)
-            if piece is None:
-                table.append(b"")
-                continue
-            try:
-                table.append(bytes(alphabet[c] for c in piece))
-            except KeyError:
-                return None  # a vocabulary entry outside the byte alphabet: not a plain byte-level vocabulary
+        if tokenizer not in _TOKEN_BYTES:
+            _TOKEN_BYTES[tokenizer] = _token_bytes(tokenizer)
+        table = _TOKEN_BYTES[tokenizer]
+        if table is None:
+            return None
         encoded = tuple(s.encode("utf-8") for s in stops)
         return ByteStopMatcher(table, encoded, max(len(s) for s in encoded) - 1)
 
