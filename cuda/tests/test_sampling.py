@@ -10,7 +10,8 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from evalpipe_engine.generation import DEFAULT_STOP, _find_stop, sample_seed
+from evalpipe_engine.generation import DEFAULT_STOP, sample_seed
+from evalpipe_engine.sample_rules import find_stop as _find_stop
 from evalpipe_engine.sampling import choose_tokens, uniform_reference, uniforms
 from evalpipe_engine.stop_matcher import ByteStopMatcher
 
@@ -125,3 +126,37 @@ def test_a_tokenizer_that_is_not_byte_level_has_no_matcher() -> None:
     plain.decoder = decoders.Metaspace()
     assert ByteStopMatcher.build(plain, DEFAULT_STOP) is None
     assert ByteStopMatcher.build(Tokenizer.from_file(str(TRAINED_TOKENIZER)), ()) is None
+
+
+def test_stop_transition_table_gives_the_answers_advance_gives(tokenizer: Tokenizer) -> None:
+    """The token automaton of the continuous loop's device check (stop_transitions): walking it from state 0 over
+    random token streams (mostly pieces of code, so that stops occur) hits a stop at exactly the token where
+    `advance` does, for the HumanEval stops, overlapping ones and multi-byte ones; ids past the tokenizer's vocabulary
+    (the model's padding) change nothing."""
+    from evalpipe_engine.stop_matcher import stop_transitions
+
+    code = "def f(x):\n    return x\n\nclass A:\n    pass\n# done é€ <file_sep>\nif True:\n    print(1)\n"
+    pieces = tokenizer.encode(code, add_special_tokens=False).ids
+    vocab = tokenizer.get_vocab_size()
+    padded = vocab + 7
+    rng = random.Random(5)
+    for stops in (DEFAULT_STOP, (*DEFAULT_STOP, "é€", "x"), ("\n\n", "\n \n", "aa", "aab"), ("\n",)):
+        matcher = ByteStopMatcher.build(tokenizer, stops)
+        assert matcher is not None
+        table = stop_transitions(matcher, padded)
+        assert table.shape[1] == padded and table.dtype.name == "int32"
+        assert stop_transitions(matcher, padded) is table  # built once
+        hits = 0
+        for _ in range(150):
+            state, tail = 0, b""
+            for _ in range(40):
+                roll = rng.random()
+                token = rng.choice(pieces) if roll < 0.7 else rng.randrange(vocab if roll < 0.95 else padded)
+                hit, tail = matcher.advance(tail, token)
+                moved = int(table[state, token])
+                assert bool(moved & 1) == hit, (stops, tail, token)
+                if hit:
+                    hits += 1
+                    break
+                state = moved >> 1
+        assert hits > 20  # the walks met stops
