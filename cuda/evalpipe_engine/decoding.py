@@ -17,7 +17,9 @@ masked SDPA instead.
     logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
     dec.keep([0, 2])                     # finished samples leave; n shrinks
     dec = StaticDecoder(model, [p0], [n0], capacity=..., slots=256)   # room for 256 rows in all
-    first = dec.admit([p2], [n2])        # continuous batching: new samples prefilled into free rows [n, n + n2)
+    dec.retire([1, 5])                   # continuous batching: finished rows become holes, nothing moves
+    first = dec.admit([p2], [n2])        # new samples prefilled into the holes, then rows past n:
+                                         # first.rows are their rows, first.logits their first logits
     dec.hold_bucket(256)                 # steps run for 256 rows (one graph) while the batch is kept full
 
 - Prefill: the prompts go once through the model's forward with a packed PrefillContext whose `kv_out` collects
@@ -43,6 +45,11 @@ masked SDPA instead.
   compacts the kept rows to the front of the cache (a gather of the valid positions, no allocation of the cache)
   and only when the rounded batch size changes is the graph dropped and captured again at the next step. On CPU
   (and on CUDA with the cuda_graphs switch off) the same static step runs eagerly.
+- Holes (continuous batching): `retire(rows)` frees rows without moving any cache (the compaction `keep` does is a
+  read and write of every live row's keys and values: at 1024 rows of 600 positions about 18 GB, ~10 ms on the
+  H200, once per finished sample's step); a hole is stepped like a padding row (its length reset to 0, so its
+  attention reads one position), its token and logits ignored, until `admit` prefills a new sample into it.
+  Trailing holes shrink n.
 - Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`) unless the decode_kernel switch
   is off; then, and on CPU, a masked SDPA over
   the whole static cache (same function, same static shapes), or the real kernel through Triton's interpreter
@@ -54,7 +61,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -101,6 +108,14 @@ def batch_bucket(n: int, rows: int) -> int:
     return min(b, rows)
 
 
+class Admitted(NamedTuple):
+    """What `admit` gives: the new samples' rows (holes first, then rows past the old n) and their first
+    next-token logits [len(rows), vocab] float32, row i's for rows[i]."""
+
+    rows: list[int]
+    logits: torch.Tensor
+
+
 class StaticDecoder:
     """Incremental decoding of samples of one or more prompts with a static cache and (on CUDA) one graph
     replay per step. A `backend.Decoder` (`first_logits`, `step`, `keep`, `can_drop_rows`), plus `n`, `length`
@@ -131,7 +146,8 @@ class StaticDecoder:
         # rows allocated (`slots`: room for samples admitted later, continuous batching); the live rows are [0, n)
         self._rows = max(rows, int(slots or 0))
         self._min_bucket = 0  # hold_bucket's floor
-        self.lengths: list[int] = []
+        self.lengths: list[int] = []  # each row's length (a hole's: 0)
+        self._holes: set[int] = set()  # retired rows in [0, n): free for admit, stepped as padding
         longest = max(len(p) for p in prompts)
         cap = longest + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
         cap = min(cap, cfg.max_position_embeddings)
@@ -165,14 +181,15 @@ class StaticDecoder:
         self._static_logits: torch.Tensor | None = None
         self._pool: Any = None  # the private memory pool of this decoder's graphs
         self.captures = 0  # graphs captured so far (tests and benchmarks read it)
-        self.first_logits = self._prefill_rows(prompts, counts)
+        self.first_logits = self._prefill_rows(prompts, counts, list(range(rows)))
 
     @torch.inference_mode()
-    def _prefill_rows(self, prompts: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
-        """Prefill the prompts together (the packed path) into cache rows [n, n + sum(counts)): counts[i] rows
-        continue prompts[i]. Returns those rows' first next-token logits [sum(counts), vocab] float32."""
+    def _prefill_rows(self, prompts: list[torch.Tensor], counts: list[int], slots: list[int]) -> torch.Tensor:
+        """Prefill the prompts together (the packed path) into cache rows `slots` (holes or rows from n on, n grows
+        to cover them): counts[i] consecutive slots continue prompts[i]. Returns those rows' first next-token logits
+        [sum(counts), vocab] float32, in the order of `slots`."""
         model, cfg = self.model, self.model.cfg
-        m, row0 = sum(counts), self.n
+        m = sum(counts)
         kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         packed = model.pack(prompts, kv_out=kv)
         hidden = model.forward(packed.ids, packed)
@@ -186,6 +203,14 @@ class StaticDecoder:
         prompt_lengths = [bounds[i + 1] - bounds[i] for i in range(len(prompts))]
         new_lengths = [length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)]
         hkv, d = cfg.num_key_value_heads, cfg.head_dim
+        slot_index = to_device(slots, self.device)
+        runs: list[tuple[int, int, torch.Tensor | None]] = []  # per prompt: its first slot, count, index if scattered
+        at = 0
+        for c in counts:
+            part = slots[at : at + c]
+            consecutive = part == list(range(part[0], part[0] + c))
+            runs.append((part[0], c, None if consecutive else slot_index[at : at + c]))
+            at += c
         fresh = not self._k
         for layer, (k, v) in enumerate(kv):
             if fresh:
@@ -193,42 +218,77 @@ class StaticDecoder:
                 self._k.append(k.new_zeros((self._rows, hkv, self.capacity, d)))
                 self._v.append(v.new_zeros((self._rows, hkv, self.capacity, d)))
             kc, vc = self._k[layer], self._v[layer]
-            row = row0
-            for i, c in enumerate(counts):
+            for i, (first_slot, c, index) in enumerate(runs):
                 a, b = bounds[i], bounds[i + 1]
-                kc[row : row + c, :, : b - a] = k[a:b].transpose(0, 1)[None]
-                vc[row : row + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
-                row += c
+                if index is None:  # consecutive rows: a slice
+                    kc[first_slot : first_slot + c, :, : b - a] = k[a:b].transpose(0, 1)[None]
+                    vc[first_slot : first_slot + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
+                else:
+                    kc[index, :, : b - a] = k[a:b].transpose(0, 1)[None].expand(c, -1, -1, -1)
+                    vc[index, :, : b - a] = v[a:b].transpose(0, 1)[None].expand(c, -1, -1, -1)
         del kv
-        self._lens[row0 : row0 + m] = to_device(new_lengths, self.device)
-        self.lengths.extend(new_lengths)
-        self.n = row0 + m
+        self._lens.index_copy_(0, slot_index, to_device(new_lengths, self.device))
+        top = max(slots) + 1
+        if top > self.n:
+            self.lengths.extend([0] * (top - self.n))
+            self._holes.update(range(self.n, top))
+            self.n = top
+        for slot, length in zip(slots, new_lengths, strict=True):
+            self.lengths[slot] = length
+        self._holes.difference_update(slots)
         self._rebucket()
         return first
 
     @torch.inference_mode()
-    def admit(self, prompts: Sequence[torch.Tensor], counts: Sequence[int]) -> torch.Tensor:
-        """Continuous batching: counts[i] new samples of prompts[i] join the batch as rows [n, n + sum(counts)),
-        prefilled together (their keys and values written into free cache rows; the live rows are untouched).
-        Returns their first next-token logits [sum(counts), vocab] float32; the next `step` takes one token for
-        every live row, the new ones included."""
+    def admit(self, prompts: Sequence[torch.Tensor], counts: Sequence[int]) -> Admitted:
+        """Continuous batching: counts[i] new samples of prompts[i] join the batch, prefilled together into the
+        holes (lowest first) and then rows from n on (their keys and values written into free cache rows; the live
+        rows are untouched). Returns their rows and first next-token logits; the next `step` takes one token for
+        every row in [0, n), the new ones included."""
         prompts, counts = list(prompts), [int(c) for c in counts]
         if not prompts or len(prompts) != len(counts) or min(counts) < 1:
             raise ModelError(f"admit needs prompts with n >= 1 samples each, got counts {counts}")
-        if self.n + sum(counts) > self._rows:
-            raise ModelError(f"admit of {sum(counts)} rows: only {self._rows - self.n} of {self._rows} are free")
+        m = sum(counts)
+        if m > self.free_rows:
+            raise ModelError(f"admit of {m} rows: only {self.free_rows} of {self._rows} are free")
         longest = max(len(p) for p in prompts)
         if longest >= self.capacity:
             raise ModelError(
                 f"a prompt of {longest} tokens does not fit the decoder's capacity of {self.capacity} positions",
                 hint="open the decoder with capacity >= the longest prompt + max_new_tokens",
             )
-        return self._prefill_rows(prompts, counts)
+        holes = sorted(self._holes)[:m]
+        slots = holes + list(range(self.n, self.n + m - len(holes)))
+        return Admitted(slots, self._prefill_rows(prompts, counts, slots))
 
     @property
     def free_rows(self) -> int:
-        """Rows allocated but not live: room for `admit`."""
-        return self._rows - self.n
+        """Rows allocated but not live (holes and rows past n): room for `admit`."""
+        return self._rows - self.n + len(self._holes)
+
+    @property
+    def holes(self) -> frozenset[int]:
+        """The retired rows below n."""
+        return frozenset(self._holes)
+
+    @torch.inference_mode()
+    def retire(self, rows: Sequence[int]) -> None:
+        """Finished samples leave without any cache moving: their rows become holes (stepped as padding, length 0,
+        tokens and logits ignored) until `admit` fills them; holes at the end shrink n."""
+        rows = [int(r) for r in rows]
+        if len(set(rows)) != len(rows) or any(r < 0 or r >= self.n or r in self._holes for r in rows):
+            raise ModelError(f"retire needs distinct live rows in [0, {self.n}), got {rows}")
+        if not rows:
+            return
+        self._lens.index_fill_(0, to_device(rows, self.device), 0)
+        for r in rows:
+            self.lengths[r] = 0
+        self._holes.update(rows)
+        while self.n and self.n - 1 in self._holes:
+            self._holes.discard(self.n - 1)
+            self.n -= 1
+        del self.lengths[self.n :]
+        self._rebucket()
 
     def hold_bucket(self, rows: int | None) -> None:
         """Run steps for at least `rows` rows (None: release) so that a batch kept full by admissions replays one
@@ -259,10 +319,12 @@ class StaticDecoder:
         """Keep only these samples (finished ones leave the batch): their cache rows move to the front, in the
         order given. The graph is captured again at the next step only if the rounded batch size changes."""
         m = len(rows)
-        if len(set(rows)) != m or (m and (min(rows) < 0 or max(rows) >= self.n)):
-            raise ModelError(f"keep needs distinct rows in [0, {self.n}), got {rows}")
+        if len(set(rows)) != m or any(r < 0 or r >= self.n or r in self._holes for r in rows):
+            raise ModelError(f"keep needs distinct live rows in [0, {self.n}), got {rows}")
+        self._holes.clear()
         if m == 0:  # every sample finished: no live rows until the next admit
             self.lengths, self.n = [], 0
+            self._rebucket()
             return
         if rows != list(range(m)):
             idx = to_device(rows, self.device)
@@ -313,7 +375,7 @@ class StaticDecoder:
                 self._graph.replay()
             assert self._static_logits is not None
             logits = self._static_logits[: self.n].clone()
-        self.lengths = [length + 1 for length in self.lengths]
+        self.lengths = [length + 1 if length else 0 for length in self.lengths]  # holes stay at 0
         return logits[: self.n]
 
     def _warm_up_and_capture(self, rows: int) -> torch.Tensor:

@@ -194,7 +194,7 @@ def test_bad_steps_and_keeps_are_refused() -> None:
     with pytest.raises(ModelError, match="outside the vocabulary"):
         dec.step(torch.tensor([1, 2, model.cfg.vocab_size]))
     for rows in ([0, 0], [3], [-1]):
-        with pytest.raises(ModelError, match="distinct rows"):
+        with pytest.raises(ModelError, match="distinct live rows"):
             dec.keep(rows)
     assert dec.n == 3 and dec.length == 6  # nothing moved
     dec.keep([])  # every sample finished: no live rows until an admit (continuous batching)
@@ -321,3 +321,51 @@ def test_a_step_after_capture_allocates_nothing_new() -> None:
     # at most one allocation per step: the clone of the static logits handed back
     assert after["allocation.all.allocated"] - before["allocation.all.allocated"] <= steps
     assert dec.captures == 1
+
+
+@pytest.mark.parametrize("attn", _attn_params())
+def test_retired_rows_are_holes_that_admit_fills(attn: str) -> None:
+    """Continuous batching's rows: retire() frees rows without moving the others (their steps still equal
+    recomputation), admit() fills the holes first, lowest first, then rows past n; trailing holes shrink n; a hole
+    cannot be kept or retired again."""
+    model = _model(attn=attn, seed=3)
+    vocab = model.cfg.vocab_size
+    g = torch.Generator().manual_seed(4)
+    prompts = [_tokens(vocab, 8, g), _tokens(vocab, 5, g), _tokens(vocab, 11, g)]
+    dec = StaticDecoder(model, [prompts[0]], [4], capacity=40, slots=6)
+    seqs: dict[int, torch.Tensor] = {r: prompts[0].clone() for r in range(4)}
+
+    def step() -> None:
+        tok = _tokens(vocab, dec.n, g)
+        logits = dec.step(tok)
+        for r in seqs:
+            seqs[r] = torch.cat([seqs[r], tok[r : r + 1]])
+        for r, s in seqs.items():
+            assert rel(logits[r : r + 1], _recompute(model, [s])) <= TOL, r
+
+    step()
+    dec.retire([1, 2])
+    del seqs[1], seqs[2]
+    assert dec.n == 4 and dec.holes == {1, 2} and dec.free_rows == 4 and dec.lengths == [9, 0, 0, 9]
+    step()
+    rows, first = dec.admit([prompts[1], prompts[2]], [1, 2])
+    assert rows == [1, 2, 4] and dec.n == 5 and dec.holes == set() and dec.free_rows == 1
+    expected = torch.cat([_recompute(model, [prompts[1]]), _recompute(model, [prompts[2]]).expand(2, -1)])
+    assert rel(first, expected) <= TOL
+    seqs.update({1: prompts[1].clone(), 2: prompts[2].clone(), 4: prompts[2].clone()})
+    step()
+    dec.retire([4, 3])  # the trailing holes go: n shrinks to 3
+    del seqs[4], seqs[3]
+    assert dec.n == 3 and dec.holes == set() and dec.free_rows == 3
+    step()
+    dec.retire([0])
+    del seqs[0]
+    for bad in ([0], [3], [1, 1]):
+        with pytest.raises(ModelError, match="distinct live rows"):
+            dec.retire(bad)
+    with pytest.raises(ModelError, match="distinct live rows"):
+        dec.keep([0, 1])
+    dec.keep([2, 1])  # compacts and clears the holes
+    seqs = {0: seqs[2], 1: seqs[1]}
+    assert dec.n == 2 and dec.holes == set()
+    step()
