@@ -24,18 +24,26 @@ after tokenizing, and so does the HTTP server (http_server/), so both decode thr
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
 from .backend import Decoder
-from .decoding import to_device
+from .continuous import decode_continuous
 from .errors import BadRequest
 from .request_schemas import check_params
+from .sample_rules import (
+    Emit,
+    HostClock,
+    NoClock,
+    Sample,
+    StepHook,
+    TokenHook,
+    TokenRules,
+    Unit,
+    take_token,
+)
 from .sampling import SAMPLER, choose_tokens
 from .stop_matcher import ByteStopMatcher
 
@@ -52,14 +60,6 @@ DEFAULT_MAX_NEW_TOKENS = 512
 # (backend.decode_rows_for), at most MAX_CONTINUOUS_ROWS.
 DEFAULT_MAX_BATCH_ROWS = 256
 MAX_CONTINUOUS_ROWS = 1024
-
-Emit = Callable[[str, dict[str, Any]], None]
-# on_token(key, sample_index, token, logits): a token a sample drew (an EOS too), with the float32 logits row
-# ([vocab]) it was drawn from, before the sample's stop checks. It may raise to abandon the whole call.
-TokenHook = Callable[[str, int, int, torch.Tensor], None]
-# on_step(): called once per decode step after the step's on_token calls (and partials), before the next forward
-# pass; the HTTP server hands each request its step's tokens at once. It may raise to abandon the whole call.
-StepHook = Callable[[], None]
 
 
 class RecomputeDecoder:
@@ -93,18 +93,6 @@ def sample_seed(seed: int, key: str, sample_index: int) -> int:
     """A stable 63-bit seed for one (key, sample_index): sha256 of "seed\\0key\\0index"."""
     digest = hashlib.sha256(f"{seed}\0{key}\0{sample_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-@dataclass
-class _Sample:
-    index: int
-    seed: int  # sample_seed(...): the counter-based sampler's key (sampling.py); unused when greedy
-    tokens: list[int]
-    tail: bytes = b""  # the last bytes of the text, for the byte-level stop check (stop_matcher.py)
-    done: bool = False
-    finish_reason: str = ""
-    stop_sequence: str | None = None
-    completion: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,15 +149,6 @@ def _requests(params: dict[str, Any], settings: GenerateSettings) -> list[tuple[
             indices = list(samples)
         out.append((key, prompt, indices))
     return out
-
-
-def _find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
-    best: tuple[int, str] | None = None
-    for s in stops:
-        at = text.find(s)
-        if at >= 0 and (best is None or at < best[0]):
-            best = (at, s)
-    return best
 
 
 def generate(loaded: LoadedModel, params: dict[str, Any], emit: Emit) -> dict[str, Any]:
@@ -255,29 +234,29 @@ def decode_prompts(
     max_batch_rows rows (None: DEFAULT_MAX_BATCH_ROWS, or for a backend that batches continuously as many as its
     memory allows, at most MAX_CONTINUOUS_ROWS). `ignore_eos` (the HTTP server's vLLM extension): EOS does not end a
     sample, which then runs to its budget. `clock` (benchmarks): the device time of the steps, admissions and token
-    choices. `overlap`: launch each step before its tokens reach the host (default: on CUDA; _decode_continuous)."""
+    choices. `overlap`: launch each step before its tokens reach the host (default: on CUDA; continuous.py)."""
     facts = loaded.facts
     tokenizer = loaded.tokenizer
     eos_ids: set[int] = set() if ignore_eos else set(loaded.eos_token_ids)
     tail_tokens = max((len(s.encode("utf-8")) for s in stop), default=0) + 4
     model_max = facts.max_position_embeddings or (1 << 62)
-    units: list[_Unit] = []
+    units: list[Unit] = []
     for p in prompts:
         if not p.ids or len(p.ids) >= model_max:
             raise BadRequest(f"prompt of {p.key!r} has {len(p.ids)} tokens: it needs 1 to {model_max - 1}")
         seed_key = p.key if p.seed_key is None else p.seed_key
         units.append(
-            _Unit(
+            Unit(
                 key=p.key,
                 prompt=torch.tensor(p.ids, dtype=torch.long),
                 budget=min(p.max_new_tokens, model_max - len(p.ids)),
-                samples=[_Sample(index=i, seed=sample_seed(p.seed, seed_key, i), tokens=[]) for i in p.indices],
+                samples=[Sample(index=i, seed=sample_seed(p.seed, seed_key, i), tokens=[]) for i in p.indices],
             )
         )
     batched = loaded.backend.batches_prompts
     matcher = ByteStopMatcher.build(tokenizer, stop)
-    rules = _TokenRules(
-        temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic, matcher, clock or _NoClock()
+    rules = TokenRules(
+        temperature, top_p, tokenizer, eos_ids, stop, tail_tokens, loaded.deterministic, matcher, clock or NoClock()
     )
     backend = loaded.backend
     if batched and backend.admits_rows:
@@ -286,7 +265,7 @@ def decode_prompts(
             capacity = max((len(u.prompt) + u.budget for u in units), default=1)
             wanted = min(MAX_CONTINUOUS_ROWS, max(1, sum(len(u.samples) for u in units)))
             rows = backend.decode_rows_for(capacity, wanted)
-        count = _decode_continuous(backend, units, rows, rules, emit, on_token, on_step, overlap)
+        count = decode_continuous(backend, units, rows, rules, emit, on_token, on_step, overlap)
         return Decoded(count, rows)
     rows = DEFAULT_MAX_BATCH_ROWS if max_batch_rows is None else max_batch_rows
     count = 0
@@ -300,68 +279,15 @@ class Decoded(NamedTuple):
     batch_rows: int  # the most rows decoded together
 
 
-class HostClock:
-    """What the loop's device spends on its work (benchmarks): each model step, admission prefill and token choice
-    is bracketed by CUDA events (on CPU: the host clock), and `busy_s()` sums them once the work is done; the rest of
-    the loop's wall time is host code and the small copies between (1 - busy / wall: the host share). The generate
-    op runs without one."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self._spans: list[tuple[Any, Any]] = []
-        self._host_s = 0.0
-
-    def timed(
-        self, device: torch.device, work: Callable[..., torch.Tensor], *args: Any, a_step: bool = False, **kw: Any
-    ) -> torch.Tensor:
-        """work(*args, **kw), timed; `a_step`: it is a decode step (counted)."""
-        self.steps += int(a_step)
-        if device.type != "cuda":
-            t0 = time.perf_counter()
-            out = work(*args, **kw)
-            self._host_s += time.perf_counter() - t0
-            return out
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        out = work(*args, **kw)
-        end.record()
-        self._spans.append((start, end))
-        return out
-
-    def busy_s(self) -> float:
-        if self._spans:
-            self._spans[-1][1].synchronize()
-        return self._host_s + sum(a.elapsed_time(b) for a, b in self._spans) / 1000.0
-
-
-class _NoClock(HostClock):
-    """The generate op's: the work, untimed."""
-
-    def timed(
-        self, device: torch.device, work: Callable[..., torch.Tensor], *args: Any, a_step: bool = False, **kw: Any
-    ) -> torch.Tensor:
-        return work(*args, **kw)
-
-
-@dataclass
-class _Unit:
-    """The samples of one prompt that go through one decoder together (a prompt's samples may span decoders)."""
-
-    key: str
-    prompt: torch.Tensor
-    budget: int
-    samples: list[_Sample]
-
-
-def _batches(units: list[_Unit], max_rows: int | None) -> list[list[_Unit]]:
+def _batches(units: list[Unit], max_rows: int | None) -> list[list[Unit]]:
     """Groups of units decoded together. Without a limit (backends that decode one prompt at a time): one unit per
     group, all its samples. With one: consecutive prompts share a group up to max_rows samples in all, and a prompt
     with more samples than that is cut into several units. A sample's tokens do not depend on its group: each has
     its own generator."""
     if max_rows is None:
         return [[unit] for unit in units]
-    groups: list[list[_Unit]] = []
-    current: list[_Unit] = []
+    groups: list[list[Unit]] = []
+    current: list[Unit] = []
     rows = 0
     for unit in units:
         samples = unit.samples
@@ -372,7 +298,7 @@ def _batches(units: list[_Unit], max_rows: int | None) -> list[list[_Unit]]:
                 current, rows = [], 0
                 room = max_rows
             part, samples = samples[:room], samples[room:]
-            current.append(_Unit(unit.key, unit.prompt, unit.budget, part))
+            current.append(Unit(unit.key, unit.prompt, unit.budget, part))
             rows += len(part)
     if current:
         groups.append(current)
@@ -381,9 +307,9 @@ def _batches(units: list[_Unit], max_rows: int | None) -> list[list[_Unit]]:
 
 def _decode_group(
     backend: CausalLMBackend,
-    group: list[_Unit],
+    group: list[Unit],
     batched: bool,
-    rules: _TokenRules,
+    rules: TokenRules,
     emit: Emit,
     on_token: TokenHook | None = None,
     on_step: StepHook | None = None,
@@ -421,58 +347,11 @@ def _decode_group(
         logits = rules.clock.timed(logits.device, decoder.step, fed_tokens, a_step=True)
 
 
-@dataclass(frozen=True)
-class _TokenRules:
-    """How a drawn token is chosen and what ends a sample (the request's settings)."""
-
-    temperature: float
-    top_p: float
-    tokenizer: Any
-    eos_ids: set[int]
-    stops: tuple[str, ...]
-    tail_tokens: int
-    deterministic: bool
-    matcher: ByteStopMatcher | None  # None: the tokenizer is not byte-level, the last tokens are decoded instead
-    clock: HostClock
-
-
-def _take_token(
-    unit: _Unit,
-    s: _Sample,
-    token: int,
-    logits_row: torch.Tensor,
-    rules: _TokenRules,
-    emit: Emit,
-    on_token: TokenHook | None,
-) -> bool:
-    """Give sample `s` its drawn token; True when that finished it (then its partial is emitted)."""
-    if on_token is not None:
-        on_token(unit.key, s.index, token, logits_row)
-    if token in rules.eos_ids:
-        s.done, s.finish_reason = True, "eos"
-    else:
-        s.tokens.append(token)
-        if rules.matcher is not None:
-            hit, s.tail = rules.matcher.advance(s.tail, token)
-            if hit:
-                s.done, s.finish_reason = True, "stop"
-        elif rules.stops:
-            tail = rules.tokenizer.decode(s.tokens[-rules.tail_tokens :], skip_special_tokens=False)
-            if _find_stop(tail, rules.stops) is not None:
-                s.done, s.finish_reason = True, "stop"
-        if not s.done and len(s.tokens) >= unit.budget:
-            s.done, s.finish_reason = True, "length"
-    if s.done:
-        _finish(s, rules.tokenizer, rules.stops)
-        emit("partial", _partial(unit.key, s, len(unit.prompt)))
-    return s.done
-
-
 def _advance(
-    pairs: list[tuple[_Unit, _Sample]],
+    pairs: list[tuple[Unit, Sample]],
     logit_rows: list[int],
     logits: torch.Tensor,
-    rules: _TokenRules,
+    rules: TokenRules,
     emit: Emit,
     on_token: TokenHook | None,
 ) -> tuple[int, list[int], list[int]]:
@@ -489,178 +368,12 @@ def _advance(
     ).tolist()
     done, still, fed = 0, [], []
     for (unit, s), row, token in zip(pairs, logit_rows, picks, strict=True):
-        if _take_token(unit, s, token, logits[row], rules, emit, on_token):
+        if take_token(unit, s, token, logits[row], rules, emit, on_token):
             done += 1
         else:
             still.append(row)
             fed.append(token)
     return done, still, fed
-
-
-def _admission_parts(units: list[_Unit], max_rows: int) -> list[_Unit]:
-    """The units as the continuous batch admits them: a prompt's samples together, cut into parts of at most
-    max_rows samples (the batch's size)."""
-    parts: list[_Unit] = []
-    for unit in units:
-        for i in range(0, len(unit.samples), max_rows):
-            parts.append(_Unit(unit.key, unit.prompt, unit.budget, unit.samples[i : i + max_rows]))
-    return parts
-
-
-def _decode_continuous(
-    backend: CausalLMBackend,
-    units: list[_Unit],
-    max_rows: int,
-    rules: _TokenRules,
-    emit: Emit,
-    on_token: TokenHook | None,
-    on_step: StepHook | None,
-    overlap: bool | None = None,
-) -> int:
-    """Continuous batching: one decoder of `max_rows` rows for the whole request. It starts with the first
-    prompts' samples (up to max_rows); whenever samples finish, the next prompts' samples are admitted into the
-    freed rows (prefilled together, then decoded with the others) once an eighth of the rows is free, so the batch
-    stays full until the queue is empty, instead of every batch waiting for its longest sample. The batch's step
-    size is held at max_rows while prompts wait (one CUDA graph), then shrinks with the tail.
-
-    Tokens are picked on the device, each row's uniform from its (seed, draw index) kept there (`_RowCounters`).
-    With `overlap` (default: on CUDA without an on_token hook) the next step is launched with the picked tokens
-    before they reach the host, so the host's stop checks and records run while the GPU computes: a sample that
-    finished takes one step more, whose token is dropped with its row. A sample's tokens depend only on its logits,
-    its seed and its draw index: with --deterministic (batch-invariant kernels) the same bits as any other batching,
-    overlapped or not."""
-    queue = deque(_admission_parts(units, max_rows))
-    if not queue:
-        return 0
-    capacity = max(len(u.prompt) + u.budget for u in queue)
-
-    def take(room: int) -> list[_Unit]:
-        taken: list[_Unit] = []
-        while queue and len(queue[0].samples) <= room:
-            taken.append(queue.popleft())
-            room -= len(taken[-1].samples)
-        return taken
-
-    first = take(max_rows)
-    decoder = backend.open_batch_decoder(
-        [u.prompt for u in first], [len(u.samples) for u in first], capacity=capacity, slots=max_rows
-    )
-    rows = [(unit, sample) for unit in first for sample in unit.samples]  # rows[r]: the decoder's row r
-    logits = decoder.first_logits
-    device = logits.device
-    if overlap is None:
-        overlap = device.type == "cuda"
-    overlap = overlap and on_token is None
-    counters = _RowCounters(device, [s.seed for _, s in rows], rules.temperature != 0.0)
-    threshold = max(1, max_rows // 8)
-    decoder.hold_bucket(max_rows if queue else None)
-    count = 0
-    while True:
-        picked = rules.clock.timed(
-            device,
-            choose_tokens,
-            logits,
-            rules.temperature,
-            rules.top_p,
-            counters.seeds,
-            counters.draws,
-            per_row=rules.deterministic,
-        )
-        copy = _HostCopy(picked)
-        ahead: torch.Tensor | None = None
-        if overlap:
-            # every row, finished or not: the host has not seen the tokens yet
-            ahead = rules.clock.timed(device, decoder.step, picked, a_step=True)
-        tokens = copy.wait()
-        still: list[int] = []
-        for r, ((unit, s), token) in enumerate(zip(rows, tokens, strict=True)):
-            if _take_token(unit, s, token, logits[r] if on_token is not None else logits[:0], rules, emit, on_token):
-                count += 1
-            else:
-                still.append(r)
-        if on_step is not None:
-            on_step()
-        counters.advance()
-        parts: list[torch.Tensor] = []
-        kept = len(still) != len(rows)
-        if kept:
-            decoder.keep(still)
-            counters.keep(still)
-            rows = [rows[r] for r in still]
-        if ahead is not None:
-            if rows:
-                parts.append(ahead[to_device(still, device)] if kept else ahead)
-        elif rows:
-            fed = picked[to_device(still, device)] if kept else picked
-            parts.append(rules.clock.timed(device, decoder.step, fed, a_step=True))
-        admitted = take(decoder.free_rows) if queue and (decoder.free_rows >= threshold or not rows) else []
-        if not rows and not admitted:
-            return count
-        if admitted:
-            prompts, counts = [u.prompt for u in admitted], [len(u.samples) for u in admitted]
-            parts.append(rules.clock.timed(device, decoder.admit, prompts, counts))
-            new_rows = [(unit, sample) for unit in admitted for sample in unit.samples]
-            counters.extend([s.seed for _, s in new_rows])
-            rows += new_rows
-            if not queue:
-                decoder.hold_bucket(None)
-        logits = parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
-class _RowCounters:
-    """Each decoder row's sampler key and draw index, on the device, kept aligned with the rows (greedy: none)."""
-
-    def __init__(self, device: torch.device, seeds: list[int], sampling: bool) -> None:
-        self._device = device
-        self.seeds: torch.Tensor | None = None
-        self.draws: torch.Tensor | None = None
-        if sampling:
-            self.seeds = to_device(seeds, device)
-            self.draws = torch.zeros_like(self.seeds)
-
-    def advance(self) -> None:
-        if self.draws is not None:
-            self.draws += 1
-
-    def keep(self, rows: list[int]) -> None:
-        if self.seeds is not None and self.draws is not None:
-            index = to_device(rows, self._device)
-            self.seeds, self.draws = self.seeds[index], self.draws[index]
-
-    def extend(self, seeds: list[int]) -> None:
-        if self.seeds is not None and self.draws is not None:
-            fresh = to_device(seeds, self._device)
-            self.seeds = torch.cat([self.seeds, fresh])
-            self.draws = torch.cat([self.draws, torch.zeros_like(fresh)])
-
-
-class _HostCopy:
-    """A device tensor of tokens on its way to the host: on CUDA an asynchronous copy into pinned memory that
-    `wait` completes (the work queued after it goes on); elsewhere the values at once."""
-
-    def __init__(self, tokens: torch.Tensor) -> None:
-        self._event: Any = None
-        if tokens.device.type == "cuda":
-            self._host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
-            self._host.copy_(tokens, non_blocking=True)
-            self._event = torch.cuda.Event()
-            self._event.record()
-        else:
-            self._host = tokens
-
-    def wait(self) -> list[int]:
-        if self._event is not None:
-            self._event.synchronize()
-        return self._host.tolist()
-
-
-def _finish(s: _Sample, tokenizer: Any, stops: tuple[str, ...]) -> None:
-    text = tokenizer.decode(s.tokens, skip_special_tokens=False)
-    hit = _find_stop(text, stops) if stops else None
-    if hit is not None:
-        text = text[: hit[0]]
-        s.finish_reason, s.stop_sequence = "stop", hit[1]
-    s.completion = text
 
 
 def _prompt_too_long(key: str, index: int, n_prompt: int) -> dict[str, Any]:
@@ -671,17 +384,5 @@ def _prompt_too_long(key: str, index: int, n_prompt: int) -> dict[str, Any]:
         "finish_reason": "prompt_too_long",
         "stop_sequence": None,
         "n_new_tokens": 0,
-        "n_prompt_tokens": n_prompt,
-    }
-
-
-def _partial(key: str, s: _Sample, n_prompt: int) -> dict[str, Any]:
-    return {
-        "key": key,
-        "sample_index": s.index,
-        "completion": s.completion,
-        "finish_reason": s.finish_reason,
-        "stop_sequence": s.stop_sequence,
-        "n_new_tokens": len(s.tokens),
         "n_prompt_tokens": n_prompt,
     }

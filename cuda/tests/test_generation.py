@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from evalpipe_engine.generation import RecomputeDecoder, _find_stop, generate, sample_seed
+from evalpipe_engine.generation import RecomputeDecoder, generate, sample_seed
 from evalpipe_engine.loading import LoadedModel, load_model
+from evalpipe_engine.sample_rules import find_stop as _find_stop
 
 PROMPT = "def count_vowels(word: str) -> int:\n"
 
@@ -169,7 +170,9 @@ def test_batching_across_prompts_changes_no_sample(loaded: LoadedModel) -> None:
 
 
 def test_batches_cut_prompts_by_rows() -> None:
-    from evalpipe_engine.generation import _batches, _Sample, _Unit
+    from evalpipe_engine.generation import _batches
+    from evalpipe_engine.sample_rules import Sample as _Sample
+    from evalpipe_engine.sample_rules import Unit as _Unit
 
     def unit(key: str, n: int) -> _Unit:
         return _Unit(key, torch.tensor([1]), 5, [_Sample(index=i, seed=0, tokens=[]) for i in range(n)])
@@ -203,7 +206,7 @@ def test_continuous_batching_admits_prompts_into_freed_rows(loaded: LoadedModel)
         decoder = opened(*args, **kw)
         admit = decoder.admit
 
-        def counting_admit(prompts: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
+        def counting_admit(prompts: list[torch.Tensor], counts: list[int]) -> Any:
             admitted.append(sum(counts))
             live_at_admission.append(decoder.n)
             return admit(prompts, counts)
@@ -264,7 +267,8 @@ def test_decoder_admit_matches_a_fresh_decoder(loaded: LoadedModel) -> None:
         tokens = torch.randint(0, vocab, (2,), generator=gen)
         torch.testing.assert_close(running.step(tokens), alone_a.step(tokens), rtol=1e-5, atol=1e-5)
     assert running.free_rows == 3
-    first = running.admit([b], [3])
+    rows, first = running.admit([b], [3])
+    assert rows == [2, 3, 4]
     torch.testing.assert_close(first, alone_b.first_logits, rtol=1e-5, atol=1e-5)
     for _ in range(4):
         ta = torch.randint(0, vocab, (2,), generator=gen)
@@ -276,3 +280,46 @@ def test_decoder_admit_matches_a_fresh_decoder(loaded: LoadedModel) -> None:
 
     with pytest.raises(ModelError, match="only 0 of 5 are free"):
         running.admit([a], [1])
+
+
+def test_device_finish_checks_equal_the_per_row_checks(loaded: LoadedModel) -> None:
+    """The continuous loop decides on the device which samples end (EOS table, the stop strings' token automaton,
+    the budget) and runs Python only for those; an on_token hook takes the per-row host path instead. Both give the
+    same samples, with stops that random text meets (finish reasons stop and length both occur), overlapped or not,
+    and with the EOS ids of a tokenizer whose EOS random sampling draws."""
+    if not loaded.backend.admits_rows:
+        pytest.skip("this backend cannot admit rows into a running batch")
+    from evalpipe_engine.generation import PromptSamples, decode_prompts
+
+    enc = loaded.tokenizer.encode
+    texts = ["def f(x):\n", PROMPT, "class Stack:\n", "import os\n", "# sum\n", "y ="]
+    prompts = [
+        PromptSamples(f"p{i}", enc(t, add_special_tokens=False).ids, [0, 1, 2], 6 + 5 * i, seed=2)
+        for i, t in enumerate(texts)
+    ]
+    stops = ("e", "\n ", "x")
+    from evalpipe_engine.stop_matcher import ByteStopMatcher
+
+    assert ByteStopMatcher.build(loaded.tokenizer, stops) is not None  # byte-level: the device path checks stops
+
+    def decode(per_row: bool, overlap: bool) -> dict[tuple[str, int], dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        decode_prompts(
+            loaded,
+            prompts,
+            temperature=1.0,
+            top_p=1.0,
+            stop=stops,
+            max_batch_rows=5,
+            emit=lambda event, data: events.append(data),
+            on_token=(lambda key, index, token, logits: None) if per_row else None,
+            overlap=overlap,
+        )
+        return {(e["key"], e["sample_index"]): e for e in events}
+
+    expected = decode(per_row=True, overlap=False)
+    assert len(expected) == 18
+    reasons = {s["finish_reason"] for s in expected.values()}
+    assert {"stop", "length"} <= reasons, reasons
+    assert decode(per_row=False, overlap=False) == expected
+    assert decode(per_row=False, overlap=True) == expected
