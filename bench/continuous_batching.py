@@ -101,6 +101,7 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None, overla
         "output_tokens_per_s": tokens / s,
         "steps": clock.steps,
         "host_share": 1.0 - clock.busy_s() / s,
+        "device_s_by_work": clock.busy_by_work(),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
 

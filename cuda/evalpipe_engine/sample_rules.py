@@ -53,30 +53,38 @@ class HostClock:
 
     def __init__(self) -> None:
         self.steps = 0
-        self._spans: list[tuple[Any, Any]] = []
-        self._host_s = 0.0
+        self._spans: list[tuple[str, Any, Any]] = []
+        self._host_s: dict[str, float] = {}
 
     def timed(
         self, device: torch.device, work: Callable[..., _Out], *args: Any, a_step: bool = False, **kw: Any
     ) -> _Out:
         """work(*args, **kw), timed; `a_step`: it is a decode step (counted)."""
         self.steps += int(a_step)
+        name = getattr(work, "__name__", "work")
         if device.type != "cuda":
             t0 = time.perf_counter()
             out = work(*args, **kw)
-            self._host_s += time.perf_counter() - t0
+            self._host_s[name] = self._host_s.get(name, 0.0) + time.perf_counter() - t0
             return out
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         out = work(*args, **kw)
         end.record()
-        self._spans.append((start, end))
+        self._spans.append((name, start, end))
+        return out
+
+    def busy_by_work(self) -> dict[str, float]:
+        """Seconds of device time per kind of work (the timed function's name: step, admit, choose_tokens, ...)."""
+        if self._spans:
+            self._spans[-1][2].synchronize()
+        out = dict(self._host_s)
+        for name, a, b in self._spans:
+            out[name] = out.get(name, 0.0) + a.elapsed_time(b) / 1000.0
         return out
 
     def busy_s(self) -> float:
-        if self._spans:
-            self._spans[-1][1].synchronize()
-        return self._host_s + sum(a.elapsed_time(b) for a, b in self._spans) / 1000.0
+        return sum(self.busy_by_work().values())
 
 
 class NoClock(HostClock):
