@@ -1,0 +1,108 @@
+"""What one sampled token choice costs on the GPU (sampling.pick_tokens, temperature 0.8, top_p 0.95) at the
+continuous loop's batch sizes, and where that time goes: the float64 softmax, the stable descending sort, the two
+cumulative sums and the search, each timed alone (CUDA events, median of --repeats) on [rows, vocab] float32 logits
+drawn from N(0, std^2) (std 1: the nearly flat distributions of random weights, whose nucleus is most of the
+vocabulary; std 4: peaked, like a trained model's). Also times a float32 sort of the logits (the key a cheaper sort
+would use) for comparison. Prints a table; writes --out JSON.
+
+Usage (GPU):  PYTHONPATH=cuda python bench/sampler_cost.py --out /tmp/sampler.json
+Smoke (CPU):  PYTHONPATH=cuda python bench/sampler_cost.py --device cpu --rows 4 --vocab 512 --out /tmp/s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from decode_matrix import Timer
+from records import git_commit, write_json_atomic
+
+from evalpipe_engine.sampling import pick_tokens, uniforms
+from evalpipe_engine.system_info import system_info
+
+TEMPERATURE, TOP_P = 0.8, 0.95
+
+
+def median_ms(device: torch.device, work: Callable[[], object], repeats: int) -> float:
+    work()
+    times = []
+    for _ in range(repeats):
+        with Timer(device) as t:
+            work()
+        times.append(t.ms)
+    return statistics.median(times)
+
+
+def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: int) -> dict[str, float]:
+    """Milliseconds of pick_tokens and of each of its parts on these logits."""
+    probs = torch.softmax(logits.double() / TEMPERATURE, dim=-1)
+    sorted_p, _ = torch.sort(probs, dim=-1, descending=True, stable=True)
+    cdf = torch.cumsum(sorted_p, dim=-1)
+    target = (u * cdf[:, -1]).unsqueeze(-1)
+    out = {
+        "pick_tokens": median_ms(device, lambda: pick_tokens(logits, TEMPERATURE, TOP_P, u), repeats),
+        "softmax_float64": median_ms(device, lambda: torch.softmax(logits.double() / TEMPERATURE, dim=-1), repeats),
+        "sort_float64_stable": median_ms(
+            device, lambda: torch.sort(probs, dim=-1, descending=True, stable=True), repeats
+        ),
+        "cumsum_float64": median_ms(device, lambda: torch.cumsum(sorted_p, dim=-1), repeats),
+        "searchsorted": median_ms(device, lambda: torch.searchsorted(cdf, target, right=True), repeats),
+        "sort_float32_logits_stable": median_ms(
+            device, lambda: torch.sort(logits, dim=-1, descending=True, stable=True), repeats
+        ),
+    }
+    nucleus = ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < TOP_P).sum(-1).double()
+    out["nucleus_tokens_mean"] = float(nucleus.mean())
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default="256,1024")
+    ap.add_argument("--vocab", type=int, default=49152)
+    ap.add_argument("--stds", default="1,4")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("sampler_cost: no CUDA device visible; pass --device cpu for a smoke run", file=sys.stderr)
+        return 2
+    record: dict[str, Any] = {
+        "benchmark": "sampler_cost",
+        "system": system_info(),
+        "git_commit": git_commit(),
+        "temperature": TEMPERATURE,
+        "top_p": TOP_P,
+        "vocab": args.vocab,
+        "cases": [],
+    }
+    g = torch.Generator(device=device).manual_seed(0)
+    print(
+        f"{'rows':>5} {'std':>4} {'nucleus':>8} {'pick ms':>8} {'softmax':>8} {'sort64':>8} {'cumsum':>8} "
+        f"{'search':>8} {'sort32':>8} {'us/row':>7}"
+    )
+    for rows in [int(r) for r in args.rows.split(",")]:
+        for std in [float(s) for s in args.stds.split(",")]:
+            logits = torch.randn(rows, args.vocab, device=device, generator=g) * std
+            u = uniforms(torch.arange(rows, device=device), torch.zeros(rows, dtype=torch.int64, device=device))
+            ms = parts(logits, u, device, args.repeats)
+            record["cases"].append({"rows": rows, "std": std, "ms": ms})
+            print(
+                f"{rows:5d} {std:4.0f} {ms['nucleus_tokens_mean']:8.0f} {ms['pick_tokens']:8.2f}"
+                f" {ms['softmax_float64']:8.2f} {ms['sort_float64_stable']:8.2f} {ms['cumsum_float64']:8.2f}"
+                f" {ms['searchsorted']:8.2f} {ms['sort_float32_logits_stable']:8.2f}"
+                f" {ms['pick_tokens'] * 1e3 / rows:7.1f}"
+            )
+            sys.stdout.flush()
+            write_json_atomic(args.out, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
