@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRecordFile, comparableResults, withoutTiming } from '../fault/harness.js';
-import { REPO_ROOT, runCli } from '../support/spawn-cli.js';
+import { multiplEFixtureArgs } from '../support/multipl-e-fixture-args.js';
+import { runCli } from '../support/spawn-cli.js';
 
-const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'multipl-e');
 const STAGES = ['multipl-e-js-generate', 'multipl-e-js-execute', 'multipl-e-ts-generate', 'multipl-e-ts-execute'];
 
 /**
@@ -16,18 +16,7 @@ const STAGES = ['multipl-e-js-generate', 'multipl-e-js-execute', 'multipl-e-ts-g
  * and in results.json (apart from run_dir and completed_at).
  */
 describe('--shard i/N and merge for multipl-e-js / multipl-e-ts (real CLI, real engine, isolated-vm)', () => {
-  const task = [
-    '--tasks',
-    'multipl-e-js,multipl-e-ts',
-    '--multipl-e-js',
-    join(FIXTURES, 'humaneval-js.jsonl'),
-    '--multipl-e-ts',
-    join(FIXTURES, 'humaneval-ts.jsonl'),
-    '--n',
-    '2',
-    '--max-new-tokens',
-    '16',
-  ];
+  const task = [...multiplEFixtureArgs(), '--n', '2'];
   const run = (dir: string, ...extra: string[]) => ['run', '--preset', 'smoke', ...task, '--run-dir', dir, ...extra];
   const ok = async (args: string[]) => {
     const result = await runCli(args);

@@ -2,28 +2,13 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCli } from '../support/spawn-cli.js';
-
-const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'multipl-e');
+import { multiplEFixtureArgs } from '../support/multipl-e-fixture-args.js';
+import { runCli } from '../support/spawn-cli.js';
 
 describe('--tasks multipl-e-js / multipl-e-ts (real CLI, real engine, isolated-vm)', () => {
   it('runs end to end on the tiny model from a local MultiPL-E file, with pass@k in humaneval shape, and resumes with nothing to do', async () => {
     const runDir = join(await mkdtemp(join(tmpdir(), 'evalpipe-mpe-')), 'run');
-    const args = [
-      'run',
-      '--preset',
-      'smoke',
-      '--tasks',
-      'multipl-e-js,multipl-e-ts',
-      '--multipl-e-js',
-      join(FIXTURES, 'humaneval-js.jsonl'),
-      '--multipl-e-ts',
-      join(FIXTURES, 'humaneval-ts.jsonl'),
-      '--max-new-tokens',
-      '16',
-      '--run-dir',
-      runDir,
-    ];
+    const args = ['run', '--preset', 'smoke', ...multiplEFixtureArgs(), '--run-dir', runDir];
     const result = await runCli(args);
     expect(result.stderr).not.toMatch(/internal error/);
     expect(result.code).toBe(0);
