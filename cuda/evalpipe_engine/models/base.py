@@ -176,8 +176,11 @@ class NativeCausalLM(nn.Module):
                     hint="score long texts in windows (score's max_length/stride) or cut the context",
                 )
             lens.append(int(s.numel()))
-        ids = torch.cat([s.to(torch.int64) for s in sequences]).to(self.device, non_blocking=True)
-        lo, hi = int(ids.min()), int(ids.max())
+        joined = torch.cat([s.to(torch.int64) for s in sequences])
+        # checked where the ids are (the host, as a rule) before the copy: a check on the device would wait for
+        # the work queued before this prefill (a continuous batch's overlapped step)
+        lo, hi = int(joined.min()), int(joined.max())
+        ids = joined.to(self.device, non_blocking=True)
         if lo < 0 or hi >= self.cfg.vocab_size:
             raise ModelError(f"token id {lo if lo < 0 else hi} is outside the vocabulary [0, {self.cfg.vocab_size})")
         bounds = [0]
