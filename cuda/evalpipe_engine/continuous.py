@@ -58,7 +58,6 @@ class SlotBook:
 
     def __init__(self, device: torch.device, slots: int, rules: TokenRules, vocab: int, device_checks: bool) -> None:
         self._device = device
-        self._rules = rules
         self._vocab = vocab
         self.pairs: list[tuple[Unit, Sample] | None] = [None] * slots
         self.live = np.zeros(slots, dtype=bool)
