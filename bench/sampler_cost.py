@@ -1,9 +1,10 @@
 """What one sampled token choice costs on the GPU (sampling.pick_tokens, temperature 0.8, top_p 0.95) at the
-continuous loop's batch sizes, and where that time goes: the float64 softmax, the stable descending sort, the two
-cumulative sums and the search, each timed alone (CUDA events, median of --repeats) on [rows, vocab] float32 logits
-drawn from N(0, std^2) (std 1: the nearly flat distributions of random weights, whose nucleus is most of the
-vocabulary; std 4: peaked, like a trained model's). Also times a float32 sort of the logits (the key a cheaper sort
-would use) for comparison. Prints a table; writes --out JSON.
+continuous loop's batch sizes, against the baseline of the same pick through the full stable float64 sort
+(sampling.pick_reference, timed in the same run on the same logits, its tokens checked equal), and where the time
+goes: the float64 softmax, the stable descending float64 sort (the reference's), the float32 sort of the logits
+(pick_tokens'), the cumulative sum and the search, each timed alone (CUDA events, median of --repeats) on
+[rows, vocab] float32 logits drawn from N(0, std^2) (std 1: the nearly flat distributions of random weights, whose
+nucleus is most of the vocabulary; std 4: peaked, like a trained model's). Prints a table; writes --out JSON.
 
 Usage (GPU):  PYTHONPATH=cuda python bench/sampler_cost.py --out /tmp/sampler.json
 Smoke (CPU):  PYTHONPATH=cuda python bench/sampler_cost.py --device cpu --rows 4 --vocab 512 --out /tmp/s.json
@@ -21,7 +22,7 @@ import torch
 from decode_matrix import Timer
 from records import git_commit, write_json_atomic
 
-from evalpipe_engine.sampling import pick_tokens, uniforms
+from evalpipe_engine.sampling import pick_reference, pick_tokens, uniforms
 from evalpipe_engine.system_info import system_info
 
 TEMPERATURE, TOP_P = 0.8, 0.95
@@ -37,24 +38,26 @@ def median_ms(device: torch.device, work: Callable[[], object], repeats: int) ->
     return statistics.median(times)
 
 
-def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: int) -> dict[str, float]:
+def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: int) -> dict[str, Any]:
     """Milliseconds of pick_tokens and of each of its parts on these logits."""
     probs = torch.softmax(logits.double() / TEMPERATURE, dim=-1)
     sorted_p, _ = torch.sort(probs, dim=-1, descending=True, stable=True)
     cdf = torch.cumsum(sorted_p, dim=-1)
     target = (u * cdf[:, -1]).unsqueeze(-1)
-    out = {
+    out: dict[str, Any] = {
         "pick_tokens": median_ms(device, lambda: pick_tokens(logits, TEMPERATURE, TOP_P, u), repeats),
+        "pick_reference": median_ms(device, lambda: pick_reference(logits, TEMPERATURE, TOP_P, u), repeats),
         "softmax_float64": median_ms(device, lambda: torch.softmax(logits.double() / TEMPERATURE, dim=-1), repeats),
         "sort_float64_stable": median_ms(
             device, lambda: torch.sort(probs, dim=-1, descending=True, stable=True), repeats
         ),
         "cumsum_float64": median_ms(device, lambda: torch.cumsum(sorted_p, dim=-1), repeats),
         "searchsorted": median_ms(device, lambda: torch.searchsorted(cdf, target, right=True), repeats),
-        "sort_float32_logits_stable": median_ms(
-            device, lambda: torch.sort(logits, dim=-1, descending=True, stable=True), repeats
-        ),
+        "sort_float32_logits": median_ms(device, lambda: torch.sort(logits, dim=-1, descending=True), repeats),
     }
+    out["tokens_equal"] = bool(
+        torch.equal(pick_tokens(logits, TEMPERATURE, TOP_P, u), pick_reference(logits, TEMPERATURE, TOP_P, u))
+    )
     nucleus = ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < TOP_P).sum(-1).double()
     out["nucleus_tokens_mean"] = float(nucleus.mean())
     return out
@@ -84,8 +87,8 @@ def main() -> int:
     }
     g = torch.Generator(device=device).manual_seed(0)
     print(
-        f"{'rows':>5} {'std':>4} {'nucleus':>8} {'pick ms':>8} {'softmax':>8} {'sort64':>8} {'cumsum':>8} "
-        f"{'search':>8} {'sort32':>8} {'us/row':>7}"
+        f"{'rows':>5} {'std':>4} {'nucleus':>8} {'pick ms':>8} {'ref ms':>8} {'speedup':>8} {'equal':>6} "
+        f"{'softmax':>8} {'sort64':>8} {'sort32':>8} {'cumsum':>8} {'search':>8} {'us/row':>7}"
     )
     for rows in [int(r) for r in args.rows.split(",")]:
         for std in [float(s) for s in args.stds.split(",")]:
@@ -95,9 +98,10 @@ def main() -> int:
             record["cases"].append({"rows": rows, "std": std, "ms": ms})
             print(
                 f"{rows:5d} {std:4.0f} {ms['nucleus_tokens_mean']:8.0f} {ms['pick_tokens']:8.2f}"
-                f" {ms['softmax_float64']:8.2f} {ms['sort_float64_stable']:8.2f} {ms['cumsum_float64']:8.2f}"
-                f" {ms['searchsorted']:8.2f} {ms['sort_float32_logits_stable']:8.2f}"
-                f" {ms['pick_tokens'] * 1e3 / rows:7.1f}"
+                f" {ms['pick_reference']:8.2f} {ms['pick_reference'] / ms['pick_tokens']:7.2f}x"
+                f" {'yes' if ms['tokens_equal'] else 'NO':>6}"
+                f" {ms['softmax_float64']:8.2f} {ms['sort_float64_stable']:8.2f} {ms['sort_float32_logits']:8.2f}"
+                f" {ms['cumsum_float64']:8.2f} {ms['searchsorted']:8.2f} {ms['pick_tokens'] * 1e3 / rows:7.1f}"
             )
             sys.stdout.flush()
             write_json_atomic(args.out, record)

@@ -12,7 +12,14 @@ from tokenizers import Tokenizer
 
 from evalpipe_engine.generation import DEFAULT_STOP, sample_seed
 from evalpipe_engine.sample_rules import find_stop as _find_stop
-from evalpipe_engine.sampling import choose_tokens, uniform_reference, uniforms
+from evalpipe_engine.sampling import (
+    choose_tokens,
+    pick_reference,
+    pick_tokens,
+    stable_order_token,
+    uniform_reference,
+    uniforms,
+)
 from evalpipe_engine.stop_matcher import ByteStopMatcher
 
 TRAINED_TOKENIZER = Path(__file__).parents[1] / "evalpipe_engine" / "trained" / "tiny-starcoder2" / "tokenizer.json"
@@ -65,6 +72,84 @@ def test_choose_tokens_rows_are_independent_of_the_batch() -> None:
     assert batched == alone
     assert choose_tokens(logits, 0.9, 0.95, seeds, draws, per_row=True).tolist() == batched
     assert choose_tokens(logits, 0.0, 1.0, None, None).tolist() == logits.argmax(-1).tolist()
+
+
+# (logit scale, temperature): flat, peaked, so wide that most probabilities underflow to 0, bf16-rounded logits
+# (many equal logits), and tiny logits beside one large one (equal probabilities from different logits)
+_LOGIT_KINDS = {
+    "flat": (1.0, 0.8),
+    "peaked": (4.0, 0.8),
+    "underflow": (200.0, 0.1),
+    "bf16": (1.0, 0.2),
+    "equal_probs": (1e-17, 1.0),
+}
+
+
+def _logits_of(kind: str, rows: int, vocab: int, g: torch.Generator, device: str = "cpu") -> torch.Tensor:
+    scale, _ = _LOGIT_KINDS[kind]
+    x = torch.randn(rows, vocab, generator=g) * scale
+    if kind == "bf16":
+        x = x.bfloat16().float()
+    if kind == "underflow":
+        x[:, ::7] = float("-inf")
+    if kind == "equal_probs":
+        x[:, min(3, vocab - 1)] = 3.0
+    return x.to(device)
+
+
+@pytest.mark.parametrize("kind", sorted(_LOGIT_KINDS))
+@pytest.mark.parametrize("top_p", [0.5, 0.95, 1.0])
+def test_pick_tokens_gives_the_full_stable_sort_token(kind: str, top_p: float) -> None:
+    """The pick sorts the float32 logits instead of the float64 probabilities; its token is the full sort's,
+    ties included, and at the extreme uniforms (0 and the largest below 1)."""
+    g = torch.Generator().manual_seed(hash((kind, top_p)) % 2**31)
+    temperature = _LOGIT_KINDS[kind][1]
+    for vocab in (2, 17, 1000, 4099):
+        logits = _logits_of(kind, 48, vocab, g)
+        u = torch.rand(48, generator=g, dtype=torch.float64)
+        u[:2] = torch.tensor([0.0, 1.0 - 2.0**-53], dtype=torch.float64)
+        got = pick_tokens(logits, temperature, top_p, u)
+        assert got.tolist() == pick_reference(logits, temperature, top_p, u).tolist(), (kind, top_p, vocab)
+
+
+def test_equal_probabilities_of_different_logits_take_the_stable_order() -> None:
+    """Where the logit order is not the stable probability order (equal probabilities, different logits), the
+    logit order's token at the searched position would be wrong: the pick's repair is what makes it right."""
+    g = torch.Generator().manual_seed(5)
+    logits = _logits_of("equal_probs", 64, 500, g)
+    u = torch.rand(64, generator=g, dtype=torch.float64)
+    probs = torch.softmax(logits.double(), dim=-1)
+    assert probs[0].unique().numel() == 2  # one large probability, 499 equal ones from 499 different logits
+    by_logit = torch.sort(logits, dim=-1, descending=True).indices
+    cdf = torch.cumsum(probs.gather(-1, by_logit), dim=-1)
+    pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).clamp_(max=499)
+    expected = pick_reference(logits, 1.0, 1.0, u)
+    assert by_logit.gather(-1, pick).squeeze(-1).tolist() != expected.tolist()
+    assert pick_tokens(logits, 1.0, 1.0, u).tolist() == expected.tolist()
+
+
+def test_stable_order_token_counts_ties_by_index() -> None:
+    probs = torch.tensor([[0.1, 0.3, 0.1, 0.3, 0.0, 0.1, 0.0, 0.1]], dtype=torch.float64)
+    # stable descending order: 1, 3 (0.3); 0, 2, 5, 7 (0.1); 4, 6 (0.0)
+    stable = [1, 3, 0, 2, 5, 7, 4, 6]
+    for position, token in enumerate(stable):
+        value = probs[:, stable[position] : stable[position] + 1]
+        pick = torch.tensor([[position]])
+        assert stable_order_token(probs, value, pick).tolist() == [token]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", sorted(_LOGIT_KINDS))
+def test_pick_tokens_gives_the_full_stable_sort_token_on_gpu(kind: str) -> None:
+    """The continuous loop's shape (1024 rows of StarCoder2's 49152 tokens) on the GPU, fresh random logits."""
+    g = torch.Generator().manual_seed(11)
+    temperature = _LOGIT_KINDS[kind][1]
+    for top_p in (0.95, 1.0):
+        logits = _logits_of(kind, 1024, 49152, g, "cuda")
+        u = torch.rand(1024, generator=g, dtype=torch.float64).cuda()
+        got = pick_tokens(logits, temperature, top_p, u)
+        assert torch.equal(got, pick_reference(logits, temperature, top_p, u)), (kind, top_p)
 
 
 @pytest.fixture(scope="module")
