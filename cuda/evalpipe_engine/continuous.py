@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .decoding import to_device
 from .sample_rules import Emit, Sample, StepHook, TokenHook, TokenRules, Unit, finish_sample, partial_event, take_token
 from .sampling import choose_tokens
 from .stop_matcher import stop_transitions
+from .transfers import to_device
 
 if TYPE_CHECKING:
     from .backend import CausalLMBackend

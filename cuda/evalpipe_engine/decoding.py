@@ -70,6 +70,7 @@ from .fast_paths import GRAPHS_ENV, KERNEL_ENV, env_switch
 from .invariant import decode_phase
 from .layers.attention import masked_decode_attention, per_row_decode_attention  # noqa: F401 (kept import path)
 from .layers.context import DecodeContext
+from .transfers import to_device
 
 if TYPE_CHECKING:
     from .models.base import NativeCausalLM
@@ -89,16 +90,6 @@ def decode_kernel_enabled() -> bool:
     """The decode_kernel switch's environment default: the Triton decode-attention kernel on CUDA unless
     EVALPIPE_DECODE_KERNEL=0 (then CUDA uses the masked SDPA over the static cache: the same function, more work)."""
     return env_switch(KERNEL_ENV)
-
-
-def to_device(values: Sequence[int], device: torch.device) -> torch.Tensor:
-    """An int64 tensor of `values` on `device`; on CUDA through pinned memory, asynchronously, so that the host does
-    not wait for the work already queued (a copy from pageable memory would: the overlapped generate loop relies on
-    it)."""
-    host = torch.tensor(list(values), dtype=torch.int64)
-    if device.type != "cuda":
-        return host.to(device)
-    return host.pin_memory().to(device, non_blocking=True)
 
 
 def batch_bucket(n: int, rows: int) -> int:

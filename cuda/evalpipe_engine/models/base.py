@@ -23,6 +23,7 @@ from ..layers.head import LMHead, chunk_rows_for, target_logprobs_chunked
 from ..quant.common import QuantLinearBase
 from ..quant.linear import DenseLinear
 from ..quant.modes import activation_dtype, check_mode
+from ..transfers import tensor_to_device
 from .weights import DictSource, SafetensorsSource, TensorSource, check_tensors
 
 
@@ -177,17 +178,18 @@ class NativeCausalLM(nn.Module):
                 )
             lens.append(int(s.numel()))
         joined = torch.cat([s.to(torch.int64) for s in sequences])
-        # checked where the ids are (the host, as a rule) before the copy: a check on the device would wait for
-        # the work queued before this prefill (a continuous batch's overlapped step)
+        # checked where the ids are (the host, as a rule) before the copy, and copied through pinned memory: a check
+        # on the device, or a copy from pageable memory, would wait for the work queued before this prefill (a
+        # continuous batch's overlapped step)
         lo, hi = int(joined.min()), int(joined.max())
-        ids = joined.to(self.device, non_blocking=True)
+        ids = tensor_to_device(joined, self.device)
         if lo < 0 or hi >= self.cfg.vocab_size:
             raise ModelError(f"token id {lo if lo < 0 else hi} is outside the vocabulary [0, {self.cfg.vocab_size})")
         bounds = [0]
         for n in lens:
             bounds.append(bounds[-1] + n)
-        positions = torch.cat([torch.arange(n, dtype=torch.int32) for n in lens]).to(self.device, non_blocking=True)
-        cu = torch.tensor(bounds, dtype=torch.int32).to(self.device, non_blocking=True)
+        positions = tensor_to_device(torch.cat([torch.arange(n, dtype=torch.int32) for n in lens]), self.device)
+        cu = tensor_to_device(torch.tensor(bounds, dtype=torch.int32), self.device)
         return PrefillContext(ids, positions, cu, bounds, max(lens), kv_out)
 
     def _pack(self, sequences: list[torch.Tensor]) -> PrefillContext:
@@ -218,7 +220,7 @@ class NativeCausalLM(nn.Module):
                 raise ModelError("target_logprobs with run_last=False needs 1-D sequences of at least two ids")
             packed = self.pack([s[:-1] for s in sequences])
             rows = torch.arange(packed.bounds[-1], device=self.device)
-            targets = torch.cat([s[1:].to(torch.int64) for s in sequences]).to(self.device, non_blocking=True)
+            targets = tensor_to_device(torch.cat([s[1:].to(torch.int64) for s in sequences]), self.device)
             sizes = [int(s.numel()) - 1 for s in sequences]
         hidden = self.forward(packed.ids, packed)
         lp = target_logprobs_chunked(
