@@ -29,7 +29,7 @@ class Sample:
     index: int
     seed: int  # sample_seed(...): the counter-based sampler's key (sampling.py); unused when greedy
     tokens: list[int]
-    tail: bytes = b""  # the last bytes of the text, for the byte-level stop check (stop_matcher.py)
+    stop_state: int = 0  # the byte-level stop check's automaton state (stop_matcher.py)
     done: bool = False
     finish_reason: str = ""
     stop_sequence: str | None = None
@@ -138,7 +138,7 @@ def take_token(
     else:
         s.tokens.append(token)
         if rules.matcher is not None:
-            hit, s.tail = rules.matcher.advance(s.tail, token)
+            hit, s.stop_state = rules.matcher.advance(s.stop_state, token)
             if hit:
                 s.done, s.finish_reason = True, "stop"
         elif rules.stops:

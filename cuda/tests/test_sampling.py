@@ -176,9 +176,9 @@ def _first_stop_by_decoding(tokenizer: Tokenizer, ids: list[int], stops: tuple[s
 
 
 def _first_stop_by_bytes(matcher: ByteStopMatcher, ids: list[int]) -> int | None:
-    tail = b""
+    state = 0
     for at, token in enumerate(ids):
-        hit, tail = matcher.advance(tail, token)
+        hit, state = matcher.advance(state, token)
         if hit:
             return at
     return None
@@ -214,10 +214,10 @@ def test_a_tokenizer_that_is_not_byte_level_has_no_matcher() -> None:
 
 
 def test_stop_transition_table_gives_the_answers_advance_gives(tokenizer: Tokenizer) -> None:
-    """The token automaton of the continuous loop's device check (stop_transitions): walking it from state 0 over
-    random token streams (mostly pieces of code, so that stops occur) hits a stop at exactly the token where
-    `advance` does, for the HumanEval stops, overlapping ones and multi-byte ones; ids past the tokenizer's vocabulary
-    (the model's padding) change nothing."""
+    """The token table of the continuous loop's device check (stop_transitions): walking it from state 0 over
+    random token streams (mostly pieces of code, so that stops occur) gives the hit and the state `advance` gives,
+    for the HumanEval stops, overlapping ones and multi-byte ones; ids past the tokenizer's vocabulary (the model's
+    padding) change nothing."""
     from evalpipe_engine.stop_matcher import stop_transitions
 
     code = "def f(x):\n    return x\n\nclass A:\n    pass\n# done é€ <file_sep>\nif True:\n    print(1)\n"
@@ -233,15 +233,15 @@ def test_stop_transition_table_gives_the_answers_advance_gives(tokenizer: Tokeni
         assert stop_transitions(matcher, padded) is table  # built once
         hits = 0
         for _ in range(150):
-            state, tail = 0, b""
+            state = 0
             for _ in range(40):
                 roll = rng.random()
                 token = rng.choice(pieces) if roll < 0.7 else rng.randrange(vocab if roll < 0.95 else padded)
-                hit, tail = matcher.advance(tail, token)
+                hit, walked = matcher.advance(state, token)
                 moved = int(table[state, token])
-                assert bool(moved & 1) == hit, (stops, tail, token)
+                assert (bool(moved & 1), moved >> 1) == (hit, walked), (stops, state, token)
                 if hit:
                     hits += 1
                     break
-                state = moved >> 1
+                state = walked
         assert hits > 20  # the walks met stops
