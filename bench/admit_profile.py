@@ -55,7 +55,7 @@ def main() -> int:
     record["wall_ms"] = []
     for r in range(args.repeats + 1):
         decoder.step(tokens[: decoder.n])
-        live = [i for i in range(decoder.n) if i not in decoder.holes]
+        live = decoder.live_rows()
         decoder.retire(live[r % 2 :: max(1, len(live) // args.free)][: args.free])
         group = prompts[r * args.prompts : (r + 1) * args.prompts]
         counts = [args.n] * len(group)

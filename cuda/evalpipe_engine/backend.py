@@ -83,7 +83,8 @@ class CausalLMBackend(Protocol):
     # False it raises Unsupported and generation opens one decoder per prompt instead.
     batches_prompts: bool
     # Whether its batch decoder takes samples into a running batch (`slots` at open, then `admit(prompts, counts)`,
-    # `free_rows`, `hold_bucket`): continuous batching in generation. HF transformers: False.
+    # `retire(rows)`, `free_rows`, `hold_bucket`, and `live`, the mask of the rows holding a sample): continuous
+    # batching in generation. HF transformers: False.
     admits_rows: bool
 
     def set_deterministic(self, on: bool) -> None:

@@ -60,7 +60,6 @@ class SlotBook:
         self._device = device
         self._vocab = vocab
         self.pairs: list[tuple[Unit, Sample] | None] = [None] * slots
-        self.live = np.zeros(slots, dtype=bool)
         self.count = np.zeros(slots, dtype=np.int64)  # tokens appended (device_checks)
         self._buffer = np.zeros((slots, 1), dtype=np.int64)
         self.device_checks = device_checks
@@ -87,9 +86,7 @@ class SlotBook:
         """New samples in these slots: draw 0, stop state 0, their budgets."""
         for slot, pair in zip(slots, pairs, strict=True):
             self.pairs[slot] = pair
-        index = np.asarray(slots, dtype=np.int64)
-        self.live[index] = True
-        self.count[index] = 0
+        self.count[np.asarray(slots, dtype=np.int64)] = 0
         widest = max(unit.budget for unit, _ in pairs)
         if self.device_checks and widest > self._buffer.shape[1]:
             grown = np.zeros((self._buffer.shape[0], widest), dtype=np.int64)
@@ -105,7 +102,6 @@ class SlotBook:
     def free(self, slots: list[int]) -> None:
         for slot in slots:
             self.pairs[slot] = None
-        self.live[np.asarray(slots, dtype=np.int64)] = False
 
     def keep(self, slots: list[int]) -> None:
         """The decoder compacted these slots to the front, in this order."""
@@ -113,17 +109,13 @@ class SlotBook:
         index = np.asarray(slots, dtype=np.int64)
         self.pairs[:m] = [self.pairs[s] for s in slots]
         self.pairs[m:] = [None] * (len(self.pairs) - m)
-        for array in (self.live, self.count):
-            array[:m] = array[index]
-            array[m:] = 0
+        self.count[:m] = self.count[index]
+        self.count[m:] = 0
         self._buffer[:m] = self._buffer[index]
         with torch.inference_mode():
             at = to_device(slots, self._device)
             for tensor in (self.seeds, self.draws, self._budget, self._state):
                 tensor[:m] = tensor.index_select(0, at)
-
-    def live_slots(self) -> list[int]:
-        return np.flatnonzero(self.live).tolist()
 
     # ------------------------------------------------------------------------------------------------ a step
 
@@ -146,11 +138,11 @@ class SlotBook:
         """Rows [0, n) drew their token (their draw index moves on)."""
         self.draws[:n] += 1
 
-    def record(self, tokens: np.ndarray, codes: np.ndarray) -> list[tuple[int, int]]:
+    def record(self, tokens: np.ndarray, codes: np.ndarray, live: np.ndarray) -> list[tuple[int, int]]:
         """The host's share of a step with device checks: the live rows' tokens appended (not an EOS), and the
-        (slot, code) of the rows that finished."""
+        (slot, code) of the rows that finished. `live`: the decoder's mask of the rows that hold a sample."""
         n = tokens.shape[0]
-        live = self.live[:n]
+        live = live[:n]
         appended = np.flatnonzero(live & (codes != EOS))
         self._buffer[appended, self.count[appended]] = tokens[appended]
         self.count[appended] += 1
@@ -225,14 +217,14 @@ def decode_continuous(
         ahead = clock.timed(device, decoder.step, picked, a_step=True) if overlap else None
         host = copy.wait()
         if device_checks:
-            ended = book.record(host[0], host[1])
+            ended = book.record(host[0], host[1], decoder.live)
             for slot, code in ended:
                 _emit_finished(book, slot, code, rules, emit)
             finished = [slot for slot, _ in ended]
             count += len(finished)
         else:
             finished = []
-            for slot in book.live_slots():
+            for slot in decoder.live_rows():
                 if slot >= n:
                     continue
                 unit, s = book.pairs[slot]  # type: ignore[misc]
@@ -245,7 +237,7 @@ def decode_continuous(
         if finished:
             decoder.retire(finished)
             book.free(finished)
-        live = int(book.live.sum())
+        live = decoder.live_count
         if ahead is not None:
             logits = ahead[: decoder.n]
         elif live:
@@ -253,7 +245,7 @@ def decode_continuous(
         else:
             logits = logits[:0]
         if not queue and live and live <= decoder.n // 2:  # the tail: compact so that the steps shrink
-            kept = book.live_slots()
+            kept = decoder.live_rows()
             decoder.keep(kept)
             book.keep(kept)
             logits = logits[to_device(kept, device)]

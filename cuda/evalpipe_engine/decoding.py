@@ -49,7 +49,8 @@ masked SDPA instead.
   read and write of every live row's keys and values: at 1024 rows of 600 positions about 18 GB, ~10 ms on the
   H200, once per finished sample's step); a hole is stepped like a padding row (its length reset to 0, so its
   attention reads one position), its token and logits ignored, until `admit` prefills a new sample into it.
-  Trailing holes shrink n.
+  Trailing holes shrink n. `live` (numpy bool per row) is the one record of which rows hold a sample: the
+  continuous loop reads it rather than keeping its own.
 - Attention backend: the Triton decode kernel on CUDA (whatever the model's `attn`) unless the decode_kernel switch
   is off; then, and on CPU, a masked SDPA over
   the whole static cache (same function, same static shapes), or the real kernel through Triton's interpreter
@@ -63,6 +64,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import torch
 
 from .errors import ModelError
@@ -138,7 +140,9 @@ class StaticDecoder:
         self._rows = max(rows, int(slots or 0))
         self._min_bucket = 0  # hold_bucket's floor
         self.lengths: list[int] = []  # each row's length (a hole's: 0)
-        self._holes: set[int] = set()  # retired rows in [0, n): free for admit, stepped as padding
+        # which rows hold a sample: the one record of it (the continuous loop reads it too); the rows in [0, n)
+        # that are not live are holes (retired: free for admit, stepped as padding)
+        self.live = np.zeros(self._rows, dtype=bool)
         longest = max(len(p) for p in prompts)
         cap = longest + DEFAULT_NEW_POSITIONS if capacity is None else int(capacity)
         cap = min(cap, cfg.max_position_embeddings)
@@ -222,11 +226,10 @@ class StaticDecoder:
         top = max(slots) + 1
         if top > self.n:
             self.lengths.extend([0] * (top - self.n))
-            self._holes.update(range(self.n, top))
             self.n = top
         for slot, length in zip(slots, new_lengths, strict=True):
             self.lengths[slot] = length
-        self._holes.difference_update(slots)
+        self.live[slots] = True
         self._rebucket()
         return first
 
@@ -248,35 +251,44 @@ class StaticDecoder:
                 f"a prompt of {longest} tokens does not fit the decoder's capacity of {self.capacity} positions",
                 hint="open the decoder with capacity >= the longest prompt + max_new_tokens",
             )
-        holes = sorted(self._holes)[:m]
+        holes = self._hole_rows()[:m]
         slots = holes + list(range(self.n, self.n + m - len(holes)))
         return Admitted(slots, self._prefill_rows(prompts, counts, slots))
 
     @property
     def free_rows(self) -> int:
         """Rows allocated but not live (holes and rows past n): room for `admit`."""
-        return self._rows - self.n + len(self._holes)
+        return self._rows - self.live_count
+
+    @property
+    def live_count(self) -> int:
+        return int(np.count_nonzero(self.live))
 
     @property
     def holes(self) -> frozenset[int]:
         """The retired rows below n."""
-        return frozenset(self._holes)
+        return frozenset(self._hole_rows())
+
+    def _hole_rows(self) -> list[int]:
+        return np.flatnonzero(~self.live[: self.n]).tolist()
+
+    def live_rows(self) -> list[int]:
+        return np.flatnonzero(self.live).tolist()
 
     @torch.inference_mode()
     def retire(self, rows: Sequence[int]) -> None:
         """Finished samples leave without any cache moving: their rows become holes (stepped as padding, length 0,
         tokens and logits ignored) until `admit` fills them; holes at the end shrink n."""
         rows = [int(r) for r in rows]
-        if len(set(rows)) != len(rows) or any(r < 0 or r >= self.n or r in self._holes for r in rows):
+        if len(set(rows)) != len(rows) or any(r < 0 or r >= self.n or not self.live[r] for r in rows):
             raise ModelError(f"retire needs distinct live rows in [0, {self.n}), got {rows}")
         if not rows:
             return
         self._lens.index_fill_(0, to_device(rows, self.device), 0)
         for r in rows:
             self.lengths[r] = 0
-        self._holes.update(rows)
-        while self.n and self.n - 1 in self._holes:
-            self._holes.discard(self.n - 1)
+        self.live[rows] = False
+        while self.n and not self.live[self.n - 1]:
             self.n -= 1
         del self.lengths[self.n :]
         self._rebucket()
@@ -310,9 +322,10 @@ class StaticDecoder:
         """Keep only these samples (finished ones leave the batch): their cache rows move to the front, in the
         order given. The graph is captured again at the next step only if the rounded batch size changes."""
         m = len(rows)
-        if len(set(rows)) != m or any(r < 0 or r >= self.n or r in self._holes for r in rows):
+        if len(set(rows)) != m or any(r < 0 or r >= self.n or not self.live[r] for r in rows):
             raise ModelError(f"keep needs distinct live rows in [0, {self.n}), got {rows}")
-        self._holes.clear()
+        self.live[:] = False
+        self.live[:m] = True
         if m == 0:  # every sample finished: no live rows until the next admit
             self.lengths, self.n = [], 0
             self._rebucket()
