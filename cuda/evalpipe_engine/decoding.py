@@ -72,7 +72,7 @@ from .fast_paths import GRAPHS_ENV, KERNEL_ENV, env_switch
 from .invariant import decode_phase
 from .layers.attention import masked_decode_attention, per_row_decode_attention  # noqa: F401 (kept import path)
 from .layers.context import DecodeContext
-from .transfers import to_device
+from .transfers import tensor_to_device, to_device
 
 if TYPE_CHECKING:
     from .models.base import NativeCausalLM
@@ -99,6 +99,21 @@ def batch_bucket(n: int, rows: int) -> int:
     then a multiple of 16, never more than `rows`. One CUDA graph per bucket."""
     b = 1 << max(0, n - 1).bit_length() if n <= 16 else -(-n // 16) * 16
     return min(b, rows)
+
+
+def kv_scatter_map(bounds: list[int], counts: list[int], slots: list[int]) -> tuple[np.ndarray, ...]:
+    """Where a prefill's keys and values go: (cache row, position, packed token) int64 arrays, one entry per
+    position of every new row; prompt i (packed tokens [bounds[i], bounds[i + 1])) continues in the next counts[i]
+    of `slots`."""
+    rows, positions, tokens = [], [], []
+    at = 0
+    for i, c in enumerate(counts):
+        a, b = bounds[i], bounds[i + 1]
+        rows.append(np.repeat(np.asarray(slots[at : at + c], dtype=np.int64), b - a))
+        positions.append(np.tile(np.arange(b - a, dtype=np.int64), c))
+        tokens.append(np.tile(np.arange(a, b, dtype=np.int64), c))
+        at += c
+    return np.concatenate(rows), np.concatenate(positions), np.concatenate(tokens)
 
 
 class Admitted(NamedTuple):
@@ -199,28 +214,19 @@ class StaticDecoder:
         new_lengths = [length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)]
         hkv, d = cfg.num_key_value_heads, cfg.head_dim
         slot_index = to_device(slots, self.device)
-        runs: list[tuple[int, int, torch.Tensor | None]] = []  # per prompt: its first slot, count, index if scattered
-        at = 0
-        for c in counts:
-            part = slots[at : at + c]
-            consecutive = part == list(range(part[0], part[0] + c))
-            runs.append((part[0], c, None if consecutive else slot_index[at : at + c]))
-            at += c
+        # one gather and one scatter per layer, whatever the number of prompts: each new row's positions take their
+        # prompt's packed keys and values
+        rows, positions, tokens = (
+            tensor_to_device(torch.from_numpy(a), self.device) for a in kv_scatter_map(bounds, counts, slots)
+        )
         fresh = not self._k
         for layer, (k, v) in enumerate(kv):
             if fresh:
                 # zero-filled: the CPU path's masked SDPA reads every position (0 * garbage could be NaN)
                 self._k.append(k.new_zeros((self._rows, hkv, self.capacity, d)))
                 self._v.append(v.new_zeros((self._rows, hkv, self.capacity, d)))
-            kc, vc = self._k[layer], self._v[layer]
-            for i, (first_slot, c, index) in enumerate(runs):
-                a, b = bounds[i], bounds[i + 1]
-                if index is None:  # consecutive rows: a slice
-                    kc[first_slot : first_slot + c, :, : b - a] = k[a:b].transpose(0, 1)[None]
-                    vc[first_slot : first_slot + c, :, : b - a] = v[a:b].transpose(0, 1)[None]
-                else:
-                    kc[index, :, : b - a] = k[a:b].transpose(0, 1)[None].expand(c, -1, -1, -1)
-                    vc[index, :, : b - a] = v[a:b].transpose(0, 1)[None].expand(c, -1, -1, -1)
+            self._k[layer][rows, :, positions] = k[tokens]
+            self._v[layer][rows, :, positions] = v[tokens]
         del kv
         self._lens.index_copy_(0, slot_index, to_device(new_lengths, self.device))
         top = max(slots) + 1
