@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_NEW_POSITIONS = 256
+_SCATTER_BYTES = 64 << 20  # the most keys (and as many values) a prefill gathers at once for its rows
 
 
 def graphs_enabled() -> bool:
@@ -214,8 +215,9 @@ class StaticDecoder:
         new_lengths = [length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)]
         hkv, d = cfg.num_key_value_heads, cfg.head_dim
         slot_index = to_device(slots, self.device)
-        # one gather and one scatter per layer, whatever the number of prompts: each new row's positions take their
-        # prompt's packed keys and values
+        # one gather and one scatter per layer, whatever the number of prompts (in parts of at most _SCATTER_BYTES
+        # of gathered keys, so that many samples of a long prompt need no large transient): each new row's
+        # positions take their prompt's packed keys and values
         rows, positions, tokens = (
             tensor_to_device(torch.from_numpy(a), self.device) for a in kv_scatter_map(bounds, counts, slots)
         )
@@ -225,8 +227,11 @@ class StaticDecoder:
                 # zero-filled: the CPU path's masked SDPA reads every position (0 * garbage could be NaN)
                 self._k.append(k.new_zeros((self._rows, hkv, self.capacity, d)))
                 self._v.append(v.new_zeros((self._rows, hkv, self.capacity, d)))
-            self._k[layer][rows, :, positions] = k[tokens]
-            self._v[layer][rows, :, positions] = v[tokens]
+            part = max(1, _SCATTER_BYTES // (hkv * d * k.element_size()))
+            for at in range(0, rows.numel(), part):
+                r, p, t = rows[at : at + part], positions[at : at + part], tokens[at : at + part]
+                self._k[layer][r, :, p] = k[t]
+                self._v[layer][r, :, p] = v[t]
         del kv
         self._lens.index_copy_(0, slot_index, to_device(new_lengths, self.device))
         top = max(slots) + 1

@@ -369,3 +369,25 @@ def test_retired_rows_are_holes_that_admit_fills(attn: str) -> None:
     seqs = {0: seqs[2], 1: seqs[1]}
     assert dec.n == 2 and dec.holes == set()
     step()
+
+
+def test_prefill_scatter_in_small_parts_gives_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prefill's keys and values reach their rows in parts (decoding._SCATTER_BYTES bounds the gathered keys):
+    parts of a few positions, across prompts and into scattered holes, leave every row as recomputation has it."""
+    import evalpipe_engine.decoding as decoding
+
+    model = _model(seed=5)
+    vocab = model.cfg.vocab_size
+    g = torch.Generator().manual_seed(6)
+    prompts = [_tokens(vocab, 7, g), _tokens(vocab, 4, g), _tokens(vocab, 9, g)]
+    element = model.cfg.num_key_value_heads * model.cfg.head_dim * torch.empty((), dtype=model.act_dtype).element_size()
+    monkeypatch.setattr(decoding, "_SCATTER_BYTES", 3 * element)  # three positions per part
+    dec = StaticDecoder(model, prompts[:2], [2, 3], capacity=30, slots=8)
+    dec.retire([1, 3])
+    rows, _ = dec.admit([prompts[2]], [3])
+    assert rows == [1, 3, 5]
+    seqs = {0: prompts[0], 2: prompts[1], 4: prompts[1], 1: prompts[2], 3: prompts[2], 5: prompts[2]}
+    tok = _tokens(vocab, dec.n, g)
+    logits = dec.step(tok)
+    for r, s in seqs.items():
+        assert rel(logits[r : r + 1], _recompute(model, [torch.cat([s, tok[r : r + 1]])])) <= TOL, r
