@@ -102,6 +102,7 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None, overla
         "steps": clock.steps,
         "host_share": 1.0 - clock.busy_s() / s,
         "device_s_by_work": clock.busy_by_work(),
+        "calls_by_work": clock.calls_by_work(),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
 
@@ -120,6 +121,17 @@ def print_table(record: dict[str, Any]) -> None:
                 f"{mode:6} {how:16} {r['batch_rows']:5d} {r['output_tokens_per_s']:10.0f} {ratio:9.2f}"
                 f" {r['host_share']:6.1%} {r['peak_gib']:8.1f}"
             )
+    print(f"\n{'mode':6} {'how':16} {'work':13} {'calls':>6} {'device s':>9}", end="")
+    print(f" {'median ms':>9} {'max ms':>8} {'host s':>7}")
+    for mode, row in modes.items():
+        for how, r in row.items():
+            if not isinstance(r, dict):
+                continue
+            for work, c in r["calls_by_work"].items():
+                print(
+                    f"{mode:6} {how:16} {work:13} {c['calls']:6d} {r['device_s_by_work'][work]:9.2f}"
+                    f" {c['device_ms_median']:9.2f} {c['device_ms_max']:8.1f} {c['host_s']:7.2f}"
+                )
     sys.stdout.flush()
 
 

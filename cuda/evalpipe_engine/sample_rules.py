@@ -48,13 +48,14 @@ def find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
 class HostClock:
     """What the loop's device spends on its work (benchmarks): each model step, admission prefill and token choice
     is bracketed by CUDA events (on CPU: the host clock), and `busy_s()` sums them once the work is done; the rest of
-    the loop's wall time is host code and the small copies between (1 - busy / wall: the host share). The generate
-    op runs without one."""
+    the loop's wall time is host code and the small copies between (1 - busy / wall: the host share). Each call's
+    host time (until the work is queued) is kept beside it: a call whose device span is its host time kept the
+    device waiting for the host. The generate op runs without one."""
 
     def __init__(self) -> None:
         self.steps = 0
-        self._spans: list[tuple[str, Any, Any]] = []
-        self._host_s: dict[str, float] = {}
+        self._spans: list[tuple[str, Any, Any, float]] = []  # name, start and end events, host seconds
+        self._host: list[tuple[str, float]] = []  # off CUDA: name, seconds
 
     def timed(
         self, device: torch.device, work: Callable[..., _Out], *args: Any, a_step: bool = False, **kw: Any
@@ -65,22 +66,46 @@ class HostClock:
         if device.type != "cuda":
             t0 = time.perf_counter()
             out = work(*args, **kw)
-            self._host_s[name] = self._host_s.get(name, 0.0) + time.perf_counter() - t0
+            self._host.append((name, time.perf_counter() - t0))
             return out
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
+        t0 = time.perf_counter()
         out = work(*args, **kw)
+        host_s = time.perf_counter() - t0
         end.record()
-        self._spans.append((name, start, end))
+        self._spans.append((name, start, end, host_s))
         return out
+
+    def _calls(self) -> list[tuple[str, float, float]]:
+        """(name, device seconds, host seconds) of every timed call, once the work is done."""
+        if self._spans:
+            self._spans[-1][2].synchronize()
+        calls = [(name, a.elapsed_time(b) / 1000.0, host_s) for name, a, b, host_s in self._spans]
+        return calls + [(name, s, s) for name, s in self._host]
 
     def busy_by_work(self) -> dict[str, float]:
         """Seconds of device time per kind of work (the timed function's name: step, admit, choose_tokens, ...)."""
-        if self._spans:
-            self._spans[-1][2].synchronize()
-        out = dict(self._host_s)
-        for name, a, b in self._spans:
-            out[name] = out.get(name, 0.0) + a.elapsed_time(b) / 1000.0
+        out: dict[str, float] = {}
+        for name, device_s, _ in self._calls():
+            out[name] = out.get(name, 0.0) + device_s
+        return out
+
+    def calls_by_work(self) -> dict[str, dict[str, float]]:
+        """Per kind of work: how many calls, their device time's median and largest (ms), and their host time
+        (until queued) in all (s)."""
+        grouped: dict[str, list[tuple[float, float]]] = {}
+        for name, device_s, host_s in self._calls():
+            grouped.setdefault(name, []).append((device_s, host_s))
+        out: dict[str, dict[str, float]] = {}
+        for name, calls in grouped.items():
+            device = sorted(d for d, _ in calls)
+            out[name] = {
+                "calls": len(calls),
+                "device_ms_median": 1e3 * device[len(device) // 2],
+                "device_ms_max": 1e3 * device[-1],
+                "host_s": sum(h for _, h in calls),
+            }
         return out
 
     def busy_s(self) -> float:
