@@ -2,9 +2,10 @@
 continuous loop's batch sizes, against the baseline of the same pick through the full stable float64 sort
 (sampling.pick_reference, timed in the same run on the same logits, its tokens checked equal), and where the time
 goes: the float64 softmax, the stable descending float64 sort (the reference's), the float32 sort of the logits
-(pick_tokens'), the cumulative sum and the search, each timed alone (CUDA events, median of --repeats) on
-[rows, vocab] float32 logits drawn from N(0, std^2) (std 1: the nearly flat distributions of random weights, whose
-nucleus is most of the vocabulary; std 4: peaked, like a trained model's). Prints a table; writes --out JSON.
+(pick_tokens'), a bf16 sort of them (the candidate key when a bf16 head made the logits), the cumulative sum and
+the search, each timed alone (CUDA events, median of --repeats) on [rows, vocab] float32 logits drawn from
+N(0, std^2) (std 1: the nearly flat distributions of random weights, whose nucleus is most of the vocabulary;
+std 4: peaked, like a trained model's). Prints a table; writes --out JSON.
 
 Usage (GPU):  PYTHONPATH=cuda python bench/sampler_cost.py --out /tmp/sampler.json
 Smoke (CPU):  PYTHONPATH=cuda python bench/sampler_cost.py --device cpu --rows 4 --vocab 512 --out /tmp/s.json
@@ -44,6 +45,7 @@ def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: 
     sorted_p, _ = torch.sort(probs, dim=-1, descending=True, stable=True)
     cdf = torch.cumsum(sorted_p, dim=-1)
     target = (u * cdf[:, -1]).unsqueeze(-1)
+    keys16 = logits.bfloat16()
     out: dict[str, Any] = {
         "pick_tokens": median_ms(device, lambda: pick_tokens(logits, TEMPERATURE, TOP_P, u), repeats),
         "pick_reference": median_ms(device, lambda: pick_reference(logits, TEMPERATURE, TOP_P, u), repeats),
@@ -54,6 +56,8 @@ def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: 
         "cumsum_float64": median_ms(device, lambda: torch.cumsum(sorted_p, dim=-1), repeats),
         "searchsorted": median_ms(device, lambda: torch.searchsorted(cdf, target, right=True), repeats),
         "sort_float32_logits": median_ms(device, lambda: torch.sort(logits, dim=-1, descending=True), repeats),
+        # what a 16-bit key would cost (exact only for logits a bf16 head produced: a candidate, not the pick's)
+        "sort_bf16_logits": median_ms(device, lambda: torch.sort(keys16, dim=-1, descending=True), repeats),
     }
     out["tokens_equal"] = bool(
         torch.equal(pick_tokens(logits, TEMPERATURE, TOP_P, u), pick_reference(logits, TEMPERATURE, TOP_P, u))
@@ -88,7 +92,7 @@ def main() -> int:
     g = torch.Generator(device=device).manual_seed(0)
     print(
         f"{'rows':>5} {'std':>4} {'nucleus':>8} {'pick ms':>8} {'ref ms':>8} {'speedup':>8} {'equal':>6} "
-        f"{'softmax':>8} {'sort64':>8} {'sort32':>8} {'cumsum':>8} {'search':>8} {'us/row':>7}"
+        f"{'softmax':>8} {'sort64':>8} {'sort32':>8} {'sort16':>8} {'cumsum':>8} {'search':>8} {'us/row':>7}"
     )
     for rows in [int(r) for r in args.rows.split(",")]:
         for std in [float(s) for s in args.stds.split(",")]:
@@ -101,6 +105,7 @@ def main() -> int:
                 f" {ms['pick_reference']:8.2f} {ms['pick_reference'] / ms['pick_tokens']:7.2f}x"
                 f" {'yes' if ms['tokens_equal'] else 'NO':>6}"
                 f" {ms['softmax_float64']:8.2f} {ms['sort_float64_stable']:8.2f} {ms['sort_float32_logits']:8.2f}"
+                f" {ms['sort_bf16_logits']:8.2f}"
                 f" {ms['cumsum_float64']:8.2f} {ms['searchsorted']:8.2f} {ms['pick_tokens'] * 1e3 / rows:7.1f}"
             )
             sys.stdout.flush()
