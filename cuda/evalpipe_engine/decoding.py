@@ -102,14 +102,30 @@ def batch_bucket(n: int, rows: int) -> int:
     return min(b, rows)
 
 
-def kv_scatter_map(bounds: list[int], counts: list[int], slots: list[int]) -> tuple[np.ndarray, ...]:
+def distinct_prompts(prompts: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+    """The distinct prompts (first occurrences, in order) and, for each prompt, the index of its distinct one.
+    Prompts off the CPU are all taken as distinct (comparing them would wait for the device)."""
+    if any(p.device.type != "cpu" for p in prompts):
+        return list(prompts), list(range(len(prompts)))
+    seen: dict[bytes, int] = {}
+    distinct: list[torch.Tensor] = []
+    source: list[int] = []
+    for p in prompts:
+        key = p.to(torch.int64).numpy().tobytes()
+        if key not in seen:
+            seen[key] = len(distinct)
+            distinct.append(p)
+        source.append(seen[key])
+    return distinct, source
+
+
+def kv_scatter_map(spans: list[tuple[int, int]], counts: list[int], slots: list[int]) -> tuple[np.ndarray, ...]:
     """Where a prefill's keys and values go: (cache row, position, packed token) int64 arrays, one entry per
-    position of every new row; prompt i (packed tokens [bounds[i], bounds[i + 1])) continues in the next counts[i]
+    position of every new row; prompt i (packed tokens [spans[i][0], spans[i][1])) continues in the next counts[i]
     of `slots`."""
     rows, positions, tokens = [], [], []
     at = 0
-    for i, c in enumerate(counts):
-        a, b = bounds[i], bounds[i + 1]
+    for (a, b), c in zip(spans, counts, strict=True):
         rows.append(np.repeat(np.asarray(slots[at : at + c], dtype=np.int64), b - a))
         positions.append(np.tile(np.arange(b - a, dtype=np.int64), c))
         tokens.append(np.tile(np.arange(a, b, dtype=np.int64), c))
@@ -197,21 +213,23 @@ class StaticDecoder:
     @torch.inference_mode()
     def _prefill_rows(self, prompts: list[torch.Tensor], counts: list[int], slots: list[int]) -> torch.Tensor:
         """Prefill the prompts together (the packed path) into cache rows `slots` (holes or rows from n on, n grows
-        to cover them): counts[i] consecutive slots continue prompts[i]. Returns those rows' first next-token logits
+        to cover them): counts[i] consecutive slots continue prompts[i]. Equal prompts are prefilled once (each
+        sample of a prompt may come as its own unit: its own budget). Returns those rows' first next-token logits
         [sum(counts), vocab] float32, in the order of `slots`."""
         model, cfg = self.model, self.model.cfg
-        m = sum(counts)
+        distinct, source = distinct_prompts(prompts)
         kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        packed = model.pack(prompts, kv_out=kv)
+        packed = model.pack(distinct, kv_out=kv)
         hidden = model.forward(packed.ids, packed)
         packed.kv_out = None
         bounds = packed.bounds
         last = to_device([b - 1 for b in bounds[1:]], self.device)
         per_prompt = model.compute_logits(hidden[last]).float()
         del hidden
-        repeat = to_device(counts, self.device)
-        first = per_prompt.repeat_interleave(repeat, dim=0, output_size=m).contiguous()
-        prompt_lengths = [bounds[i + 1] - bounds[i] for i in range(len(prompts))]
+        row_source = to_device([source[i] for i, c in enumerate(counts) for _ in range(c)], self.device)
+        first = per_prompt.index_select(0, row_source)
+        spans = [(bounds[u], bounds[u + 1]) for u in source]
+        prompt_lengths = [b - a for a, b in spans]
         new_lengths = [length for length, c in zip(prompt_lengths, counts, strict=True) for _ in range(c)]
         hkv, d = cfg.num_key_value_heads, cfg.head_dim
         slot_index = to_device(slots, self.device)
@@ -219,7 +237,7 @@ class StaticDecoder:
         # of gathered keys, so that many samples of a long prompt need no large transient): each new row's
         # positions take their prompt's packed keys and values
         rows, positions, tokens = (
-            tensor_to_device(torch.from_numpy(a), self.device) for a in kv_scatter_map(bounds, counts, slots)
+            tensor_to_device(torch.from_numpy(a), self.device) for a in kv_scatter_map(spans, counts, slots)
         )
         fresh = not self._k
         for layer, (k, v) in enumerate(kv):

@@ -391,3 +391,31 @@ def test_prefill_scatter_in_small_parts_gives_the_same_rows(monkeypatch: pytest.
     logits = dec.step(tok)
     for r, s in seqs.items():
         assert rel(logits[r : r + 1], _recompute(model, [torch.cat([s, tok[r : r + 1]])])) <= TOL, r
+
+
+def test_equal_prompts_are_prefilled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Samples of one prompt admitted as separate units (each its own budget) share one prefill: the packed
+    forward sees each distinct prompt once, and every row continues its prompt as recomputation has it."""
+    model = _model(seed=7)
+    vocab = model.cfg.vocab_size
+    g = torch.Generator().manual_seed(8)
+    a, b = _tokens(vocab, 6, g), _tokens(vocab, 9, g)
+    packed_counts: list[int] = []
+    pack = model.pack
+
+    def counted_pack(sequences: list[torch.Tensor], **kw: object) -> object:
+        packed_counts.append(len(sequences))
+        return pack(sequences, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model, "pack", counted_pack)
+    dec = StaticDecoder(model, [a, b, a.clone(), a.clone()], [1, 2, 1, 1], capacity=30, slots=8)
+    assert packed_counts == [2]
+    expected = torch.cat(
+        [_recompute(model, [a]), _recompute(model, [b]).expand(2, -1), _recompute(model, [a]).expand(2, -1)]
+    )
+    assert rel(dec.first_logits, expected) <= TOL
+    seqs = {0: a, 1: b, 2: b, 3: a, 4: a}
+    tok = _tokens(vocab, dec.n, g)
+    logits = dec.step(tok)
+    for r, s in seqs.items():
+        assert rel(logits[r : r + 1], _recompute(model, [torch.cat([s, tok[r : r + 1]])])) <= TOL, r
