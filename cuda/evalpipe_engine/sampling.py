@@ -84,12 +84,17 @@ def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, u: torch
     probs = torch.softmax(logits.double() / temperature, dim=-1)
     # the probabilities in descending order, read in the logits' order (the module docstring)
     ordered = probs.gather(-1, torch.sort(logits, dim=-1, descending=True).indices)
+    pick = _searched_position(ordered, top_p, u)
+    return stable_order_token(probs, ordered.gather(-1, pick), pick)
+
+
+def _searched_position(ordered: torch.Tensor, top_p: float, u: torch.Tensor) -> torch.Tensor:
+    """The position ([m, 1] int64) that u picks in each row of descending probabilities `ordered`: the nucleus (the
+    smallest prefix whose mass reaches top_p), then the first position whose cdf exceeds u times its mass (a token
+    of non-zero probability inside the nucleus)."""
     kept = ordered * ((torch.cumsum(ordered, dim=-1) - ordered) < top_p) if top_p < 1.0 else ordered
     cdf = torch.cumsum(kept, dim=-1)
-    target = (u * cdf[:, -1]).unsqueeze(-1)
-    # First index whose cdf exceeds u * mass: a token of non-zero probability inside the nucleus.
-    pick = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)
-    return stable_order_token(probs, ordered.gather(-1, pick), pick)
+    return torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).clamp_(max=cdf.shape[-1] - 1)
 
 
 def pick_reference(logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor) -> torch.Tensor:
@@ -97,11 +102,7 @@ def pick_reference(logits: torch.Tensor, temperature: float, top_p: float, u: to
     probabilities: what the tests and bench/sampler_cost.py compare pick_tokens against (like uniform_reference)."""
     probs = torch.softmax(logits.double() / temperature, dim=-1)
     sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
-    if top_p < 1.0:
-        sorted_p = sorted_p * ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p)
-    cdf = torch.cumsum(sorted_p, dim=-1)
-    pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).clamp_(max=cdf.shape[-1] - 1)
-    return order.gather(-1, pick).squeeze(-1)
+    return order.gather(-1, _searched_position(sorted_p, top_p, u)).squeeze(-1)
 
 
 def stable_order_token(probs: torch.Tensor, value: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
