@@ -59,8 +59,20 @@ def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: 
         # what a 16-bit key would cost (exact only for logits a bf16 head produced: a candidate, not the pick's)
         "sort_bf16_logits": median_ms(device, lambda: torch.sort(keys16, dim=-1, descending=True), repeats),
     }
+    # the logits a bf16 head gives (bf16 values in float32): the pick with its 16-bit sort keys, as the continuous
+    # loop runs it, against the reference on the same logits
+    head16 = logits.bfloat16().float()
+    out["pick_tokens_bf16_keys"] = median_ms(
+        device, lambda: pick_tokens(head16, TEMPERATURE, TOP_P, u, key_dtype=torch.bfloat16), repeats
+    )
     out["tokens_equal"] = bool(
         torch.equal(pick_tokens(logits, TEMPERATURE, TOP_P, u), pick_reference(logits, TEMPERATURE, TOP_P, u))
+    )
+    out["tokens_equal_bf16_keys"] = bool(
+        torch.equal(
+            pick_tokens(head16, TEMPERATURE, TOP_P, u, key_dtype=torch.bfloat16),
+            pick_reference(head16, TEMPERATURE, TOP_P, u),
+        )
     )
     nucleus = ((torch.cumsum(sorted_p, dim=-1) - sorted_p) < TOP_P).sum(-1).double()
     out["nucleus_tokens_mean"] = float(nucleus.mean())
@@ -93,6 +105,7 @@ def main() -> int:
     print(
         f"{'rows':>5} {'std':>4} {'nucleus':>8} {'pick ms':>8} {'ref ms':>8} {'speedup':>8} {'equal':>6} "
         f"{'softmax':>8} {'sort64':>8} {'sort32':>8} {'sort16':>8} {'cumsum':>8} {'search':>8} {'us/row':>7}"
+        f" {'pick16':>8} {'equal16':>7}"
     )
     for rows in [int(r) for r in args.rows.split(",")]:
         for std in [float(s) for s in args.stds.split(",")]:
@@ -107,6 +120,7 @@ def main() -> int:
                 f" {ms['softmax_float64']:8.2f} {ms['sort_float64_stable']:8.2f} {ms['sort_float32_logits']:8.2f}"
                 f" {ms['sort_bf16_logits']:8.2f}"
                 f" {ms['cumsum_float64']:8.2f} {ms['searchsorted']:8.2f} {ms['pick_tokens'] * 1e3 / rows:7.1f}"
+                f" {ms['pick_tokens_bf16_keys']:8.2f} {'yes' if ms['tokens_equal_bf16_keys'] else 'NO':>7}"
             )
             sys.stdout.flush()
             write_json_atomic(args.out, record)

@@ -195,6 +195,7 @@ def decode_continuous(
     decoder.hold_bucket(max_rows if queue else None)
     clock = rules.clock
     sampling = rules.temperature != 0.0
+    key_dtype = decoder.logits_dtype  # the head's dtype: the sampler's exact 16-bit sort keys (sampling.py)
     count = 0
     while True:
         n = logits.shape[0]
@@ -207,6 +208,7 @@ def decode_continuous(
             book.seeds[:n] if sampling else None,
             book.draws[:n] if sampling else None,
             per_row=rules.deterministic,
+            key_dtype=key_dtype,
         )
         if device_checks:
             codes = clock.timed(device, book.finish_codes, picked)

@@ -13,7 +13,7 @@ masked SDPA instead.
     dec = StaticDecoder(model, prompt, n, capacity=len(prompt) + max_new_tokens)   # or model.open_decoder(...)
     dec = StaticDecoder(model, [p0, p1], [n0, n1], capacity=...)   # several prompts in one batch: rows
                                          # [0, n0) continue p0, [n0, n0 + n1) continue p1 (open_batch_decoder)
-    logits = dec.first_logits            # [n, vocab] float32, after the prompt
+    logits = dec.first_logits            # [n, vocab] float32, after the prompt (values of dec.logits_dtype)
     logits = dec.step(tokens)            # tokens [n] int64 -> [n, vocab] float32
     dec.keep([0, 2])                     # finished samples leave; n shrinks
     dec = StaticDecoder(model, [p0], [n0], capacity=..., slots=256)   # room for 256 rows in all
@@ -224,7 +224,10 @@ class StaticDecoder:
         packed.kv_out = None
         bounds = packed.bounds
         last = to_device([b - 1 for b in bounds[1:]], self.device)
-        per_prompt = model.compute_logits(hidden[last]).float()
+        raw = model.compute_logits(hidden[last])
+        self.logits_dtype = raw.dtype  # the head's dtype: every float32 logit returned is exactly one of its values
+        per_prompt = raw.float()
+        del raw
         del hidden
         row_source = to_device([source[i] for i, c in enumerate(counts) for _ in range(c)], self.device)
         first = per_prompt.index_select(0, row_source)

@@ -27,6 +27,9 @@ H200, bench/results/sampler-cost-h200-2026-12-04.json), with the same bits:
   probability v = sorted[j], after the `before` tokens of higher probability), and the stable order lists them by
   index, so the token is the (j - before)-th smallest index whose probability is v: one comparison, one count and
   one int32 cumulative sum per row, no host work.
+- `key_dtype`: logits that a bf16 (or fp16) head made are bf16 values held in float32, so converting them back is
+  exact and keeps every order and every tie: the sort then runs on 16-bit keys. The caller states it (the decoder's
+  `logits_dtype`); for other logits the float32 sort runs (a narrowing that rounds would merge distinct logits).
 """
 
 from __future__ import annotations
@@ -74,16 +77,26 @@ def uniform_reference(seed: int, draw: int) -> float:
     return (z >> 11) * 2.0**-53
 
 
-def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor | None) -> torch.Tensor:
+def pick_tokens(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    u: torch.Tensor | None,
+    *,
+    key_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """One token per row of logits ([m, vocab] float32) as an int64 tensor on the logits' device. temperature 0:
-    argmax (u unused). Otherwise u ([m] float64 on the same device) picks by inverse CDF inside the nucleus."""
+    argmax (u unused). Otherwise u ([m] float64 on the same device) picks by inverse CDF inside the nucleus.
+    key_dtype: a 16-bit float dtype every logit is exactly a value of (the head's output dtype), to sort in."""
     if temperature == 0.0:
         return torch.argmax(logits, dim=-1)
     if u is None:
         raise ValueError("sampling with temperature > 0 needs one uniform per row")
     probs = torch.softmax(logits.double() / temperature, dim=-1)
+    narrow = key_dtype in (torch.bfloat16, torch.float16) and logits.dtype == torch.float32
+    keys = logits.to(key_dtype) if narrow else logits
     # the probabilities in descending order, read in the logits' order (the module docstring)
-    ordered = probs.gather(-1, torch.sort(logits, dim=-1, descending=True).indices)
+    ordered = probs.gather(-1, torch.sort(keys, dim=-1, descending=True).indices)
     pick = _searched_position(ordered, top_p, u)
     return stable_order_token(probs, ordered.gather(-1, pick), pick)
 
@@ -123,17 +136,21 @@ def choose_tokens(
     draws: torch.Tensor | None,
     *,
     per_row: bool = False,
+    key_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """One token per row of logits ([m, vocab] float32, any device), as an int64 tensor on that device; row r draws
     its uniform from (seeds[r], draws[r]) (int64 tensors on that device; unused when greedy). A row's pick depends
     only on its logits, its seed and its draw index, not on the batch. `per_row` (the deterministic mode) samples
     each row on its own [1, vocab] tensor, so that not even the softmax's reduction strategy can depend on the number
-    of rows (argmax is exact either way)."""
+    of rows (argmax is exact either way). key_dtype: pick_tokens'."""
     if temperature == 0.0:
         return pick_tokens(logits, 0.0, top_p, None)
     if seeds is None or draws is None:
         raise ValueError("sampling with temperature > 0 needs each row's seed and draw index")
     u = uniforms(seeds, draws)
     if per_row and logits.shape[0] > 1:
-        return torch.cat([pick_tokens(logits[r : r + 1], temperature, top_p, u[r : r + 1]) for r in range(len(u))])
-    return pick_tokens(logits, temperature, top_p, u)
+        rows = [logits[r : r + 1] for r in range(len(u))]
+        return torch.cat(
+            [pick_tokens(row, temperature, top_p, u[r : r + 1], key_dtype=key_dtype) for r, row in enumerate(rows)]
+        )
+    return pick_tokens(logits, temperature, top_p, u, key_dtype=key_dtype)

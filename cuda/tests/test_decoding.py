@@ -419,3 +419,16 @@ def test_equal_prompts_are_prefilled_once(monkeypatch: pytest.MonkeyPatch) -> No
     logits = dec.step(tok)
     for r, s in seqs.items():
         assert rel(logits[r : r + 1], _recompute(model, [torch.cat([s, tok[r : r + 1]])])) <= TOL, r
+
+
+@pytest.mark.parametrize("quant", ["bf16", "fp32"])
+def test_logits_dtype_is_the_heads_and_exact(quant: str) -> None:
+    """`logits_dtype` (what the sampler sorts on) is the head's dtype, and every float32 logit the decoder returns,
+    first and after a step, is exactly a value of it."""
+    model = NativeStarcoder2.random(tiny_config(), device="cpu", seed=3, quant=quant, attn="sdpa")
+    g = torch.Generator().manual_seed(4)
+    dec = StaticDecoder(model, [_tokens(model.cfg.vocab_size, 5, g)], [2], capacity=12)
+    assert dec.logits_dtype == (torch.bfloat16 if quant == "bf16" else torch.float32)
+    for logits in (dec.first_logits, dec.step(_tokens(model.cfg.vocab_size, 2, g))):
+        assert logits.dtype == torch.float32
+        assert torch.equal(logits.to(dec.logits_dtype).float(), logits)

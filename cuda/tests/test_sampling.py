@@ -112,6 +112,26 @@ def test_pick_tokens_gives_the_full_stable_sort_token(kind: str, top_p: float) -
         assert got.tolist() == pick_reference(logits, temperature, top_p, u).tolist(), (kind, top_p, vocab)
 
 
+@pytest.mark.parametrize("head", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("kind", sorted(_LOGIT_KINDS))
+def test_sixteen_bit_sort_keys_give_the_full_stable_sort_token(kind: str, head: torch.dtype) -> None:
+    """Logits a bf16 / fp16 head made (its values held in float32), sorted on 16-bit keys: the same token as the
+    full float64 sort, ties included (the 16-bit values of such logits are exact, so no two distinct ones merge)."""
+    g = torch.Generator().manual_seed(hash((kind, str(head))) % 2**31)
+    temperature = _LOGIT_KINDS[kind][1]
+    for top_p in (0.5, 0.95, 1.0):
+        for vocab in (2, 17, 1000, 4099):
+            logits = _logits_of(kind, 32, vocab, g).to(head).float()
+            u = torch.rand(32, generator=g, dtype=torch.float64)
+            u[:2] = torch.tensor([0.0, 1.0 - 2.0**-53], dtype=torch.float64)
+            got = pick_tokens(logits, temperature, top_p, u, key_dtype=head)
+            assert got.tolist() == pick_reference(logits, temperature, top_p, u).tolist(), (kind, top_p, vocab)
+            seeds, draws = torch.arange(32), torch.zeros(32, dtype=torch.int64)
+            batched = choose_tokens(logits, temperature, top_p, seeds, draws, key_dtype=head)
+            per_row = choose_tokens(logits, temperature, top_p, seeds, draws, per_row=True, key_dtype=head)
+            assert torch.equal(batched, per_row)
+
+
 def test_equal_probabilities_of_different_logits_take_the_stable_order() -> None:
     """Where the logit order is not the stable probability order (equal probabilities, different logits), the
     logit order's token at the searched position would be wrong: the pick's repair is what makes it right."""
@@ -150,6 +170,9 @@ def test_pick_tokens_gives_the_full_stable_sort_token_on_gpu(kind: str) -> None:
         u = torch.rand(1024, generator=g, dtype=torch.float64).cuda()
         got = pick_tokens(logits, temperature, top_p, u)
         assert torch.equal(got, pick_reference(logits, temperature, top_p, u)), (kind, top_p)
+        head = logits.bfloat16().float()  # a bf16 head's logits, sorted on bf16 keys as the continuous loop does
+        got16 = pick_tokens(head, temperature, top_p, u, key_dtype=torch.bfloat16)
+        assert torch.equal(got16, pick_reference(head, temperature, top_p, u)), (kind, top_p, "bf16 keys")
 
 
 @pytest.fixture(scope="module")
