@@ -9,8 +9,9 @@ Before timing, every variant's decoder is checked against recomputation: the log
 (TOLERANCE below); the error is recorded.
 
 Variants: bf16, fp16, fp32, int8, nf4, nf4-fp32 (nf4 weights, fp32 compute), fp8; a "-triton" suffix runs a
-quantized mode with the Triton decode GEMV instead of the run-time-compiled CUDA one (EVALPIPE_CUDA_RTC), and
-"-eager" turns CUDA graphs off (EVALPIPE_CUDA_GRAPHS=0); "hf-bf16" is HF transformers' own model on the same
+quantized mode with the Triton decode GEMV instead of the run-time-compiled CUDA one (EVALPIPE_CUDA_RTC),
+"bf16-cublas" runs bf16's one-row products on cuBLAS instead of the dense CUDA GEMV, and "-eager" turns CUDA graphs
+off (EVALPIPE_CUDA_GRAPHS=0); "hf-bf16" is HF transformers' own model on the same
 weights, stepped through its DynamicCache (the baseline of the tools in use today).
 
 Usage (GPU):  PYTHONPATH=cuda python bench/decode_matrix.py --out bench/results/decode-h100.json
@@ -42,8 +43,8 @@ TARGETS = {"int8": 1.7, "nf4": 2.5, "fp8": 1.6}  # issue 6: decode tokens/s at b
 FAST_PATHS = {"EVALPIPE_CUDA_GRAPHS": "1", "EVALPIPE_DECODE_KERNEL": "1"}
 # variant -> (quant mode, compute dtype or None, environment overrides on top of FAST_PATHS)
 VARIANTS: dict[str, tuple[str, str | None, dict[str, str]]] = {
-    "bf16": ("bf16", None, {}),
-    "fp16": ("fp16", None, {}),
+    "bf16": ("bf16", None, {"EVALPIPE_CUDA_RTC": "1"}),
+    "fp16": ("fp16", None, {"EVALPIPE_CUDA_RTC": "1"}),
     "fp32": ("fp32", None, {}),
     "int8": ("int8", None, {"EVALPIPE_CUDA_RTC": "1"}),
     "nf4": ("nf4", None, {"EVALPIPE_CUDA_RTC": "1"}),
@@ -53,6 +54,8 @@ VARIANTS: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "nf4-triton": ("nf4", None, {"EVALPIPE_CUDA_RTC": "0"}),
     "fp8-triton": ("fp8", None, {"EVALPIPE_CUDA_RTC": "0"}),
     "bf16-eager": ("bf16", None, {"EVALPIPE_CUDA_GRAPHS": "0"}),
+    # bf16 with cuBLAS for the one-row products too (what ran before the dense CUDA GEMV, kernels/gemv_cuda.py)
+    "bf16-cublas": ("bf16", None, {"EVALPIPE_CUDA_RTC": "0"}),
     # HF transformers' own Starcoder2ForCausalLM on the same random weights, its DynamicCache stepped one token at a
     # time (what `generate` does per step): the tool people use today, as the decode baseline
     "hf-bf16": ("bf16", None, {}),
@@ -255,7 +258,7 @@ def main() -> int:
     ap.add_argument("--size", default="3b", choices=["tiny", "3b", "7b", "15b"])
     ap.add_argument(
         "--variants",
-        default="bf16,fp16,fp32,int8,nf4,nf4-fp32,fp8,int8-triton,nf4-triton,fp8-triton,bf16-eager,hf-bf16",
+        default="bf16,fp16,fp32,int8,nf4,nf4-fp32,fp8,int8-triton,nf4-triton,fp8-triton,bf16-eager,bf16-cublas,hf-bf16",
     )
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--prompt", type=int, default=512)

@@ -6,6 +6,9 @@
 #                                          pick, same logits, tokens checked equal)
 #   bash scripts/gpu-issue17.sh batching   bench/continuous_batching.py at realistic stop lengths: continuous vs
 #                                          static batches in the same call (MODES, default bf16,fp8,nf4,int8)
+#   bash scripts/gpu-issue17.sh decode     bench/sampler_cost.py, the one-row CUDA GEMV's GPU tests, then bench/decode_matrix.py at batch 1
+#                                          and 32 (bf16 on the dense CUDA GEMV and on cuBLAS, the quantized modes,
+#                                          HF) and bench/decode_profile.py's kernel list of a bf16 batch-1 step
 #   bash scripts/gpu-issue17.sh tests      every GPU test (cuda/run_gpu_tests.sh), log in $OUT/gpu-tests.log
 # Results land in $OUT, to be committed under bench/results/ with the card and date in the name.
 set -euo pipefail
@@ -25,11 +28,23 @@ case "${1:-}" in
       --out "$OUT/continuous-batching.json" > "$OUT/continuous-batching.log" 2>&1 || true
     tail -30 "$OUT/continuous-batching.log"
     ;;
+  decode)
+    timeout 140 python3 bench/sampler_cost.py --out "$OUT/sampler-cost.json" > "$OUT/sampler-cost.log" 2>&1 || true
+    tail -6 "$OUT/sampler-cost.log"
+    timeout 150 python3 -m pytest -q -m gpu cuda/tests/test_gemv_cuda.py > "$OUT/gemv-tests.log" 2>&1 || true
+    tail -5 "$OUT/gemv-tests.log"
+    timeout 220 python3 bench/decode_matrix.py --variants "${VARIANTS:-bf16,bf16-cublas,int8,fp8,nf4,hf-bf16}" \
+      --out "$OUT/decode-matrix.json" > "$OUT/decode-matrix.log" 2>&1 || true
+    tail -25 "$OUT/decode-matrix.log"
+    timeout 70 python3 bench/decode_profile.py --quants bf16,nf4 --out "$OUT/decode-profile.json" \
+      > "$OUT/decode-profile.log" 2>&1 || true
+    tail -30 "$OUT/decode-profile.log"
+    ;;
   tests)
     timeout 570 bash cuda/run_gpu_tests.sh 2>&1 | tail -40
     ;;
   *)
-    echo "usage: bash scripts/gpu-issue17.sh profile|batching|tests" >&2
+    echo "usage: bash scripts/gpu-issue17.sh profile|batching|decode|tests" >&2
     exit 2
     ;;
 esac

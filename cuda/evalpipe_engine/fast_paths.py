@@ -4,7 +4,8 @@ Each switch turns one fast path off for A/B runs (all are on by default since th
 
 - `cuda_graphs` (EVALPIPE_CUDA_GRAPHS): decode steps as CUDA graph replays (decoding.py);
 - `decode_kernel` (EVALPIPE_DECODE_KERNEL): Triton flash-decoding attention in decode steps (decoding.py);
-- `cuda_rtc` (EVALPIPE_CUDA_RTC): the int8/fp8/nf4 decode GEMV in CUDA C++ built by NVRTC (kernels/gemv_cuda.py);
+- `cuda_rtc` (EVALPIPE_CUDA_RTC): the one-row decode GEMV (int8/fp8/nf4 and dense bf16/fp16 weights, GELU fused) in
+  CUDA C++ built by NVRTC (kernels/gemv_cuda.py);
 - `fp8_fused` (EVALPIPE_FP8_FUSED): the fp8 prefill quantizes activations inside add+LayerNorm and GELU (model.py).
 
 The `load` op takes them as `fast_paths: {cuda_graphs: false, ...}`; a switch it leaves out (or null) takes its

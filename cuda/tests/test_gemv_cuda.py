@@ -28,7 +28,8 @@ def _rtc_on(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_source_has_one_kernel_per_format_activation_and_variant() -> None:
     per_act = 2 * len(gemv_cuda.W8_VARIANTS) + len(gemv_cuda.NF4_VARIANTS)
-    assert len(gemv_cuda.KERNEL_NAMES) == 3 * per_act == len(set(gemv_cuda.KERNEL_NAMES))
+    dense = 2 * len(gemv_cuda.DENSE_VARIANTS)  # bf16 and fp16 weights; fp32 stays with cuBLAS
+    assert len(gemv_cuda.KERNEL_NAMES) == 3 * per_act + dense == len(set(gemv_cuda.KERNEL_NAMES))
     for name in gemv_cuda.KERNEL_NAMES:
         assert f"void __launch_bounds__(THREADS) {name}(" in gemv_cuda.SOURCE
 
@@ -37,6 +38,19 @@ def test_declines_on_cpu() -> None:
     x = torch.randn(1, 32)
     w = torch.randint(-127, 127, (16, 32), dtype=torch.int8)
     assert gemv_cuda.gemv("int8", x, w, torch.ones(16), None) is None
+    xb = x.to(torch.bfloat16)
+    assert gemv_cuda.gemv("dense", xb, torch.randn(16, 32, dtype=torch.bfloat16), None, None) is None
+
+
+def test_dense_linear_and_gelu_on_cpu_are_the_plain_functions() -> None:
+    """Off CUDA the dense linear is F.linear and its fused GELU is GELU after it, bit for bit."""
+    g = torch.Generator().manual_seed(3)
+    w, b = torch.randn(24, 32, generator=g), torch.randn(24, generator=g)
+    lin = build_linear(w, b, "bf16", torch.bfloat16, name="test.cpu")
+    x = torch.randn(1, 32, generator=g).to(torch.bfloat16)
+    plain = torch.nn.functional.linear(x, lin.weight, lin.bias)
+    assert torch.equal(lin(x), plain)
+    assert torch.equal(lin.forward_gelu(x), torch.nn.functional.gelu(plain, approximate="tanh"))
 
 
 def _relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -102,3 +116,93 @@ def test_gpu_linear_uses_it_and_graph_capture_replays(mode: str) -> None:
     assert torch.equal(static_y, lin(fresh))
     assert _relative_error(eager, lin.reference2d(x)) < 8e-3
     assert _relative_error(static_y, lin.reference2d(fresh)) < 8e-3
+
+
+DENSE_SHAPES = [(3584, 3072), (3072, 12288), (12288, 3072), (49152, 3072), (1000, 1008), (17, 48), (4099, 4096)]
+
+
+def _gelu_ref(y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.gelu(y, approximate="tanh")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("act", [torch.bfloat16, torch.float16])
+def test_gpu_dense_every_variant_matches_reference(act: torch.dtype) -> None:
+    """The dense GEMV (weights in the activation dtype) against the fp32 product of the same weights, every
+    variant, with and without bias, with and without the GELU epilogue."""
+    kernels = gemv_cuda._kernels(torch.device("cuda"))
+    assert kernels is not None, "NVRTC build failed; see stderr"
+    for i, (n, k) in enumerate(DENSE_SHAPES):
+        g = torch.Generator(device="cuda").manual_seed(200 + i)
+        w = (torch.randn(n, k, device="cuda", generator=g) * 0.02).to(act)
+        b = (torch.randn(n, device="cuda", generator=g) * 0.1).to(act) if i % 2 == 0 else None
+        x = torch.randn(1, k, device="cuda", generator=g).to(act)
+        ref = x.float() @ w.float().T + (0 if b is None else b.float())
+        for variant in gemv_cuda.variants_for("dense"):
+            gemv_cuda._choice.clear()
+            gemv_cuda._choice[("dense", gemv_cuda._ACTS[act][0], n, k, x.device.index)] = variant
+            for gelu in (False, True):
+                y = gemv_cuda.gemv("dense", x, w, None, b, gelu=gelu)
+                assert y is not None, f"dense {n}x{k} declined"
+                assert y.dtype == act and y.shape == (1, n)
+                want = _gelu_ref(ref) if gelu else ref
+                err = _relative_error(y, want)
+                assert err < 8e-3, f"dense {act} {n}x{k} gelu={gelu} (rows, unroll)={variant}: rel err {err:.2e}"
+    gemv_cuda._choice.clear()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_gpu_dense_declines_what_it_cannot_run() -> None:
+    w = torch.randn(64, 48, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(1, 48, device="cuda", dtype=torch.bfloat16)
+    assert gemv_cuda.gemv("dense", x.float(), w.float(), None, None) is None  # fp32 stays with cuBLAS
+    assert gemv_cuda.gemv("dense", x, w.half(), None, None) is None  # weight and activation dtypes differ
+    assert gemv_cuda.gemv("dense", x[:, :44], w[:, :44].contiguous(), None, None) is None  # K % 8
+    assert gemv_cuda.gemv("dense", x, w.t().contiguous().t(), None, None) is None  # not row-major
+    assert gemv_cuda.gemv("dense", torch.cat([x, x]), w, None, None) is None  # two rows: cuBLAS
+    assert gemv_cuda.gemv("dense", x, w, None, None, rtc=False) is None  # the switch is off
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mode", ["int8", "fp8", "nf4", "bf16", "fp16"])
+def test_gpu_one_row_gelu_is_fused_and_matches(mode: str) -> None:
+    """forward_gelu of one row (the c_fc of a decode step at batch 1) runs in the GEMV's epilogue: the result is
+    GELU of the fp32 reference within the GEMV's tolerance, and with the fast path switched off (cuBLAS / Triton,
+    then GELU) the same within that tolerance."""
+    act = torch.float16 if mode == "fp16" else torch.bfloat16
+    lin = _linear(mode, 12288, 3072, act, bias=True, seed=11)
+    x = torch.randn(1, 3072, device="cuda", generator=torch.Generator(device="cuda").manual_seed(5)).to(act)
+    dense = mode in ("bf16", "fp16")
+    ref = x.float() @ lin.weight.float().T + lin.bias.float() if dense else lin.reference2d(x)
+    fused = lin.forward_gelu(x)
+    assert fused.shape == (1, 12288) and fused.dtype == act
+    assert _relative_error(fused, _gelu_ref(ref)) < 8e-3
+    lin.cuda_rtc = False
+    unfused = lin.forward_gelu(x)
+    assert _relative_error(unfused, _gelu_ref(ref)) < 8e-3
+    lin.cuda_rtc = None
+    assert _relative_error(lin(x), ref) < 8e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_gpu_dense_linear_uses_it_and_graph_capture_replays() -> None:
+    lin = _linear("bf16", 3072, 3072, torch.bfloat16, bias=True, seed=8)
+    x = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
+    lin(x)  # the variant is timed outside the capture
+    static_x = x.clone()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_y = lin(static_x)
+    fresh = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
+    static_x.copy_(fresh)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(static_y, lin(fresh))
+    ref = fresh.float() @ lin.weight.float().T + lin.bias.float()
+    assert _relative_error(static_y, ref) < 8e-3
+    lin.cuda_rtc = False
+    assert _relative_error(lin(fresh), ref) < 8e-3  # cuBLAS agrees within the tolerance

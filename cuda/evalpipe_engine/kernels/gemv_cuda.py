@@ -1,7 +1,13 @@
-"""One-row (decode at batch 1) GEMV for the quantized weights, in CUDA C++ built at run time (kernels/cuda_rtc.py).
+"""One-row (decode at batch 1) GEMV for the quantized and the dense bf16/fp16 weights, in CUDA C++ built at run
+time (kernels/cuda_rtc.py).
 
-y[1, N] = x[1, K] @ dequant(W).T + b, reading each weight byte exactly once with 16-byte streaming loads
+y[1, N] = act(x[1, K] @ dequant(W).T + b), act the identity or GELU(tanh) (`gelu`: the c_fc epilogue, so that
+GELU is no launch of its own), reading each weight byte exactly once with 16-byte streaming loads
 (ld.global.nc.L1::no_allocate) and dequantizing in registers:
+  dense (the "dense" format: weights in the activation dtype, bf16 or fp16): eight weights per load, converted with
+    one shift or mask (bf16) or one cvt (fp16); what cuBLAS runs for one row reached ~2.0-2.6 TB/s of the H100's
+    3.35 on the 3B's shapes, with a split-K reduce launch for c_proj and GELU in cuBLASLt's epilogue (the H100
+    decode profile, bench/results/decode-profile-h100-2026-11-26-after-fusion.json);
   int8 (per-channel scale s[n]): a byte becomes a float with one byte-permute and one add (the 2^23 magic-number
     trick), so no slow integer-to-float conversions; y[n] = s[n] * sum_k q[n, k] x[k] + b[n];
   e4m3 (per-channel scale): the hardware's cvt.rn.f16x2.e4m3x2, two values per instruction (sm_89+);
@@ -15,12 +21,13 @@ y[1, N] = x[1, K] @ dequant(W).T + b, reading each weight byte exactly once with
       walking the rows) rather than one per row group;
     the absmax multiplies each 32-element partial sum; both layouts sum in the same order (the same result).
 Each block of 128 threads owns ROWS output rows at a time and splits K across its threads (16 bytes per thread per
-step, UNROLL steps in flight), then reduces through warp shuffles and shared memory; accumulation is fp32
-throughout. Activations may be bf16, fp16 or fp32 (the output has x's dtype). ROWS and UNROLL (and for nf4 the table
-layout) are picked per shape by timing the variants once, outside CUDA-graph capture.
+step, UNROLL steps in flight: ROWS x UNROLL loads per thread), then reduces through warp shuffles and shared
+memory; accumulation is fp32 throughout, and the bias and GELU apply to the fp32 sum before its one rounding.
+Activations may be bf16, fp16 or fp32 for the quantized formats (the output has x's dtype). ROWS and UNROLL (and
+for nf4 the table layout) are picked per shape by timing the variants once, outside CUDA-graph capture.
 
 Everything here is a fast path: `gemv` returns None whenever it cannot run (no CUDA, run-time compilation
-unavailable, an unaligned or odd-sized operand), and the caller runs its Triton kernel instead.
+unavailable, an unaligned or odd-sized operand), and the caller runs its Triton kernel (dense: cuBLAS) instead.
 """
 
 from __future__ import annotations
@@ -43,12 +50,15 @@ NF4_VARIANTS: tuple[tuple[int, int, int], ...] = (
     (8, 1, 0),
     (8, 1, 1),
 )
+# dense: a 16-byte load is only 8 weights (16 for int8), so up to 4 steps in flight
+DENSE_VARIANTS: tuple[tuple[int, int, int], ...] = tuple(itertools.product((1, 2, 4), (1, 2, 4), (0,)))
 DEFAULT_VARIANT = (2, 2, 0)
 # persistent pair-table blocks per SM: 32 KB of table each, and up to 128 registers a thread (168 with 8 rows): what
 # fits an SM at once (ptxas -v, sm_90)
 PAIR_BLOCKS_PER_SM = {1: 4, 2: 4, 4: 4, 8: 3}
 _ACTS = {torch.bfloat16: ("bf16", 0), torch.float16: ("f16", 1), torch.float32: ("f32", 2)}
-_FORMATS = {"int8": 0, "fp8": 1, "nf4": 2}
+_FORMATS = {"int8": 0, "fp8": 1, "nf4": 2, "dense": 3}
+_DENSE_ACTS = (torch.bfloat16, torch.float16)
 
 _COMMON = r"""
 typedef unsigned int u32;
@@ -140,6 +150,35 @@ __device__ __forceinline__ void store_scalar(void* p, int i, float v) {
   else ((u16*)p)[i] = f2h(v);
 }
 
+// The output row's value from its fp32 sum: + bias, then GELU(tanh) when asked (PyTorch's formula), rounded once.
+template <int ACT>
+__device__ __forceinline__ void finish_row(void* y, int row, float v, const void* bias, int has_bias, int gelu) {
+  if (has_bias) v += load_scalar<ACT>(bias, row);
+  if (gelu) {
+    const float inner = 0.7978845608028654f * fmaf(0.044715f * v, v * v, v);
+    v = 0.5f * v * (1.f + tanhf(inner));
+  }
+  store_scalar<ACT>(y, row, v);
+}
+
+// 8 bf16 (ACT 0) or fp16 (ACT 1) weights (16 bytes) . 8 activations.
+template <int ACT>
+__device__ __forceinline__ float dot_w16x8(const u32x4& w, const float* x) {
+  u32 words[4] = {w.x, w.y, w.z, w.w};
+  float a = 0.f, b = 0.f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if (ACT == 0) {
+      a = fmaf(as_float(words[j] << 16), x[2 * j], a);
+      b = fmaf(as_float(words[j] & 0xffff0000u), x[2 * j + 1], b);
+    } else {
+      a = fmaf(h2f(words[j] & 0xffffu), x[2 * j], a);
+      b = fmaf(h2f(words[j] >> 16), x[2 * j + 1], b);
+    }
+  }
+  return a + b;
+}
+
 // 4 int8 weights (one word) . 4 activations: byte -> 2^23 + (q + 128) exactly as a float, minus 2^23 + 128.
 __device__ __forceinline__ float dot_i8x4(u32 w, const float* x, float s) {
   u32 u = w ^ 0x80808080u;
@@ -229,7 +268,7 @@ __device__ __forceinline__ void reduce_rows(float* acc, float (*red)[ROWS]) {
 // int8 / e4m3: w [N, K] row-major bytes (K % 16 == 0), scale fp32 [N].
 template <int ACT, int FMT, int ROWS, int UNROLL>
 __device__ __forceinline__ void gemv_w8(const void* x, const u8* w, const float* scale, const void* bias, void* y,
-                                        int N, int K, int has_bias) {
+                                        int N, int K, int has_bias, int gelu) {
   __shared__ float red[THREADS / 32][ROWS];
   const int row0 = blockIdx.x * ROWS;
   const u8* wr[ROWS];
@@ -263,9 +302,48 @@ __device__ __forceinline__ void gemv_w8(const void* x, const u8* w, const float*
     float v = 0.f;
 #pragma unroll
     for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
-    v *= scale[row0 + t];
-    if (has_bias) v += load_scalar<ACT>(bias, row0 + t);
-    store_scalar<ACT>(y, row0 + t, v);
+    finish_row<ACT>(y, row0 + t, v * scale[row0 + t], bias, has_bias, gelu);
+  }
+}
+
+// dense: w [N, K] row-major in the activation dtype (K % 8 == 0).
+template <int ACT, int ROWS, int UNROLL>
+__device__ __forceinline__ void gemv_dense(const void* x, const u16* w, const void* bias, void* y, int N, int K,
+                                           int has_bias, int gelu) {
+  __shared__ float red[THREADS / 32][ROWS];
+  const int row0 = blockIdx.x * ROWS;
+  const u16* wr[ROWS];
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) wr[r] = w + (size_t)min(row0 + r, N - 1) * (size_t)K;
+  float acc[ROWS];
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
+  for (int k0 = threadIdx.x * 8; k0 < K; k0 += THREADS * 8 * UNROLL) {
+    u32x4 wv[UNROLL][ROWS];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int k = k0 + u * THREADS * 8;
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) if (k < K) wv[u][r] = ld_stream(wr[r] + k);
+    }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int k = k0 + u * THREADS * 8;
+      if (k < K) {
+        float xv[8];
+        load_x<ACT, 8>(x, k, xv);
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) acc[r] += dot_w16x8<ACT>(wv[u][r], xv);
+      }
+    }
+  }
+  reduce_rows<ROWS>(acc, red);
+  const int t = threadIdx.x;
+  if (t < ROWS && row0 + t < N) {
+    float v = 0.f;
+#pragma unroll
+    for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
+    finish_row<ACT>(y, row0 + t, v, bias, has_bias, gelu);
   }
 }
 
@@ -273,7 +351,7 @@ __device__ __forceinline__ void gemv_w8(const void* x, const u8* w, const float*
 // PAIR 0: nibble table, one block per ROWS rows; PAIR 1: pair table, blocks walk the rows (grid-stride).
 template <int ACT, int ROWS, int UNROLL, int PAIR>
 __device__ __forceinline__ void gemv_nf4(const void* x, const u8* w, const float* absmax, const float* code,
-                                         const void* bias, void* y, int N, int K, int KB, int has_bias) {
+                                         const void* bias, void* y, int N, int K, int KB, int has_bias, int gelu) {
   __shared__ float lut_all[PAIR ? 1 : 16 * 32];
   __shared__ f2 pair_all[PAIR ? 256 * 16 : 1];
   __shared__ float red[THREADS / 32][ROWS];
@@ -339,8 +417,7 @@ __device__ __forceinline__ void gemv_nf4(const void* x, const u8* w, const float
       float v = 0.f;
 #pragma unroll
       for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
-      if (has_bias) v += load_scalar<ACT>(bias, row0 + t);
-      store_scalar<ACT>(y, row0 + t, v);
+      finish_row<ACT>(y, row0 + t, v, bias, has_bias, gelu);
     }
     __syncthreads();  // red is reused by the next row group
   }
@@ -349,7 +426,7 @@ __device__ __forceinline__ void gemv_nf4(const void* x, const u8* w, const float
 
 
 def variants_for(fmt: str) -> tuple[tuple[int, int, int], ...]:
-    return NF4_VARIANTS if fmt == "nf4" else W8_VARIANTS
+    return {"nf4": NF4_VARIANTS, "dense": DENSE_VARIANTS}.get(fmt, W8_VARIANTS)
 
 
 def _kernel_name(fmt: str, act: str, rows: int, unroll: int, table: int = 0) -> str:
@@ -366,9 +443,9 @@ def _source() -> tuple[str, list[str]]:
                 names.append(name)
                 wrappers.append(
                     f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u8* w, '
-                    "const float* scale, const void* bias, void* y, int N, int K, int has_bias) {\n"
-                    f"  gemv_w8<{act_id}, {_FORMATS[fmt]}, {rows}, {unroll}>(x, w, scale, bias, y, N, K, has_bias);"
-                    "\n}\n"
+                    "const float* scale, const void* bias, void* y, int N, int K, int has_bias, int gelu) {\n"
+                    f"  gemv_w8<{act_id}, {_FORMATS[fmt]}, {rows}, {unroll}>(x, w, scale, bias, y, N, K, has_bias, "
+                    "gelu);\n}\n"
                 )
         for rows, unroll, table in NF4_VARIANTS:
             name = _kernel_name("nf4", act, rows, unroll, table)
@@ -376,9 +453,19 @@ def _source() -> tuple[str, list[str]]:
             wrappers.append(
                 f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u8* w, '
                 "const float* absmax, const float* code, const void* bias, void* y, int N, int K, int KB, "
-                "int has_bias) {\n"
-                f"  gemv_nf4<{act_id}, {rows}, {unroll}, {table}>(x, w, absmax, code, bias, y, N, K, KB, has_bias);"
-                "\n}\n"
+                "int has_bias, int gelu) {\n"
+                f"  gemv_nf4<{act_id}, {rows}, {unroll}, {table}>(x, w, absmax, code, bias, y, N, K, KB, has_bias, "
+                "gelu);\n}\n"
+            )
+        if act_id == 2:
+            continue  # dense weights are in the activation dtype: bf16 or fp16 (fp32 stays with cuBLAS)
+        for rows, unroll, _ in DENSE_VARIANTS:
+            name = _kernel_name("dense", act, rows, unroll)
+            names.append(name)
+            wrappers.append(
+                f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u16* w, '
+                "const void* bias, void* y, int N, int K, int has_bias, int gelu) {\n"
+                f"  gemv_dense<{act_id}, {rows}, {unroll}>(x, w, bias, y, N, K, has_bias, gelu);\n}}\n"
             )
     return _COMMON + "\n".join(wrappers), names
 
@@ -436,34 +523,46 @@ def gemv(
     fmt: str,
     x: torch.Tensor,
     weight: torch.Tensor,
-    scales: torch.Tensor,
+    scales: torch.Tensor | None,
     bias: torch.Tensor | None,
     *,
     code: torch.Tensor | None = None,
     k: int | None = None,
     rtc: bool | None = None,
+    gelu: bool = False,
 ) -> torch.Tensor | None:
     """x [1, K] -> [1, N] in x's dtype, or None when this fast path cannot run here (the caller falls back).
 
     fmt "int8"/"fp8": weight [N, K] int8 / float8_e4m3fn, scales fp32 [N] (per channel).
     fmt "nf4": weight uint8 [N, Kp/2], scales = absmax fp32 [N, Kp/64], code fp32 [16], k = K.
-    rtc: the cuda_rtc fast-path switch (False: decline; None: EVALPIPE_CUDA_RTC decides)."""
+    fmt "dense": weight [N, K] in x's dtype (bf16 or fp16), scales None.
+    rtc: the cuda_rtc fast-path switch (False: decline; None: EVALPIPE_CUDA_RTC decides).
+    gelu: GELU(tanh) of the biased sum, in the kernel's epilogue."""
     if not x.is_cuda or x.dim() != 2 or x.shape[0] != 1 or x.dtype not in _ACTS:
         return None
     if x.stride(1) != 1:
         x = x.contiguous()
-    kernels = _kernels(x.device, rtc)
-    if kernels is None:
-        return None
     n = weight.shape[0]
     in_features = x.shape[1]
-    if fmt == "nf4":
+    if fmt == "dense":
+        if x.dtype not in _DENSE_ACTS or weight.dtype != x.dtype or weight.shape[1] != in_features or in_features % 8:
+            return None
+    elif fmt == "nf4":
         kb = weight.shape[1]
-        if code is None or k != in_features or kb * 2 < in_features or kb % 16 or scales.shape != (n, kb // 32):
+        if scales is None or code is None or k != in_features or kb * 2 < in_features or kb % 16:
+            return None
+        if scales.shape != (n, kb // 32):
             return None
     elif weight.shape[1] != in_features or in_features % 16:
         return None
-    if not (weight.is_contiguous() and scales.is_contiguous() and scales.dtype == torch.float32):
+    if scales is not None and not (scales.is_contiguous() and scales.dtype == torch.float32):
+        return None
+    if fmt != "dense" and scales is None:
+        return None
+    if not weight.is_contiguous():
+        return None
+    kernels = _kernels(x.device, rtc)
+    if kernels is None:
         return None
     if not (_aligned(x) and _aligned(weight)) or (bias is not None and bias.dtype != x.dtype):
         return None
@@ -471,6 +570,7 @@ def gemv(
     y = torch.empty((1, n), device=x.device, dtype=x.dtype)
     bias_arg = bias if bias is not None else y
     has_bias = int(bias is not None)
+    epilogue = int(gelu)
 
     def launch(variant: tuple[int, int, int]) -> None:
         rows, unroll, table = variant
@@ -481,9 +581,11 @@ def gemv(
             groups = -(-groups // steps)
         grid = (groups, 1, 1)
         if fmt == "nf4":
-            args = [x, weight, scales, code, bias_arg, y, n, in_features, weight.shape[1], has_bias]
+            args = [x, weight, scales, code, bias_arg, y, n, in_features, weight.shape[1], has_bias, epilogue]
+        elif fmt == "dense":
+            args = [x, weight, bias_arg, y, n, in_features, has_bias, epilogue]
         else:
-            args = [x, weight, scales, bias_arg, y, n, in_features, has_bias]
+            args = [x, weight, scales, bias_arg, y, n, in_features, has_bias, epilogue]
         kernel(grid=grid, block=(THREADS, 1, 1), args=args, stream=torch.cuda.current_stream(x.device))
 
     variant = _pick_variant((fmt, act, n, in_features, x.device.index), launch)

@@ -67,8 +67,15 @@ class LMHead:
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
         self.deterministic = False
+        self.cuda_rtc: bool | None = None  # the cuda_rtc fast-path switch: one row through the CUDA GEMV
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         if self.deterministic:
             return invariant_linear(h, self.weight, None)
+        if h.is_cuda and h.dim() == 2 and h.shape[0] == 1:
+            from ..kernels.gemv_cuda import gemv
+
+            y = gemv("dense", h, self.weight, None, None, rtc=self.cuda_rtc)
+            if y is not None:
+                return y
         return torch.nn.functional.linear(h, self.weight)

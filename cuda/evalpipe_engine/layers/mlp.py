@@ -39,11 +39,9 @@ class GeluMLP(nn.Module):
             return proj(F.gelu(g, approximate="tanh"))
         if deterministic:
             return proj(F.gelu(fc(h), approximate="tanh"))
-        if fuse_gelu and isinstance(fc, DenseLinear) and fc.bias is not None:
-            # cuBLASLt GELU(tanh) epilogue: bias + GELU fused into the c_fc GEMM
-            h = torch._addmm_activation(fc.bias, h, fc.weight.t(), use_gelu=True)
-        elif fuse_gelu and isinstance(fc, QuantLinearBase):
-            h = fc.forward_gelu(h)  # quantized linears offer the same fusion (quant/common.py)
+        if fuse_gelu and isinstance(fc, DenseLinear | QuantLinearBase):
+            # GELU(tanh) in the product's epilogue: cuBLASLt's for many rows, the CUDA GEMV's for one
+            h = fc.forward_gelu(h)
         else:
             h = F.gelu(fc(h), approximate="tanh")
         return proj(h)

@@ -152,10 +152,11 @@ class NativeCausalLM(nn.Module):
 
     def set_fast_paths(self, fast_paths: FastPaths) -> None:
         """The fast-path switches (fast_paths.py): the decoders read cuda_graphs and decode_kernel, the fp8 prefill
-        fp8_fused, and every quantized linear its cuda_rtc."""
+        fp8_fused, and every linear and the head their cuda_rtc (the one-row CUDA GEMV)."""
         self.fast_paths = fast_paths
+        self.head.cuda_rtc = fast_paths.cuda_rtc
         for module in self.modules():
-            if isinstance(module, QuantLinearBase):
+            if isinstance(module, DenseLinear | QuantLinearBase):
                 module.cuda_rtc = fast_paths.cuda_rtc
 
     # -------------------------------------------------------------------------------------------- packing

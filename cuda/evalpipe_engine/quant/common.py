@@ -144,9 +144,13 @@ class QuantLinearBase(nn.Module):
 
     def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
         """gelu_tanh(x @ W.T + b); prefill paths that end in cuBLAS fuse bias + GELU into the GEMM's epilogue
-        (as the dense model does for c_fc), the others apply GELU after."""
+        (as the dense model does for c_fc), one row fuses it into the CUDA GEMV's, the others apply GELU after."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
+        if x2.is_cuda and x2.shape[0] == 1 and not self.invariant and x.shape[-1] == self.in_features:
+            y = self.gemv_row(x2, gelu=True)
+            if y is not None:
+                return y.reshape(*lead, self.out_features)
         if x2.is_cuda and x2.shape[0] > self.options.small_m_max and self.bias is not None and not self.invariant:
             w = self._prefill_dense_weight(x2.dtype)
             if w is not None:
@@ -157,6 +161,11 @@ class QuantLinearBase(nn.Module):
 
     def _prefill_dense_weight(self, dtype: torch.dtype) -> torch.Tensor | None:
         """The dense weight the prefill path hands to cuBLAS, or None when the prefill path is not dense."""
+        return None
+
+    def gemv_row(self, x: torch.Tensor, *, gelu: bool) -> torch.Tensor | None:
+        """One row ([1, in] on CUDA) through the CUDA GEMV (kernels/gemv_cuda.py), GELU(tanh) in its epilogue when
+        asked; None where it cannot run (the caller takes its Triton or cuBLAS path)."""
         return None
 
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,12 +246,15 @@ class PerChannelLinear(QuantLinearBase):
             return super()._invariant2d(x)
         return invariant_linear(x, self.qweight, self.bias, scale=self.scale)
 
+    def gemv_row(self, x: torch.Tensor, *, gelu: bool) -> torch.Tensor | None:
+        from ..kernels.gemv_cuda import gemv
+
+        return gemv(self.mode, x, self.qweight, self.scale, self.bias, rtc=self.cuda_rtc, gelu=gelu)
+
     def _decode2d(self, x: torch.Tensor) -> torch.Tensor | None:
         """The decode product for M <= small_m_max rows on CUDA, None for more rows (the prefill path)."""
         if x.shape[0] == 1:
-            from ..kernels.gemv_cuda import gemv
-
-            y = gemv(self.mode, x, self.qweight, self.scale, self.bias, rtc=self.cuda_rtc)
+            y = self.gemv_row(x, gelu=False)
             if y is not None:
                 return y
         if x.shape[0] <= self.options.small_m_max:

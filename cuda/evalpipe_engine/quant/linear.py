@@ -17,16 +17,40 @@ _QUANTIZED: dict[str, type[QuantLinearBase]] = {"int8": Int8Linear, "nf4": Nf4Li
 
 
 class DenseLinear(nn.Module):
+    """y = x @ W.T + b in the mode's dtype: cuBLAS, except one bf16/fp16 row on CUDA, which goes through the CUDA
+    GEMV (kernels/gemv_cuda.py, the cuda_rtc fast path: decode at batch 1 is a weight read), and the deterministic
+    mode, whose products are batch-invariant (invariant.py)."""
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> None:
         super().__init__()
         self.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias.to(dtype), requires_grad=False)
         self.invariant = False  # the deterministic mode's batch-invariant products (invariant.py)
+        self.cuda_rtc: bool | None = None  # the cuda_rtc fast-path switch (fast_paths.py); None: EVALPIPE_CUDA_RTC
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.invariant:
             return invariant_linear(x, self.weight, self.bias)
-        return nn.functional.linear(x, self.weight, self.bias)
+        y = self._one_row(x, gelu=False)
+        return nn.functional.linear(x, self.weight, self.bias) if y is None else y
+
+    def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """gelu_tanh(x @ W.T + b) with the activation fused into the product where one can take it: one row in the
+        CUDA GEMV's epilogue, more rows (with a bias) in cuBLASLt's; otherwise GELU after the product."""
+        if not self.invariant:
+            y = self._one_row(x, gelu=True)
+            if y is not None:
+                return y
+            if self.bias is not None and x.dim() == 2 and x.is_cuda:
+                return torch._addmm_activation(self.bias, x, self.weight.t(), use_gelu=True)
+        return nn.functional.gelu(self(x), approximate="tanh")
+
+    def _one_row(self, x: torch.Tensor, *, gelu: bool) -> torch.Tensor | None:
+        if not x.is_cuda or x.dim() != 2 or x.shape[0] != 1:
+            return None
+        from ..kernels.gemv_cuda import gemv
+
+        return gemv("dense", x, self.weight, None, self.bias, rtc=self.cuda_rtc, gelu=gelu)
 
 
 def build_linear(

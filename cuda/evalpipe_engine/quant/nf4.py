@@ -158,13 +158,19 @@ class Nf4Linear(QuantLinearBase):
     def invariant_weight(self, dtype: torch.dtype) -> torch.Tensor:
         return self._prefill_dense_weight(dtype)  # the Triton dequantization, straight to `dtype`
 
+    def gemv_row(self, x: torch.Tensor, *, gelu: bool, absmax: torch.Tensor | None = None) -> torch.Tensor | None:
+        from ..kernels.gemv_cuda import gemv
+
+        absmax = self.absmax() if absmax is None else absmax
+        return gemv(
+            "nf4", x, self.packed, absmax, self.bias, code=self.code, k=self.in_features, rtc=self.cuda_rtc, gelu=gelu
+        )
+
     def _forward2d(self, x: torch.Tensor) -> torch.Tensor:
         absmax = self.absmax()
         m = x.shape[0]
         if m == 1:
-            from ..kernels.gemv_cuda import gemv
-
-            y = gemv("nf4", x, self.packed, absmax, self.bias, code=self.code, k=self.in_features, rtc=self.cuda_rtc)
+            y = self.gemv_row(x, gelu=False, absmax=absmax)
             if y is not None:
                 return y
         if m == 1 or (self.options.nf4_small_m_dot and m <= self.options.small_m_max):
