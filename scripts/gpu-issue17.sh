@@ -9,6 +9,10 @@
 #   bash scripts/gpu-issue17.sh decode     bench/sampler_cost.py, the one-row CUDA GEMV's GPU tests, then bench/decode_matrix.py at batch 1
 #                                          and 32 (bf16 on the dense CUDA GEMV and on cuBLAS, the quantized modes,
 #                                          HF) and bench/decode_profile.py's kernel list of a bf16 batch-1 step
+#   bash scripts/gpu-issue17.sh first      when device time is short, the new code's checks and the main figures in
+#                                          one call: sampler_cost at 1024 rows, the GEMV's GPU tests, decode_matrix at
+#                                          batch 1 (bf16 on the GEMV and on cuBLAS, int8, fp8, nf4), continuous_batching
+#                                          for bf16 (continuous vs static in the same run)
 #   bash scripts/gpu-issue17.sh tests      every GPU test (cuda/run_gpu_tests.sh), log in $OUT/gpu-tests.log
 # Results land in $OUT, to be committed under bench/results/ with the card and date in the name.
 set -euo pipefail
@@ -40,11 +44,25 @@ case "${1:-}" in
       > "$OUT/decode-profile.log" 2>&1 || true
     tail -30 "$OUT/decode-profile.log"
     ;;
+  first)
+    timeout 60 python3 bench/sampler_cost.py --rows 1024 --stds 1 --out "$OUT/sampler-cost.json" \
+      > "$OUT/sampler-cost.log" 2>&1 || true
+    tail -3 "$OUT/sampler-cost.log"
+    timeout 110 python3 -m pytest -q -m gpu cuda/tests/test_gemv_cuda.py cuda/tests/test_sampling.py \
+      > "$OUT/gemv-sampling-tests.log" 2>&1 || true
+    tail -5 "$OUT/gemv-sampling-tests.log"
+    timeout 150 python3 bench/decode_matrix.py --variants bf16,bf16-cublas,int8,fp8,nf4 --batches 1 \
+      --out "$OUT/decode-matrix.json" > "$OUT/decode-matrix.log" 2>&1 || true
+    tail -9 "$OUT/decode-matrix.log"
+    timeout 250 python3 bench/continuous_batching.py --modes bf16 --out "$OUT/continuous-batching.json" \
+      > "$OUT/continuous-batching.log" 2>&1 || true
+    tail -20 "$OUT/continuous-batching.log"
+    ;;
   tests)
     timeout 570 bash cuda/run_gpu_tests.sh 2>&1 | tail -40
     ;;
   *)
-    echo "usage: bash scripts/gpu-issue17.sh profile|batching|decode|tests" >&2
+    echo "usage: bash scripts/gpu-issue17.sh profile|batching|decode|first|tests" >&2
     exit 2
     ;;
 esac
