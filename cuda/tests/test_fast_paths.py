@@ -14,6 +14,7 @@ from evalpipe_engine.fast_paths import ENVIRONMENT, FUSED_ENV, GRAPHS_ENV, KERNE
 from evalpipe_engine.loading import load_model
 from evalpipe_engine.model import NativeStarcoder2
 from evalpipe_engine.quant.common import QuantLinearBase
+from evalpipe_engine.quant.linear import DenseLinear
 
 ALL_ON = {"cuda_graphs": True, "decode_kernel": True, "cuda_rtc": True, "fp8_fused": True}
 
@@ -57,6 +58,18 @@ def test_load_reports_the_switches_defaulting_from_the_environment(monkeypatch: 
     assert linears and all(m.cuda_rtc is True for m in linears)
     monkeypatch.setenv(GRAPHS_ENV, "1")
     assert not model.fast_paths.use_cuda_graphs
+
+
+def test_cuda_rtc_reaches_the_dense_linears_and_the_head() -> None:
+    """bf16's one-row products (every dense linear and the head) take the same switch as the quantized GEMVs."""
+    loaded = load_model({"model": PRESET, "device": "cpu", "quant": "bf16", "fast_paths": {"cuda_rtc": False}})
+    model = loaded.backend
+    assert isinstance(model, NativeStarcoder2)
+    dense = [m for m in model.modules() if isinstance(m, DenseLinear)]
+    assert dense and all(m.cuda_rtc is False for m in dense)
+    assert model.head.cuda_rtc is False
+    model.set_fast_paths(FastPaths(cuda_rtc=True))
+    assert all(m.cuda_rtc is True for m in dense) and model.head.cuda_rtc is True
 
 
 def test_the_hf_backend_takes_the_switches_too() -> None:
