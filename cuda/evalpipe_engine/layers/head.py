@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from ..invariant import invariant_linear, invariant_rows
+from ..kernels.gemv_cuda import gemv
 
 DEFAULT_CHUNK_ROWS = 2048
 
@@ -72,10 +73,5 @@ class LMHead:
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         if self.deterministic:
             return invariant_linear(h, self.weight, None)
-        if h.is_cuda and h.dim() == 2 and h.shape[0] == 1:
-            from ..kernels.gemv_cuda import gemv
-
-            y = gemv("dense", h, self.weight, None, None, rtc=self.cuda_rtc)
-            if y is not None:
-                return y
-        return torch.nn.functional.linear(h, self.weight)
+        y = gemv("dense", h, self.weight, None, None, rtc=self.cuda_rtc)  # None unless one CUDA row
+        return torch.nn.functional.linear(h, self.weight) if y is None else y

@@ -147,8 +147,8 @@ class QuantLinearBase(nn.Module):
         (as the dense model does for c_fc), one row fuses it into the CUDA GEMV's, the others apply GELU after."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
-        if x2.is_cuda and x2.shape[0] == 1 and not self.invariant and x.shape[-1] == self.in_features:
-            y = self.gemv_row(x2, gelu=True)
+        if not self.invariant:
+            y = self.gemv_row(x2, gelu=True)  # None unless one CUDA row it can take
             if y is not None:
                 return y.reshape(*lead, self.out_features)
         if x2.is_cuda and x2.shape[0] > self.options.small_m_max and self.bias is not None and not self.invariant:

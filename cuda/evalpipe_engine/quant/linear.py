@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..invariant import invariant_linear
+from ..kernels.gemv_cuda import gemv
 from .common import QuantLinearBase, QuantOptions, check_weight, module_bytes
 from .fp8 import Fp8Linear
 from .int8 import Int8Linear
@@ -31,26 +32,19 @@ class DenseLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.invariant:
             return invariant_linear(x, self.weight, self.bias)
-        y = self._one_row(x, gelu=False)
+        y = gemv("dense", x, self.weight, None, self.bias, rtc=self.cuda_rtc)  # None unless one CUDA row
         return nn.functional.linear(x, self.weight, self.bias) if y is None else y
 
     def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
         """gelu_tanh(x @ W.T + b) with the activation fused into the product where one can take it: one row in the
         CUDA GEMV's epilogue, more rows (with a bias) in cuBLASLt's; otherwise GELU after the product."""
         if not self.invariant:
-            y = self._one_row(x, gelu=True)
+            y = gemv("dense", x, self.weight, None, self.bias, rtc=self.cuda_rtc, gelu=True)
             if y is not None:
                 return y
             if self.bias is not None and x.dim() == 2 and x.is_cuda:
                 return torch._addmm_activation(self.bias, x, self.weight.t(), use_gelu=True)
         return nn.functional.gelu(self(x), approximate="tanh")
-
-    def _one_row(self, x: torch.Tensor, *, gelu: bool) -> torch.Tensor | None:
-        if not x.is_cuda or x.dim() != 2 or x.shape[0] != 1:
-            return None
-        from ..kernels.gemv_cuda import gemv
-
-        return gemv("dense", x, self.weight, None, self.bias, rtc=self.cuda_rtc, gelu=gelu)
 
 
 def build_linear(
