@@ -92,14 +92,9 @@ def test_gpu_every_variant_matches_reference(mode: str, act: torch.dtype) -> Non
     gemv_cuda._choice.clear()
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("mode", ["int8", "fp8", "nf4"])
-def test_gpu_linear_uses_it_and_graph_capture_replays(mode: str) -> None:
-    """The module's one-row forward goes through the CUDA kernel and is captured by a CUDA graph."""
-    lin = _linear(mode, 3072, 3072, torch.bfloat16, bias=True, seed=7)
-    x = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
-    eager = lin(x)
+def _replayed_on_fresh_input(lin: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """lin's one-row forward captured in a CUDA graph (after a warm-up on a side stream, where the GEMV's variant is
+    timed), then replayed on a fresh input: (the graph's output, that input)."""
     static_x = x.clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -109,10 +104,22 @@ def test_gpu_linear_uses_it_and_graph_capture_replays(mode: str) -> None:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         static_y = lin(static_x)
-    fresh = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
+    fresh = torch.randn(x.shape, device=x.device, dtype=x.dtype)
     static_x.copy_(fresh)
     graph.replay()
     torch.cuda.synchronize()
+    return static_y, fresh
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mode", ["int8", "fp8", "nf4"])
+def test_gpu_linear_uses_it_and_graph_capture_replays(mode: str) -> None:
+    """The module's one-row forward goes through the CUDA kernel and is captured by a CUDA graph."""
+    lin = _linear(mode, 3072, 3072, torch.bfloat16, bias=True, seed=7)
+    x = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
+    eager = lin(x)
+    static_y, fresh = _replayed_on_fresh_input(lin, x)
     assert torch.equal(static_y, lin(fresh))
     assert _relative_error(eager, lin.reference2d(x)) < 8e-3
     assert _relative_error(static_y, lin.reference2d(fresh)) < 8e-3
@@ -192,15 +199,7 @@ def test_gpu_one_row_gelu_is_fused_and_matches(mode: str) -> None:
 def test_gpu_dense_linear_uses_it_and_graph_capture_replays() -> None:
     lin = _linear("bf16", 3072, 3072, torch.bfloat16, bias=True, seed=8)
     x = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
-    lin(x)  # the variant is timed outside the capture
-    static_x = x.clone()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_y = lin(static_x)
-    fresh = torch.randn(1, 3072, device="cuda", dtype=torch.bfloat16)
-    static_x.copy_(fresh)
-    graph.replay()
-    torch.cuda.synchronize()
+    static_y, fresh = _replayed_on_fresh_input(lin, x)
     assert torch.equal(static_y, lin(fresh))
     ref = fresh.float() @ lin.weight.float().T + lin.bias.float()
     assert _relative_error(static_y, ref) < 8e-3
