@@ -202,8 +202,13 @@ __device__ __forceinline__ float dot_e4m3x4(u32 w, const float* x, float s) {
   return s;
 }
 
-template <int FMT>
-__device__ __forceinline__ float dot16(const u32x4& w, const float* x) {
+// FMT 0: int8, 1: e4m3 (16 one-byte weights a load), 3: dense (8 weights in the activation dtype ACT a load).
+template <int FMT> struct RowMajor { static constexpr int PER_LOAD = FMT == 3 ? 8 : 16; };
+
+// One 16-byte load of weights . its PER_LOAD activations.
+template <int ACT, int FMT>
+__device__ __forceinline__ float dot_load(const u32x4& w, const float* x) {
+  if (FMT == 3) return dot_w16x8<ACT>(w, x);
   float a = 0.f, b = 0.f;
   if (FMT == 0) {
     a = dot_i8x4(w.x, x, a); b = dot_i8x4(w.y, x + 4, b); a = dot_i8x4(w.z, x + 8, a); b = dot_i8x4(w.w, x + 12, b);
@@ -265,34 +270,37 @@ __device__ __forceinline__ void reduce_rows(float* acc, float (*red)[ROWS]) {
   __syncthreads();
 }
 
-// int8 / e4m3: w [N, K] row-major bytes (K % 16 == 0), scale fp32 [N].
+// int8 / e4m3 (w [N, K] bytes, K % 16 == 0, scale fp32 [N]) and dense (w [N, K] in the activation dtype, K % 8 ==
+// 0, no scale): row-major weights, one 16-byte load = RowMajor<FMT>::PER_LOAD weights of a row.
 template <int ACT, int FMT, int ROWS, int UNROLL>
-__device__ __forceinline__ void gemv_w8(const void* x, const u8* w, const float* scale, const void* bias, void* y,
-                                        int N, int K, int has_bias, int gelu) {
+__device__ __forceinline__ void gemv_rowmajor(const void* x, const u8* w, const float* scale, const void* bias,
+                                              void* y, int N, int K, int has_bias, int gelu) {
+  constexpr int PER = RowMajor<FMT>::PER_LOAD;
+  constexpr int BYTES = 16 / PER;  // bytes a weight
   __shared__ float red[THREADS / 32][ROWS];
   const int row0 = blockIdx.x * ROWS;
   const u8* wr[ROWS];
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r) wr[r] = w + (size_t)min(row0 + r, N - 1) * (size_t)K;
+  for (int r = 0; r < ROWS; ++r) wr[r] = w + (size_t)min(row0 + r, N - 1) * (size_t)K * BYTES;
   float acc[ROWS];
 #pragma unroll
   for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
-  for (int k0 = threadIdx.x * 16; k0 < K; k0 += THREADS * 16 * UNROLL) {
+  for (int k0 = threadIdx.x * PER; k0 < K; k0 += THREADS * PER * UNROLL) {
     u32x4 wv[UNROLL][ROWS];
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int k = k0 + u * THREADS * 16;
+      const int k = k0 + u * THREADS * PER;
 #pragma unroll
-      for (int r = 0; r < ROWS; ++r) if (k < K) wv[u][r] = ld_stream(wr[r] + k);
+      for (int r = 0; r < ROWS; ++r) if (k < K) wv[u][r] = ld_stream(wr[r] + (size_t)k * BYTES);
     }
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int k = k0 + u * THREADS * 16;
+      const int k = k0 + u * THREADS * PER;
       if (k < K) {
-        float xv[16];
-        load_x<ACT, 16>(x, k, xv);
+        float xv[PER];
+        load_x<ACT, PER>(x, k, xv);
 #pragma unroll
-        for (int r = 0; r < ROWS; ++r) acc[r] += dot16<FMT>(wv[u][r], xv);
+        for (int r = 0; r < ROWS; ++r) acc[r] += dot_load<ACT, FMT>(wv[u][r], xv);
       }
     }
   }
@@ -302,48 +310,7 @@ __device__ __forceinline__ void gemv_w8(const void* x, const u8* w, const float*
     float v = 0.f;
 #pragma unroll
     for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
-    finish_row<ACT>(y, row0 + t, v * scale[row0 + t], bias, has_bias, gelu);
-  }
-}
-
-// dense: w [N, K] row-major in the activation dtype (K % 8 == 0).
-template <int ACT, int ROWS, int UNROLL>
-__device__ __forceinline__ void gemv_dense(const void* x, const u16* w, const void* bias, void* y, int N, int K,
-                                           int has_bias, int gelu) {
-  __shared__ float red[THREADS / 32][ROWS];
-  const int row0 = blockIdx.x * ROWS;
-  const u16* wr[ROWS];
-#pragma unroll
-  for (int r = 0; r < ROWS; ++r) wr[r] = w + (size_t)min(row0 + r, N - 1) * (size_t)K;
-  float acc[ROWS];
-#pragma unroll
-  for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
-  for (int k0 = threadIdx.x * 8; k0 < K; k0 += THREADS * 8 * UNROLL) {
-    u32x4 wv[UNROLL][ROWS];
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int k = k0 + u * THREADS * 8;
-#pragma unroll
-      for (int r = 0; r < ROWS; ++r) if (k < K) wv[u][r] = ld_stream(wr[r] + k);
-    }
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int k = k0 + u * THREADS * 8;
-      if (k < K) {
-        float xv[8];
-        load_x<ACT, 8>(x, k, xv);
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r) acc[r] += dot_w16x8<ACT>(wv[u][r], xv);
-      }
-    }
-  }
-  reduce_rows<ROWS>(acc, red);
-  const int t = threadIdx.x;
-  if (t < ROWS && row0 + t < N) {
-    float v = 0.f;
-#pragma unroll
-    for (int i = 0; i < THREADS / 32; ++i) v += red[i][t];
-    finish_row<ACT>(y, row0 + t, v, bias, has_bias, gelu);
+    finish_row<ACT>(y, row0 + t, FMT == 3 ? v : v * scale[row0 + t], bias, has_bias, gelu);
   }
 }
 
@@ -444,8 +411,8 @@ def _source() -> tuple[str, list[str]]:
                 wrappers.append(
                     f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u8* w, '
                     "const float* scale, const void* bias, void* y, int N, int K, int has_bias, int gelu) {\n"
-                    f"  gemv_w8<{act_id}, {_FORMATS[fmt]}, {rows}, {unroll}>(x, w, scale, bias, y, N, K, has_bias, "
-                    "gelu);\n}\n"
+                    f"  gemv_rowmajor<{act_id}, {_FORMATS[fmt]}, {rows}, {unroll}>(x, w, scale, bias, y, N, K, "
+                    "has_bias, gelu);\n}\n"
                 )
         for rows, unroll, table in NF4_VARIANTS:
             name = _kernel_name("nf4", act, rows, unroll, table)
@@ -465,7 +432,8 @@ def _source() -> tuple[str, list[str]]:
             wrappers.append(
                 f'extern "C" __global__ void __launch_bounds__(THREADS) {name}(const void* x, const u16* w, '
                 "const void* bias, void* y, int N, int K, int has_bias, int gelu) {\n"
-                f"  gemv_dense<{act_id}, {rows}, {unroll}>(x, w, bias, y, N, K, has_bias, gelu);\n}}\n"
+                f"  gemv_rowmajor<{act_id}, {_FORMATS['dense']}, {rows}, {unroll}>(x, (const u8*)w, nullptr, bias, y, "
+                "N, K, has_bias, gelu);\n}\n"
             )
     return _COMMON + "\n".join(wrappers), names
 
