@@ -56,20 +56,30 @@ def lognormal_ints(n: int, median: float, sigma: float, lo: int, hi: int, seed: 
     return [int(min(hi, max(lo, round(median * math.exp(sigma * float(x)))))) for x in z]
 
 
+def prompt_ids(vocab: int, seed: int) -> list[list[int]]:
+    """The 164 prompts' token ids: lengths from a seeded log-normal (median 125 tokens), random tokens."""
+    prompt_lengths = lognormal_ints(164, 125, 0.45, 32, 448, seed)
+    g = torch.Generator().manual_seed(seed + 2)
+    return [torch.randint(0, vocab, (length,), generator=g).tolist() for length in prompt_lengths]
+
+
 def workload(vocab: int, n: int, seed: int) -> list[PromptSamples]:
     """One PromptSamples per sample (each with its own forced stop length), in prompt order."""
-    prompt_lengths = lognormal_ints(164, 125, 0.45, 32, 448, seed)
     stops = lognormal_ints(164 * n, 100, 1.0, 1, 512, seed + 1)
-    g = torch.Generator().manual_seed(seed + 2)
     out: list[PromptSamples] = []
-    for p, length in enumerate(prompt_lengths):
-        ids = torch.randint(0, vocab, (length,), generator=g).tolist()
+    for p, ids in enumerate(prompt_ids(vocab, seed)):
         for s in range(n):
             out.append(PromptSamples(f"p{p}/s{s}", ids, [s], stops[p * n + s], seed=0, seed_key=f"p{p}"))
     return out
 
 
-def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None, overlap: bool = True) -> dict[str, Any]:
+def run(
+    loaded: LoadedModel,
+    work: list[PromptSamples],
+    rows: int | None,
+    overlap: bool = True,
+    temperature: float = 0.8,
+) -> dict[str, Any]:
     tokens = 0
 
     def emit(event: str, data: dict[str, Any]) -> None:
@@ -83,7 +93,7 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None, overla
     count, batch_rows = decode_prompts(
         loaded,
         work,
-        temperature=0.8,
+        temperature=temperature,
         top_p=0.95,
         stop=UNREACHED_STOPS,
         max_batch_rows=rows,
@@ -105,6 +115,23 @@ def run(loaded: LoadedModel, work: list[PromptSamples], rows: int | None, overla
         "calls_by_work": clock.calls_by_work(),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
+
+
+def load_mode(cfg: Any, sd: dict[str, torch.Tensor], mode: str) -> LoadedModel:
+    """The native model of cfg on the GPU in precision `mode` (flash attention), as the engine loads it."""
+    _, cls = NATIVE_ARCHITECTURES[cfg.architecture]
+    model = cls.from_state_dict(cfg, sd, device="cuda", quant=mode, attn="flash")
+    return LoadedModel(
+        backend=model,
+        tokenizer=build_tokenizer(),
+        facts=model.facts,
+        provenance=None,  # type: ignore[arg-type]
+        quant=mode,
+        attn="flash",
+        compute_dtype=None,
+        eos_token_ids=(),
+        load_seconds=0.0,
+    )
 
 
 def print_table(record: dict[str, Any]) -> None:
@@ -163,21 +190,10 @@ def main() -> int:
     record["modes"] = {}
     log(json.dumps(record["workload"]))
     sd = random_state_dict(cfg, torch.device("cuda"), torch.float32, seed=0, residual_scaled=True)
-    _, cls = NATIVE_ARCHITECTURES[cfg.architecture]
     modes = [m for m in args.modes.split(",") if m]
     for mode in modes:
-        model = cls.from_state_dict(cfg, sd, device="cuda", quant=mode, attn="flash")
-        loaded = LoadedModel(
-            backend=model,
-            tokenizer=build_tokenizer(),
-            facts=model.facts,
-            provenance=None,  # type: ignore[arg-type]
-            quant=mode,
-            attn="flash",
-            compute_dtype=None,
-            eos_token_ids=(),
-            load_seconds=0.0,
-        )
+        loaded = load_mode(cfg, sd, mode)
+        model = loaded.backend
         run(loaded, work[: args.rows], args.rows)  # compile, autotune and capture outside the timings
         row: dict[str, Any] = {}
         row["continuous"] = run(loaded, work, None)

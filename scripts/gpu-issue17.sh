@@ -14,6 +14,11 @@
 #                                          batch 1 (bf16 on the GEMV and on cuBLAS, int8, fp8, nf4), continuous_batching
 #                                          for bf16 (continuous vs static in the same run)
 #   bash scripts/gpu-issue17.sh tests      every GPU test (cuda/run_gpu_tests.sh), log in $OUT/gpu-tests.log
+#   bash scripts/gpu-issue17.sh full       bench/full_length_generation.py: the table's full-length rows (greedy
+#                                          164 x 512, 164 x 20 at T 0.2 / 0.8 and 256 / 512 new tokens; MODES)
+#   bash scripts/gpu-issue17.sh models     bench/llama_h200.py for StarCoder2-3B: prefill 2x4096 / 2x16384 against
+#                                          HF, batch 64 against HF generate, the quantized modes' prefill and decode
+#                                          ratios to bf16 in the same call
 # Results land in $OUT, to be committed under bench/results/ with the card and date in the name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,10 +64,21 @@ case "${1:-}" in
     tail -20 "$OUT/continuous-batching.log"
     ;;
   tests)
-    timeout 570 bash cuda/run_gpu_tests.sh 2>&1 | tail -40
+    timeout "${TESTS_TIMEOUT:-570}" bash cuda/run_gpu_tests.sh 2>&1 | tail -40 || true
+    ;;
+  full)
+    timeout "${FULL_TIMEOUT:-560}" python3 bench/full_length_generation.py --modes "${MODES:-bf16}" \
+      --out "$OUT/full-length.json" > "$OUT/full-length.log" 2>&1 || true
+    grep -v "^\[full-length" "$OUT/full-length.log" | tail -20
+    ;;
+  models)
+    timeout "${MODELS_TIMEOUT:-560}" python3 bench/llama_h200.py --configs starcoder2-3b --hf starcoder2-3b \
+      --quant-configs starcoder2-3b --group-rows 640 --out "$OUT/family-starcoder2-3b.json" \
+      > "$OUT/family-starcoder2-3b.log" 2>&1 || true
+    tail -14 "$OUT/family-starcoder2-3b.log"
     ;;
   *)
-    echo "usage: bash scripts/gpu-issue17.sh profile|batching|decode|first|tests" >&2
+    echo "usage: bash scripts/gpu-issue17.sh profile|batching|decode|first|tests|full|models" >&2
     exit 2
     ;;
 esac
