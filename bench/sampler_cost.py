@@ -23,7 +23,13 @@ import torch
 from decode_matrix import Timer
 from records import git_commit, write_json_atomic
 
-from evalpipe_engine.sampling import pick_reference, pick_tokens, uniforms
+from evalpipe_engine.sampling import (
+    _searched_position,
+    pick_reference,
+    pick_tokens,
+    stable_order_token,
+    uniforms,
+)
 from evalpipe_engine.system_info import system_info
 
 TEMPERATURE, TOP_P = 0.8, 0.95
@@ -65,6 +71,24 @@ def parts(logits: torch.Tensor, u: torch.Tensor, device: torch.device, repeats: 
     out["pick_tokens_bf16_keys"] = median_ms(
         device, lambda: pick_tokens(head16, TEMPERATURE, TOP_P, u, key_dtype=torch.bfloat16), repeats
     )
+    # the tie repair alone on those logits: stable_order_token's whole-row torch passes (the CPU path, and the CUDA
+    # path before kernels/stable_pick.py) against the kernel the CUDA path runs now
+    probs16 = torch.softmax(head16.double() / TEMPERATURE, dim=-1)
+    order16 = torch.sort(keys16, dim=-1, descending=True).indices
+    ordered16 = probs16.gather(-1, order16)
+    at = _searched_position(ordered16, TOP_P, u)
+    out["tie_repair_torch"] = median_ms(
+        device, lambda: stable_order_token(probs16, ordered16.gather(-1, at), at), repeats
+    )
+    if device.type == "cuda":
+        from evalpipe_engine.kernels.stable_pick import stable_pick
+
+        out["tie_repair_kernel"] = median_ms(device, lambda: stable_pick(probs16, ordered16, order16, at), repeats)
+        out["tie_repair_equal"] = bool(
+            torch.equal(
+                stable_pick(probs16, ordered16, order16, at), stable_order_token(probs16, ordered16.gather(-1, at), at)
+            )
+        )
     out["tokens_equal"] = bool(
         torch.equal(pick_tokens(logits, TEMPERATURE, TOP_P, u), pick_reference(logits, TEMPERATURE, TOP_P, u))
     )
@@ -105,7 +129,7 @@ def main() -> int:
     print(
         f"{'rows':>5} {'std':>4} {'nucleus':>8} {'pick ms':>8} {'ref ms':>8} {'speedup':>8} {'equal':>6} "
         f"{'softmax':>8} {'sort64':>8} {'sort32':>8} {'sort16':>8} {'cumsum':>8} {'search':>8} {'us/row':>7}"
-        f" {'pick16':>8} {'equal16':>7}"
+        f" {'pick16':>8} {'equal16':>7} {'repair':>7} {'kernel':>7}"
     )
     for rows in [int(r) for r in args.rows.split(",")]:
         for std in [float(s) for s in args.stds.split(",")]:
@@ -121,6 +145,7 @@ def main() -> int:
                 f" {ms['sort_bf16_logits']:8.2f}"
                 f" {ms['cumsum_float64']:8.2f} {ms['searchsorted']:8.2f} {ms['pick_tokens'] * 1e3 / rows:7.1f}"
                 f" {ms['pick_tokens_bf16_keys']:8.2f} {'yes' if ms['tokens_equal_bf16_keys'] else 'NO':>7}"
+                f" {ms['tie_repair_torch']:7.2f} {ms.get('tie_repair_kernel', float('nan')):7.2f}"
             )
             sys.stdout.flush()
             write_json_atomic(args.out, record)

@@ -26,7 +26,8 @@ H200, bench/results/sampler-cost-h200-2026-12-04.json), with the same bits:
   logits, the logit order is not the stable order. The run of j holds the same tokens in both orders (those of
   probability v = sorted[j], after the `before` tokens of higher probability), and the stable order lists them by
   index, so the token is the (j - before)-th smallest index whose probability is v: one comparison, one count and
-  one int32 cumulative sum per row, no host work.
+  one int32 cumulative sum per row, no host work. On CUDA one Triton launch finds that token from the sorted
+  arrays (kernels/stable_pick.py: binary searches for the run's bounds, a pass over the row only where v is tied).
 - `key_dtype`: logits that a bf16 (or fp16) head made are bf16 values held in float32, so converting them back is
   exact and keeps every order and every tie: the sort then runs on 16-bit keys. The caller states it (the decoder's
   `logits_dtype`); for other logits the float32 sort runs (a narrowing that rounds would merge distinct logits).
@@ -96,8 +97,13 @@ def pick_tokens(
     narrow = key_dtype in (torch.bfloat16, torch.float16) and logits.dtype == torch.float32
     keys = logits.to(key_dtype) if narrow else logits
     # the probabilities in descending order, read in the logits' order (the module docstring)
-    ordered = probs.gather(-1, torch.sort(keys, dim=-1, descending=True).indices)
+    order = torch.sort(keys, dim=-1, descending=True).indices
+    ordered = probs.gather(-1, order)
     pick = _searched_position(ordered, top_p, u)
+    if probs.is_cuda:
+        from .kernels.stable_pick import stable_pick  # Triton: imported where a GPU runs it
+
+        return stable_pick(probs, ordered, order, pick)  # the same token in one launch
     return stable_order_token(probs, ordered.gather(-1, pick), pick)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -156,6 +157,33 @@ def test_stable_order_token_counts_ties_by_index() -> None:
         value = probs[:, stable[position] : stable[position] + 1]
         pick = torch.tensor([[position]])
         assert stable_order_token(probs, value, pick).tolist() == [token]
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="the Triton kernel runs interpreted in CI")
+@pytest.mark.parametrize("kind", sorted(_LOGIT_KINDS))
+def test_stable_pick_kernel_gives_the_stable_order_token(kind: str) -> None:
+    """kernels/stable_pick.py (the CUDA path of pick_tokens) against stable_order_token at every position of rows
+    with and without ties (bf16 and fp16 heads' logits tie often; equal_probs ties different logits), through
+    Triton's interpreter."""
+    from evalpipe_engine.kernels.stable_pick import stable_pick
+
+    g = torch.Generator().manual_seed(hash(kind) % 2**31)
+    temperature = _LOGIT_KINDS[kind][1]
+    tied_rows = 0
+    for head in (None, torch.bfloat16, torch.float16):
+        logits = _logits_of(kind, 6, 300, g)
+        if head is not None:
+            logits = logits.to(head).float()
+        probs = torch.softmax(logits.double() / temperature, dim=-1)
+        order = torch.sort(logits, dim=-1, descending=True).indices
+        ordered = probs.gather(-1, order)
+        for position in (0, 1, 2, 3, 150, 298, 299):
+            pick = torch.full((6, 1), position)
+            value = ordered.gather(-1, pick)
+            tied_rows += int(((probs == value).sum(-1) > 1).sum())
+            want = stable_order_token(probs, value, pick)
+            assert torch.equal(stable_pick(probs, ordered, order, pick), want), (kind, head, position)
+    assert tied_rows > 0 or kind == "peaked", "the tie path was not reached"  # peaked: no ties at these positions
 
 
 @pytest.mark.gpu
